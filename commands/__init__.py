@@ -1,0 +1,1 @@
+"""Click commands, one per stage; they parse options, call worldmodels, and print paths."""

@@ -1,0 +1,56 @@
+"""The `worldmodels` command group. Stages are imported lazily so --help stays fast."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+_STAGES = {
+    "collect": ("commands.collect", "collect_command"),
+    "train-vae": ("commands.train_vae", "train_vae_command"),
+    "encode": ("commands.encode", "encode_command"),
+    "train-rnn": ("commands.train_rnn", "train_rnn_command"),
+    "train-controller": ("commands.train_controller", "train_controller_command"),
+    "evaluate": ("commands.evaluate", "evaluate_command"),
+    "pipeline": ("commands.pipeline", "pipeline_command"),
+}
+_HELP = {
+    "collect": "Collect rollouts of CarRacing-v3 with an exploration policy.",
+    "train-vae": "Train V, the ConvVAE, streaming frames from the rollouts.",
+    "encode": "Encode every frame with V (mu, logvar): the series M trains on.",
+    "train-rnn": "Train M, the MDN-RNN with reward and done heads.",
+    "train-controller": "Evolve C with CMA-ES in the dream (default) or the real env.",
+    "evaluate": "Score a trained agent in the real env (default) or the dream.",
+    "pipeline": "Run every stage in order for a preset.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, context):
+        return list(_STAGES)
+
+    def get_command(self, context, name):
+        if name not in _STAGES:
+            return None
+        module, attribute = _STAGES[name]
+        return getattr(importlib.import_module(module), attribute)
+
+    def format_commands(self, context, formatter):
+        rows = [(name, _HELP[name]) for name in _STAGES]
+        with formatter.section("Stages"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="worldmodels")
+def main():
+    """World Models (Ha & Schmidhuber, 2018) on CarRacing-v3, in stages that talk through files.
+
+    Typical run: collect -> train-vae -> encode -> train-rnn -> train-controller -> evaluate,
+    or all of them with `worldmodels pipeline --preset small`.
+    """
+
+
+if __name__ == "__main__":
+    main()

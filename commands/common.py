@@ -1,0 +1,73 @@
+"""Options shared by every stage, and the conversion of library errors to one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path
+
+import click
+
+from worldmodels.config import PRESET_NAMES
+
+
+def common_options(function):
+    """--preset, --name, --data-dir, --results-dir, --seed."""
+    options = [
+        click.option("--preset", type=click.Choice(PRESET_NAMES), default="small",
+                     show_default=True, help="Scale: smoke (tests), small (2-core CPU), paper."),
+        click.option("--name", default="default", show_default=True,
+                     help="Experiment name: data in DATA/NAME, results in RESULTS/NAME."),
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("data"), show_default=True, help="Root of rollouts and series."),
+        click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("results"), show_default=True,
+                     help="Root of models, logs and scores."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Run seed."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def friendly_errors(function):
+    """Turn WorldModelsError (and ValueError from configs) into a one-line click error."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from worldmodels.errors import WorldModelsError
+
+        try:
+            return function(*args, **kwargs)
+        except (WorldModelsError, ValueError) as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def setup_tensorflow(seed: int) -> None:
+    """Quiet TensorFlow's start-up logs and seed Python, NumPy and TensorFlow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def positive(name: str, value, allow_zero: bool = False) -> None:
+    """Reject out-of-range numeric options with a one-line error."""
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise click.BadParameter(f"must be {bound}, got {value}", param_hint=f"--{name}")
+
+
+def summary(message: str, started: float) -> None:
+    """The one-line summary every stage ends with."""
+    click.echo(f"{message} ({time.time() - started:.1f} s)")
+
+
+def progress_enabled() -> bool:
+    """Progress bars unless WORLDMODELS_NO_PROGRESS is set (tests)."""
+    return not os.environ.get("WORLDMODELS_NO_PROGRESS")

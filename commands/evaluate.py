@@ -1,0 +1,58 @@
+"""worldmodels evaluate: a trained agent (V + M + C) in the real env or in the dream."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from commands.common import (
+    common_options, friendly_errors, positive, progress_enabled, setup_tensorflow, summary,
+)
+
+
+@click.command("evaluate")
+@common_options
+@click.option("--where", type=click.Choice(["real", "dream"]), default="real", show_default=True,
+              help="Run the agent in the gymnasium env (real) or inside M (dream).")
+@click.option("--controller", "trained_in", type=click.Choice(["dream", "real"]), default="dream",
+              show_default=True, help="Which trained controller: controller-dream or -real.")
+@click.option("--params", type=click.Choice(["best", "mean"]), default="best", show_default=True,
+              help="The best candidate found, or the final CMA-ES mean.")
+@click.option("--episodes", type=int, help="Episodes (default 100).")
+@click.option("--max-steps", type=int, help="Steps per episode.")
+@click.option("--temperature", type=float, help="Dream temperature (with --where dream).")
+@click.option("--workers", type=int, help="Env processes (with --where real).")
+@click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
+@friendly_errors
+def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_in, params,
+                     episodes, max_steps, temperature, workers, env_id):
+    """Score a trained agent; write RESULTS/NAME/evaluate/*.json."""
+    from worldmodels.artifacts import Layout, require_manifest, write_json
+    from worldmodels.config import get_preset, override, to_dict
+    from worldmodels.env import check_env_id
+
+    started = time.time()
+    for option, value in (("episodes", episodes), ("max-steps", max_steps),
+                          ("temperature", temperature)):
+        positive(option, value)
+    positive("workers", workers, allow_zero=True)
+    config = override(get_preset(preset).evaluate, episodes=episodes, max_steps=max_steps,
+                      temperature=temperature, workers=workers, env_id=env_id)
+    check_env_id(config.env_id)
+    layout = Layout(data_dir, results_dir, name)
+    directory = layout.controller(trained_in)
+    controller = require_manifest(directory, f"controller trained in the {trained_in}",
+                                  f"train-controller --where {trained_in}")
+    setup_tensorflow(seed)
+    from worldmodels.evaluation import evaluate
+
+    result = evaluate(layout, controller, directory, params, where, config, seed,
+                      progress_enabled())
+    result["config"] = to_dict(config)
+    result["wall_seconds"] = time.time() - started
+    path = layout.evaluations / f"{where}-{trained_in}-{params}.json"
+    write_json(path, result)
+    click.echo(f"wrote {path}")
+    summary(f"evaluate ({where}, {result['episodes']} episodes): "
+            f"{result['mean']:.1f} ± {result['std']:.1f}", started)

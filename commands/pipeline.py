@@ -1,0 +1,57 @@
+"""worldmodels pipeline: every stage in order for a preset."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from commands.common import common_options, friendly_errors
+
+STAGES = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate")
+
+
+@click.command("pipeline")
+@common_options
+@click.option("--skip-complete/--redo", default=True, show_default=True,
+              help="Skip stages whose outputs are already complete.")
+@click.pass_context
+@friendly_errors
+def pipeline_command(context, preset, name, data_dir, results_dir, seed, skip_complete):
+    """Run collect, train-vae, encode, train-rnn, train-controller (dream) and evaluate (real)."""
+    from commands.cli import main
+    from worldmodels.artifacts import Layout, read_json, write_json
+
+    started = time.time()
+    layout = Layout(data_dir, results_dir, name)
+    markers = {
+        "collect": layout.rollouts / "manifest.json",
+        "train-vae": layout.vae / "manifest.json",
+        "encode": layout.series_dir / "manifest.json",
+        "train-rnn": layout.rnn / "manifest.json",
+        "train-controller": layout.controller("dream") / "manifest.json",
+        "evaluate": layout.evaluations / "real-dream-best.json",
+    }
+    common = ["--preset", preset, "--name", name, "--data-dir", str(data_dir),
+              "--results-dir", str(results_dir), "--seed", str(seed)]
+    timings_path = layout.experiment / "pipeline.json"
+    timings = read_json(timings_path) if timings_path.exists() else {}
+    for stage in STAGES:
+        marker = markers[stage]
+        if skip_complete and marker.exists() and read_json(marker).get("status", "complete") == "complete":
+            click.echo(f"== {stage}: complete, skipped ({marker})")
+            continue
+        click.echo(f"== {stage}")
+        stage_started = time.time()
+        command = main.get_command(context, stage)
+        context.invoke(command, **_defaults(context, command, common))
+        timings[stage] = round(time.time() - stage_started, 1)
+        write_json(timings_path, {**timings, "preset": preset, "seed": seed})
+    click.echo(f"wrote {timings_path}")
+    click.echo(f"pipeline ({preset}): done in {time.time() - started:.1f} s")
+
+
+def _defaults(context, command, args):
+    """Parse ``args`` with ``command``'s own parser so every option gets its default."""
+    sub = command.make_context(command.name, list(args), parent=context)
+    return sub.params

@@ -1,0 +1,187 @@
+"""Configuration as data: one frozen dataclass per stage and named presets.
+
+Presets:
+- ``smoke``: every stage on a tiny scale, for tests (the whole pipeline in about a minute).
+- ``small``: the real method scaled to a 2-core CPU (the whole pipeline in well under 90 minutes).
+- ``paper``: the paper's scale and hyperparameters, for a GPU and a large CPU machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+PRESET_NAMES = ("smoke", "small", "paper")
+ENV_ID = "CarRacing-v3"
+FRAME_SIZE = 64
+ACTION_SIZE = 3
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """Rollouts of the real env with an exploration policy."""
+
+    env_id: str = ENV_ID
+    """Gymnasium id of the environment."""
+    episodes: int = 10_000
+    """Number of episodes to collect."""
+    max_steps: int = 1000
+    """Time limit of an episode (CarRacing-v3's own limit is 1000)."""
+    policy: str = "pilot"
+    """Exploration policy: pilot, biased, brownian or random (see worldmodels.policies)."""
+    workers: int = 0
+    """Worker processes; 0 means one per core."""
+
+
+@dataclass(frozen=True)
+class VaeConfig:
+    """The ConvVAE (V) and its training."""
+
+    z_size: int = 32
+    """Size of the latent vector z."""
+    kl_tolerance: float = 0.5
+    """KL is floored at kl_tolerance * z_size ("free bits")."""
+    learning_rate: float = 1e-4
+    """Adam learning rate."""
+    batch_size: int = 100
+    """Frames per batch."""
+    epochs: int = 10
+    """Passes over the rollouts."""
+    shuffle_episodes: int = 20
+    """Episodes read and shuffled together when streaming (bounds memory)."""
+    max_episodes: int = 0
+    """Use at most this many episodes for training (0: all)."""
+
+
+@dataclass(frozen=True)
+class RnnConfig:
+    """The MDN-RNN (M) with reward and done heads, and its training."""
+
+    hidden_size: int = 256
+    """LSTM units."""
+    mixtures: int = 5
+    """Gaussians per latent dimension."""
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    grad_clip: float = 1.0
+    """Gradient clipping by global norm."""
+    batch_size: int = 100
+    """Sequences per batch."""
+    sequence_length: int = 999
+    """Steps per training sequence (the paper trains on whole episodes)."""
+    epochs: int = 20
+    """Passes over the episodes (each episode gives one random window per epoch)."""
+    reward_weight: float = 1.0
+    """Weight of the reward regression loss."""
+    done_weight: float = 1.0
+    """Weight of the done (Bernoulli) loss."""
+    done_pos_weight: float = 10.0
+    """Weight of the rare positive class in the done loss."""
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """CMA-ES over the linear controller, scored in the dream or in the real env."""
+
+    where: str = "dream"
+    """Where candidates are scored: dream (inside M) or real (the gymnasium env)."""
+    population: int = 64
+    """CMA-ES population size."""
+    trials: int = 16
+    """Rollouts per candidate; fitness is their mean return."""
+    generations: int = 1800
+    """Number of CMA-ES generations."""
+    sigma: float = 0.1
+    """Initial CMA-ES step size (the search starts at zeros)."""
+    max_steps: int = 1000
+    """Steps per rollout."""
+    temperature: float = 1.15
+    """Dream temperature used for training (tau)."""
+    workers: int = 0
+    """Env worker processes when scoring in the real env; 0 means one per core."""
+    env_id: str = ENV_ID
+    """Gymnasium id of the environment (real scoring)."""
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluation of a trained agent."""
+
+    episodes: int = 100
+    """Episodes to run."""
+    max_steps: int = 1000
+    """Steps per episode."""
+    temperature: float = 1.15
+    """Dream temperature (only with --where dream)."""
+    workers: int = 0
+    """Env worker processes; 0 means one per core."""
+    env_id: str = ENV_ID
+    """Gymnasium id of the environment."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """All stage configs of one preset."""
+
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    rnn: RnnConfig = field(default_factory=RnnConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+def _smoke() -> Preset:
+    return Preset(
+        collect=CollectConfig(episodes=4, max_steps=60, workers=2),
+        vae=VaeConfig(epochs=1, batch_size=32, shuffle_episodes=2),
+        rnn=RnnConfig(epochs=2, batch_size=4, sequence_length=30),
+        controller=ControllerConfig(
+            population=4, trials=2, generations=2, max_steps=40, workers=2
+        ),
+        evaluate=EvaluateConfig(episodes=2, max_steps=60, workers=2),
+    )
+
+
+def _small() -> Preset:
+    return Preset(
+        collect=CollectConfig(episodes=120, max_steps=1000),
+        vae=VaeConfig(epochs=4, batch_size=100),
+        rnn=RnnConfig(epochs=60, batch_size=32, sequence_length=250),
+        controller=ControllerConfig(population=32, trials=8, generations=60, max_steps=1000),
+        evaluate=EvaluateConfig(episodes=100),
+    )
+
+
+def _paper() -> Preset:
+    return Preset()
+
+
+_PRESETS = {"smoke": _smoke, "small": _small, "paper": _paper}
+
+
+def get_preset(name: str) -> Preset:
+    """Return the named preset; raise ValueError for an unknown name."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+    return _PRESETS[name]()
+
+
+def override(config, **changes):
+    """Return ``config`` with the non-None ``changes`` applied (CLI overrides)."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    return dataclasses.replace(config, **changes)
+
+
+def to_dict(config) -> dict:
+    """A JSON-ready dict of a config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def controller_input_size(z_size: int, hidden_size: int) -> int:
+    """Size of the controller's input [z, h]."""
+    return z_size + hidden_size
+
+
+def controller_param_count(z_size: int, hidden_size: int) -> int:
+    """(z + h) * 3 weights + 3 biases: 867 for the paper's sizes."""
+    return controller_input_size(z_size, hidden_size) * ACTION_SIZE + ACTION_SIZE

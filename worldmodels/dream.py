@@ -1,0 +1,82 @@
+"""The dream: controllers driven inside M, every agent of a population batched into one
+TensorFlow while-loop (one LSTM step per time step for all agents)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from worldmodels.controller import act_batch
+from worldmodels.rnn import MDNRNN
+
+
+def sample_next_z(predictions: dict, temperature, seed):
+    """Sample z_{t+1} from the mixture at ``temperature``: logits / tau, noise * sqrt(tau).
+    ``seed`` is a stateless seed of shape (2,)."""
+    logits, mu, logstd = predictions["logits"], predictions["mu"], predictions["logstd"]
+    B, Z, K = tf.shape(logits)[0], tf.shape(logits)[1], tf.shape(logits)[2]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    flat_logits = tf.reshape(logits, (-1, K)) / temperature
+    component = tf.random.stateless_categorical(flat_logits, 1, seeds[0])
+    component = tf.reshape(component, (B, Z, 1))
+    chosen_mu = tf.gather(mu, component, batch_dims=2)[..., 0]
+    chosen_logstd = tf.gather(logstd, component, batch_dims=2)[..., 0]
+    eps = tf.random.stateless_normal((B, Z), seeds[1])
+    return chosen_mu + tf.exp(chosen_logstd) * tf.sqrt(temperature) * eps
+
+
+def make_dream(rnn: MDNRNN):
+    """A compiled function (params (B, P), z0 (B, Z), temperature, max_steps, seed (2,)) ->
+    (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
+    ``max_steps``."""
+
+    @tf.function(reduce_retracing=True)
+    def dream(params, z0, temperature, max_steps, seed):
+        B = tf.shape(z0)[0]
+        state = rnn.initial_state(B)
+        alive = tf.ones((B,), tf.bool)
+        totals = tf.zeros((B,))
+        lengths = tf.zeros((B,), tf.int32)
+
+        def body(t, z, h, c, alive, totals, lengths):
+            step_seed = tf.random.experimental.stateless_fold_in(seed, t)
+            seeds = tf.random.experimental.stateless_split(step_seed, 2)
+            action = act_batch(params, tf.concat([z, h], axis=-1))
+            predictions, (h2, c2) = rnn.step(tf.concat([z, action], -1), [h, c])
+            z2 = sample_next_z(predictions, temperature, seeds[0])
+            p_done = tf.sigmoid(predictions["done_logit"])
+            done = tf.random.stateless_uniform((B,), seeds[1]) < p_done
+            live = tf.cast(alive, tf.float32)
+            totals = totals + predictions["reward"] * live
+            lengths = lengths + tf.cast(alive, tf.int32)
+            return t + 1, z2, h2, c2, tf.logical_and(alive, tf.logical_not(done)), totals, lengths
+
+        def cond(t, z, h, c, alive, totals, lengths):
+            return tf.logical_and(t < max_steps, tf.reduce_any(alive))
+
+        loop = tf.while_loop(
+            cond, body, (tf.constant(0), z0, state[0], state[1], alive, totals, lengths)
+        )
+        return loop[5], loop[6]
+
+    return dream
+
+
+def initial_latents(mu0: np.ndarray, logvar0: np.ndarray, count: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """z_0 for ``count`` dreams: first frames of random real episodes, sampled from V's
+    posterior. Returns (z0, episode indices)."""
+    picks = rng.integers(0, len(mu0), size=count)
+    eps = rng.standard_normal((count, mu0.shape[1])).astype(np.float32)
+    return (mu0[picks] + np.exp(0.5 * logvar0[picks]) * eps).astype(np.float32), picks
+
+
+def run_dream(dream, params: np.ndarray, z0: np.ndarray, temperature: float, max_steps: int,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run the compiled dream on NumPy inputs; returns (returns, lengths) as NumPy."""
+    totals, lengths = dream(
+        tf.constant(params, tf.float32), tf.constant(z0, tf.float32),
+        tf.constant(float(temperature)), tf.constant(int(max_steps)),
+        tf.constant([seed % (2**31), 0], tf.int64),
+    )
+    return totals.numpy(), lengths.numpy()

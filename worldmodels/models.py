@@ -1,0 +1,37 @@
+"""Loading trained V and M together, checking that they fit each other."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worldmodels.artifacts import Layout, require_manifest
+from worldmodels.errors import WorldModelsError
+
+
+def load_world(layout: Layout, need_vae: bool = True) -> dict:
+    """The trained V (optional) and M of an experiment, their manifests, and the first-frame
+    posteriors of the series (dream starts). Refuses an M trained on another V."""
+    vae_manifest = require_manifest(layout.vae, "trained V", "train-vae")
+    rnn_manifest = require_manifest(layout.rnn, "trained M", "train-rnn")
+    if rnn_manifest["inputs"]["vae"] != vae_manifest["run_id"]:
+        raise WorldModelsError(
+            f"M in {layout.rnn} was trained on the series of another V than {layout.vae}: "
+            "re-run `worldmodels encode` and `worldmodels train-rnn`"
+        )
+    from worldmodels.rnn import load_rnn
+    from worldmodels.store import require_series
+    from worldmodels.vae import load_vae
+
+    z_size = int(rnn_manifest["inputs"]["z_size"])
+    world = {
+        "vae_manifest": vae_manifest,
+        "rnn_manifest": rnn_manifest,
+        "z_size": z_size,
+        "hidden_size": int(rnn_manifest["config"]["hidden_size"]),
+        "rnn": load_rnn(layout.rnn, z_size, rnn_manifest["config"]),
+        "vae": load_vae(layout.vae, z_size) if need_vae else None,
+    }
+    with require_series(layout.series) as series:
+        world["mu0"] = np.asarray(series["mu"][:, 0])
+        world["logvar0"] = np.asarray(series["logvar"][:, 0])
+    return world

@@ -1,0 +1,158 @@
+"""M: the MDN-RNN. An LSTM reads [z_t, a_t] and predicts, per latent dimension, a mixture of
+Gaussians for z_{t+1}, plus the reward of the step (regression) and whether the episode ends
+(Bernoulli), so the dream can score and end episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+from keras import layers
+from tqdm import tqdm
+
+from worldmodels.config import ACTION_SIZE, RnnConfig
+from worldmodels.store import read_windows
+from worldmodels.vae import write_metrics
+
+tfd = tfp.distributions
+REFERENCE_PARAMETERS = 422_368  # LSTM 256 + MDN head, without reward and done heads
+
+
+class MDNRNN(keras.Model):
+    """LSTM over [z, a] with an MDN head (logits, means, log-stds per latent dimension) and
+    reward and done heads."""
+
+    def __init__(self, z_size=32, hidden_size=256, mixtures=5, **kwargs):
+        super().__init__(**kwargs)
+        self.z_size, self.hidden_size, self.mixtures = z_size, hidden_size, mixtures
+        self.lstm = layers.LSTM(hidden_size, return_sequences=True, return_state=True,
+                                name="lstm")
+        self.mdn_head = layers.Dense(z_size * mixtures * 3, name="mdn")
+        self.reward_head = layers.Dense(1, name="reward")
+        self.done_head = layers.Dense(1, name="done")
+        self.build((None, None, z_size + ACTION_SIZE))
+
+    def build(self, input_shape):
+        self.lstm.build(input_shape)
+        for head in (self.mdn_head, self.reward_head, self.done_head):
+            head.build((None, self.hidden_size))
+        self.built = True
+
+    def heads(self, h) -> dict:
+        """Predictions from LSTM outputs of shape (..., hidden)."""
+        params = self.mdn_head(h)
+        shape = tf.concat([tf.shape(h)[:-1], [self.z_size, 3 * self.mixtures]], axis=0)
+        logits, mu, logstd = tf.split(tf.reshape(params, shape), 3, axis=-1)
+        return {
+            "logits": logits,
+            "mu": mu,
+            "logstd": logstd,
+            "reward": self.reward_head(h)[..., 0],
+            "done_logit": self.done_head(h)[..., 0],
+        }
+
+    def call(self, inputs, initial_state=None, training=False):
+        """inputs (B, T, z+3) -> predictions for every step, and the final (h, c)."""
+        outputs, h, c = self.lstm(inputs, initial_state=initial_state, training=training)
+        return self.heads(outputs), (h, c)
+
+    def step(self, inputs, state):
+        """One step for a batch: inputs (B, z+3), state [h, c] -> predictions, new state."""
+        h, new_state = self.lstm.cell(inputs, state)
+        return self.heads(h), new_state
+
+    def initial_state(self, batch_size: int):
+        zeros = tf.zeros((batch_size, self.hidden_size))
+        return [zeros, zeros]
+
+
+def mixture(logits, mu, logstd, temperature=1.0):
+    """The per-dimension Gaussian mixture, with logits divided by the temperature and the
+    standard deviations scaled by sqrt(temperature)."""
+    scale = tf.exp(logstd) * tf.sqrt(tf.cast(temperature, tf.float32))
+    return tfd.MixtureSameFamily(
+        mixture_distribution=tfd.Categorical(logits=logits / temperature),
+        components_distribution=tfd.Normal(loc=mu, scale=scale),
+    )
+
+
+def mdn_log_prob(logits, mu, logstd, target):
+    """log p(target) under the mixture, per latent dimension: shape of ``target``."""
+    return mixture(logits, mu, logstd).log_prob(target)
+
+
+def rnn_loss(predictions: dict, targets: dict, mask, config: RnnConfig) -> dict:
+    """Masked mean losses: MDN negative log-likelihood per latent dimension, reward MSE, and the
+    done cross-entropy with the rare positive class weighted."""
+    steps = tf.maximum(tf.reduce_sum(mask), 1.0)
+    log_prob = mdn_log_prob(predictions["logits"], predictions["mu"], predictions["logstd"],
+                            targets["z"])
+    mdn = -tf.reduce_sum(tf.reduce_mean(log_prob, axis=-1) * mask) / steps
+    reward = tf.reduce_sum(tf.square(predictions["reward"] - targets["reward"]) * mask) / steps
+    done_terms = tf.nn.weighted_cross_entropy_with_logits(
+        labels=targets["done"], logits=predictions["done_logit"],
+        pos_weight=config.done_pos_weight,
+    )
+    done = tf.reduce_sum(done_terms * mask) / steps
+    total = mdn + config.reward_weight * reward + config.done_weight * done
+    return {"loss": total, "mdn": mdn, "reward": reward, "done": done}
+
+
+def make_batch(window: dict, rng: np.random.Generator) -> tuple:
+    """Inputs [z_t, a_t] and targets (z_{t+1}, reward, done) from a window, with z re-sampled
+    from the stored mu/logvar."""
+    eps = rng.standard_normal(window["mu"].shape).astype(np.float32)
+    z = window["mu"] + np.exp(0.5 * window["logvar"]) * eps
+    inputs = np.concatenate([z[:, :-1], window["actions"]], axis=-1)
+    targets = {"z": z[:, 1:], "reward": window["rewards"], "done": window["terminations"]}
+    return inputs, targets, window["mask"]
+
+
+def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
+              directory: Path, progress: bool = True) -> list[dict]:
+    """Train M for ``config.epochs`` epochs of one random window per episode."""
+    optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip)
+    rng = np.random.default_rng(seed)
+    lengths = series["lengths"][()]
+    N, L = len(lengths), config.sequence_length
+
+    @tf.function(reduce_retracing=True)
+    def train_step(inputs, targets, mask):
+        with tf.GradientTape() as tape:
+            predictions, _ = model(inputs, training=True)
+            losses = rnn_loss(predictions, targets, mask, config)
+        gradients = tape.gradient(losses["loss"], model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return losses
+
+    history = []
+    bar = tqdm(range(config.epochs), desc="M", unit="epoch", disable=not progress)
+    for epoch in bar:
+        order = rng.permutation(N)
+        sums, count = {}, 0
+        for start in range(0, N, config.batch_size):
+            indices = np.sort(order[start : start + config.batch_size])
+            starts = [int(rng.integers(0, max(1, lengths[i] - L + 1))) for i in indices]
+            window = read_windows(series, indices, starts, L)
+            inputs, targets, mask = make_batch(window, rng)
+            losses = train_step(inputs, targets, mask)
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            count += 1
+        row = {"epoch": epoch + 1, **{k: v / count for k, v in sums.items()}}
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", mdn=f"{row['mdn']:.3f}")
+        if (epoch + 1) % 5 == 0 or epoch + 1 == config.epochs:
+            write_metrics(directory / "metrics.csv", history)
+            model.save_weights(directory / "rnn.weights.h5")
+    return history
+
+
+def load_rnn(directory: Path, z_size: int, config: dict) -> MDNRNN:
+    model = MDNRNN(z_size, config["hidden_size"], config["mixtures"])
+    model.load_weights(Path(directory) / "rnn.weights.h5")
+    return model

@@ -1,0 +1,59 @@
+"""Scoring controllers: in the dream (batched inside M) or in the real env (batched across a
+pool of env processes). Used by CMA-ES (fitness) and by evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worldmodels.collect import episode_seeds
+from worldmodels.dream import initial_latents, make_dream, run_dream
+
+TRAIN_STAGE_KEY = 1
+EVALUATE_STAGE_KEY = 2
+
+
+class DreamScorer:
+    """Mean dream return of candidates over ``trials`` dreams each, all in one batch."""
+
+    def __init__(self, world: dict, temperature: float, max_steps: int, seed: int):
+        self.world, self.temperature, self.max_steps = world, temperature, max_steps
+        self.seed = seed
+        self.dream = make_dream(world["rnn"])
+
+    def run(self, params: np.ndarray, call_seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns and lengths of one dream per row of ``params``."""
+        rng = np.random.default_rng([self.seed, call_seed])
+        z0, _ = initial_latents(self.world["mu0"], self.world["logvar0"], len(params), rng)
+        return run_dream(self.dream, params, z0, self.temperature, self.max_steps,
+                         seed=int(rng.integers(2**31)))
+
+    def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
+        params = np.repeat(candidates, trials, axis=0)
+        returns, _ = self.run(params, generation)
+        return returns.reshape(len(candidates), trials).mean(axis=1)
+
+
+class RealScorer:
+    """Mean real-env return of candidates over ``trials`` tracks each; the tracks of a
+    generation are shared by all candidates and differ between generations."""
+
+    def __init__(self, world: dict, pool, seed: int, progress: bool = False):
+        from worldmodels.agent import make_agent_step
+
+        self.world, self.pool, self.seed, self.progress = world, pool, seed, progress
+        self.step = make_agent_step(world["vae"], world["rnn"])
+
+    def run(self, params: np.ndarray, seeds: list[int], desc: str = "real") -> np.ndarray:
+        from worldmodels.agent import run_real_episodes
+
+        rng = np.random.default_rng([self.seed, len(seeds), seeds[0]])
+        return run_real_episodes(
+            self.pool, self.step, params.astype(np.float32), seeds, self.world["z_size"],
+            self.world["hidden_size"], rng, progress=self.progress, desc=desc,
+        )
+
+    def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
+        tracks = episode_seeds(self.seed * 100_003 + generation, trials, TRAIN_STAGE_KEY)
+        params = np.repeat(candidates, trials, axis=0)
+        returns = self.run(params, tracks * len(candidates), desc=f"gen {generation + 1}")
+        return returns.reshape(len(candidates), trials).mean(axis=1)

@@ -1,0 +1,168 @@
+"""The rollout store and the encoded series: HDF5 on disk, streamed in batches.
+
+Schema (the one place it is defined):
+
+Episode file ``DATA/NAME/rollouts/episode_NNNNN.h5`` (an episode of T steps):
+    frames        (T+1, 64, 64, 3) uint8   observation before each action, and the last one
+    actions       (T, 3) float32           steer, gas, brake
+    rewards       (T,) float32             reward after each action
+    terminations  (T,) uint8               1 where the env terminated (off the playfield, lap done)
+    attrs: env_id, seed, policy, return, length
+All datasets are chunked and gzip-compressed; the file is written under a temporary name and
+renamed, so a file with the final name is always whole.
+
+Series file ``DATA/NAME/series/series.h5`` (N episodes, padded to the longest T):
+    mu, logvar    (N, T_max+1, z) float32  V's posterior of every frame
+    actions       (N, T_max, 3) float32
+    rewards       (N, T_max) float32
+    terminations  (N, T_max) uint8
+    lengths       (N,) int32               T of each episode
+    attrs: vae_run_id, z_size
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from worldmodels.config import ACTION_SIZE, FRAME_SIZE
+from worldmodels.errors import WorldModelsError
+
+EPISODE_GLOB = "episode_*.h5"
+COMPRESSION = {"compression": "gzip", "compression_opts": 4}
+
+
+def episode_path(directory: Path, index: int) -> Path:
+    return Path(directory) / f"episode_{index:05d}.h5"
+
+
+def write_episode(path: Path, frames, actions, rewards, terminations, **attrs) -> None:
+    """Write one episode atomically."""
+    T = len(actions)
+    assert frames.shape == (T + 1, FRAME_SIZE, FRAME_SIZE, 3), f"frames {frames.shape}, T={T}"
+    assert actions.shape == (T, ACTION_SIZE), f"actions {actions.shape}"
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with h5py.File(tmp, "w") as file:
+        file.create_dataset(
+            "frames", data=frames, chunks=(min(T + 1, 100), FRAME_SIZE, FRAME_SIZE, 3),
+            **COMPRESSION,
+        )
+        file.create_dataset("actions", data=np.asarray(actions, np.float32), **COMPRESSION)
+        file.create_dataset("rewards", data=np.asarray(rewards, np.float32), **COMPRESSION)
+        file.create_dataset(
+            "terminations", data=np.asarray(terminations, np.uint8), **COMPRESSION
+        )
+        for key, value in attrs.items():
+            file.attrs[key] = value
+    os.replace(tmp, path)
+
+
+def read_episode(path: Path) -> dict:
+    """All arrays and attributes of one episode file."""
+    try:
+        with h5py.File(path, "r") as file:
+            episode = {key: file[key][()] for key in file.keys()}
+            episode["attrs"] = dict(file.attrs)
+    except OSError as error:
+        raise WorldModelsError(f"cannot read episode file {path}: {error}") from None
+    frames = episode.get("frames")
+    if frames is None or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3):
+        shape = None if frames is None else frames.shape
+        raise WorldModelsError(f"episode file {path} has frames of shape {shape}, not (T+1, 64, 64, 3)")
+    return episode
+
+
+def list_episodes(directory: Path) -> list[Path]:
+    """The whole episode files of a rollout directory, in index order."""
+    return sorted(Path(directory).glob(EPISODE_GLOB))
+
+
+def require_episodes(directory: Path) -> list[Path]:
+    """The episode files, or a one-line error naming the command that makes them."""
+    paths = list_episodes(directory)
+    if not paths:
+        raise WorldModelsError(
+            f"no rollouts in {directory}: run `worldmodels collect` first"
+        )
+    return paths
+
+
+def stream_frames(paths: list[Path], shuffle_episodes: int, rng: np.random.Generator):
+    """Yield every frame of ``paths`` once, in a shuffled order, holding at most
+    ``shuffle_episodes`` episodes in memory at a time."""
+    order = rng.permutation(len(paths))
+    for start in range(0, len(order), shuffle_episodes):
+        group = [paths[i] for i in order[start : start + shuffle_episodes]]
+        frames = np.concatenate([read_episode(path)["frames"] for path in group])
+        for i in rng.permutation(len(frames)):
+            yield frames[i]
+
+
+class SeriesWriter:
+    """Appends encoded episodes to a series file, written under a temporary name."""
+
+    def __init__(self, path: Path, episodes: int, max_length: int, z_size: int, **attrs):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        self.file = h5py.File(self.tmp, "w")
+        N, T, Z = episodes, max_length, z_size
+        make = self.file.create_dataset
+        self.mu = make("mu", (N, T + 1, Z), np.float32, chunks=(1, T + 1, Z), **COMPRESSION)
+        self.logvar = make("logvar", (N, T + 1, Z), np.float32, chunks=(1, T + 1, Z), **COMPRESSION)
+        self.actions = make("actions", (N, T, ACTION_SIZE), np.float32, chunks=(1, T, ACTION_SIZE))
+        self.rewards = make("rewards", (N, T), np.float32, chunks=(1, T))
+        self.terminations = make("terminations", (N, T), np.uint8, chunks=(1, T))
+        self.lengths = make("lengths", (N,), np.int32)
+        for key, value in dict(attrs, z_size=z_size).items():
+            self.file.attrs[key] = value
+
+    def write(self, index: int, mu, logvar, actions, rewards, terminations) -> None:
+        T = len(actions)
+        assert mu.shape == (T + 1, self.mu.shape[2]), f"mu {mu.shape} for T={T}"
+        self.mu[index, : T + 1] = mu
+        self.logvar[index, : T + 1] = logvar
+        self.actions[index, :T] = actions
+        self.rewards[index, :T] = rewards
+        self.terminations[index, :T] = terminations
+        self.lengths[index] = T
+
+    def close(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+
+def require_series(path: Path) -> h5py.File:
+    """The open series file, or a one-line error naming the command that makes it."""
+    if not Path(path).exists():
+        raise WorldModelsError(f"no series at {path}: run `worldmodels encode` first")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise WorldModelsError(f"cannot read series file {path}: {error}") from None
+
+
+def read_windows(series: h5py.File, indices, starts, length: int) -> dict:
+    """Windows of ``length`` steps from episodes ``indices`` starting at ``starts``, zero-padded
+    past each episode's end, with a mask of the real steps."""
+    B, Z = len(indices), series["mu"].shape[2]
+    batch = {
+        "mu": np.zeros((B, length + 1, Z), np.float32),
+        "logvar": np.zeros((B, length + 1, Z), np.float32),
+        "actions": np.zeros((B, length, ACTION_SIZE), np.float32),
+        "rewards": np.zeros((B, length), np.float32),
+        "terminations": np.zeros((B, length), np.float32),
+        "mask": np.zeros((B, length), np.float32),
+    }
+    lengths = series["lengths"]
+    for row, (index, start) in enumerate(zip(indices, starts)):
+        steps = int(min(length, lengths[index] - start))
+        for key in ("mu", "logvar"):
+            batch[key][row, : steps + 1] = series[key][index, start : start + steps + 1]
+        for key in ("actions", "rewards", "terminations"):
+            batch[key][row, :steps] = series[key][index, start : start + steps]
+        batch["mask"][row, :steps] = 1.0
+    return batch

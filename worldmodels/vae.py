@@ -1,0 +1,218 @@
+"""V: the paper's convolutional VAE (4,348,547 parameters for z = 32), its loss, training by
+streaming frames from the rollout files, and encoding of the series for M."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+from tqdm import tqdm
+
+from worldmodels.config import FRAME_SIZE, VaeConfig
+from worldmodels.store import SeriesWriter, read_episode, stream_frames
+
+REFERENCE_PARAMETERS = 4_348_547
+
+
+class ConvVAE(keras.Model):
+    """Encoder: four 4x4 stride-2 convolutions (32, 64, 128, 256) and dense heads for mu and
+    logvar. Decoder: dense 1024, then transposed convolutions back to 64x64x3 in [0, 1]."""
+
+    def __init__(self, z_size: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.z_size = z_size
+        self.encoder_convs = [
+            layers.Conv2D(filters, 4, strides=2, activation="relu", name=f"enc_conv{i}")
+            for i, filters in enumerate((32, 64, 128, 256))
+        ]
+        self.flatten = layers.Flatten()
+        self.mu_head = layers.Dense(z_size, name="enc_mu")
+        self.logvar_head = layers.Dense(z_size, name="enc_logvar")
+        self.decoder_dense = layers.Dense(1024, name="dec_dense")
+        self.reshape = layers.Reshape((1, 1, 1024))
+        specs = ((128, 5, "relu"), (64, 5, "relu"), (32, 6, "relu"), (3, 6, "sigmoid"))
+        self.decoder_deconvs = [
+            layers.Conv2DTranspose(f, k, strides=2, activation=a, name=f"dec_deconv{i}")
+            for i, (f, k, a) in enumerate(specs)
+        ]
+        self.build((None, FRAME_SIZE, FRAME_SIZE, 3))
+
+    def build(self, input_shape):
+        x = keras.KerasTensor(input_shape)
+        mu, _ = self.encode(x)
+        self.decode(mu)
+        self.built = True
+
+    def encode(self, x):
+        """Frames in [0, 1] -> (mu, logvar)."""
+        for conv in self.encoder_convs:
+            x = conv(x)
+        x = self.flatten(x)
+        return self.mu_head(x), self.logvar_head(x)
+
+    def decode(self, z):
+        """Latents -> frames in [0, 1]."""
+        x = self.reshape(self.decoder_dense(z))
+        for deconv in self.decoder_deconvs:
+            x = deconv(x)
+        return x
+
+    def call(self, x, training=False):
+        mu, logvar = self.encode(x)
+        z = sample_latent(mu, logvar)
+        return self.decode(z), mu, logvar
+
+
+def sample_latent(mu, logvar, seed=None):
+    """z = mu + sigma * eps."""
+    eps = tf.random.normal(tf.shape(mu), seed=seed)
+    return mu + tf.exp(0.5 * logvar) * eps
+
+
+def kl_divergence(mu, logvar):
+    """KL(N(mu, sigma^2) || N(0, 1)) per example, summed over latent dimensions."""
+    return -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mu) - tf.exp(logvar), axis=-1)
+
+
+def vae_loss(frames, reconstruction, mu, logvar, z_size: int, kl_tolerance: float) -> dict:
+    """Summed squared error over pixels plus the KL floored at kl_tolerance * z_size."""
+    reconstruction_loss = tf.reduce_mean(
+        tf.reduce_sum(tf.square(frames - reconstruction), axis=[1, 2, 3])
+    )
+    kl = tf.reduce_mean(kl_divergence(mu, logvar))
+    kl_floored = tf.reduce_mean(tf.maximum(kl_divergence(mu, logvar), kl_tolerance * z_size))
+    return {
+        "loss": reconstruction_loss + kl_floored,
+        "reconstruction": reconstruction_loss,
+        "kl": kl,
+    }
+
+
+def to_unit(frames):
+    """uint8 frames -> float32 in [0, 1]."""
+    return tf.cast(frames, tf.float32) / 255.0
+
+
+def frame_dataset(paths, config: VaeConfig, seed: int) -> tf.data.Dataset:
+    """Batches of frames streamed from the episode files, reshuffled each epoch."""
+    rng = np.random.default_rng(seed)
+
+    def generate():
+        yield from stream_frames(paths, config.shuffle_episodes, rng)
+
+    signature = tf.TensorSpec((FRAME_SIZE, FRAME_SIZE, 3), tf.uint8)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.batch(config.batch_size).prefetch(2)
+
+
+def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Path,
+              total_frames: int, progress: bool = True) -> list[dict]:
+    """Train V for ``config.epochs`` epochs, writing metrics.csv and weights each epoch."""
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+
+    @tf.function
+    def train_step(frames):
+        x = to_unit(frames)
+        with tf.GradientTape() as tape:
+            reconstruction, mu, logvar = model(x, training=True)
+            losses = vae_loss(x, reconstruction, mu, logvar, model.z_size, config.kl_tolerance)
+        gradients = tape.gradient(losses["loss"], model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return losses
+
+    history = []
+    batches = -(-total_frames // config.batch_size)
+    for epoch in range(config.epochs):
+        sums, count = {}, 0
+        dataset = frame_dataset(paths, config, seed + epoch)
+        bar = tqdm(dataset, total=batches, desc=f"V epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress)
+        for frames in bar:
+            losses = train_step(frames)
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            count += 1
+            bar.set_postfix(loss=f"{sums['loss'] / count:.1f}")
+        row = {"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}}
+        history.append(row)
+        write_metrics(directory / "metrics.csv", history)
+        model.save_weights(directory / "vae.weights.h5")
+    return history
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    """Write a list of dicts as CSV."""
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def load_vae(directory: Path, z_size: int) -> ConvVAE:
+    model = ConvVAE(z_size)
+    model.load_weights(Path(directory) / "vae.weights.h5")
+    return model
+
+
+def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 500):
+    """mu and logvar of uint8 frames, in batches."""
+    encode = tf.function(lambda x: model.encode(to_unit(x)))
+    mus, logvars = [], []
+    for start in range(0, len(frames), batch_size):
+        mu, logvar = encode(frames[start : start + batch_size])
+        mus.append(mu.numpy())
+        logvars.append(logvar.numpy())
+    return np.concatenate(mus), np.concatenate(logvars)
+
+
+def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
+                  progress: bool = True) -> dict:
+    """Write mu/logvar of every frame of every episode (the series M trains on)."""
+    lengths = []
+    for path in paths:
+        with_attrs = read_episode_length(path)
+        lengths.append(with_attrs)
+    writer = SeriesWriter(series_path, len(paths), max(lengths), model.z_size,
+                          vae_run_id=vae_run_id)
+    try:
+        for index, path in enumerate(tqdm(paths, desc="encode", unit="ep", disable=not progress)):
+            episode = read_episode(path)
+            mu, logvar = encode_frames(model, episode["frames"])
+            writer.write(index, mu, logvar, episode["actions"], episode["rewards"],
+                         episode["terminations"])
+    finally:
+        writer.close()
+    return {"episodes": len(paths), "frames": int(sum(lengths) + len(lengths))}
+
+
+def read_episode_length(path: Path) -> int:
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        return int(file["actions"].shape[0])
+
+
+def reconstruction_grid(model: ConvVAE, frames: np.ndarray, path: Path) -> None:
+    """A PNG with real frames on the top row and their reconstructions below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mu, _ = model.encode(to_unit(frames))
+    reconstructions = model.decode(mu).numpy()
+    n = len(frames)
+    figure, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.4))
+    for i in range(n):
+        for row, image in enumerate((frames[i] / 255.0, reconstructions[i])):
+            axes[row, i].imshow(np.clip(image, 0, 1))
+            axes[row, i].axis("off")
+    axes[0, 0].set_title("real", loc="left", fontsize=9)
+    axes[1, 0].set_title("reconstructed", loc="left", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
