@@ -145,7 +145,7 @@ def _smoke() -> Preset:
 def _small() -> Preset:
     return Preset(
         collect=CollectConfig(episodes=64, max_steps=1000),
-        vae=VaeConfig(epochs=4, batch_size=100),
+        vae=VaeConfig(epochs=2, batch_size=100),
         rnn=RnnConfig(epochs=200, batch_size=32, sequence_length=300),
         controller=ControllerConfig(population=32, trials=8, generations=100, max_steps=1000),
         evaluate=EvaluateConfig(episodes=100),

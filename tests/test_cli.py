@@ -1,0 +1,115 @@
+"""Every stage through click's CliRunner on the smoke preset with the real env, and bad input."""
+
+import json
+
+import numpy as np
+
+from tests.conftest import common, invoke
+from worldmodels.artifacts import Layout, read_json
+from worldmodels.store import list_episodes, read_episode
+
+
+def test_help_lists_every_stage():
+    output = invoke("--help").output
+    for stage in ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate",
+                  "pipeline"):
+        assert stage in output
+
+
+def test_stages_write_their_outputs(smoke_run):
+    root, outputs = smoke_run
+    layout = Layout(root / "data", root / "results", "smoke")
+    paths = list_episodes(layout.rollouts)
+    assert len(paths) == 4
+    episode = read_episode(paths[0])
+    assert episode["frames"].shape[1:] == (64, 64, 3) and episode["frames"].dtype == np.uint8
+    assert "4,348,547 parameters" in outputs["train-vae"]
+    assert "422,882 parameters" in outputs["train-rnn"] and "422,368" in outputs["train-rnn"]
+    assert "867 parameters" in outputs["train-controller"]
+    for path in ("vae/vae.weights.h5", "vae/metrics.csv", "vae/reconstructions.png",
+                 "rnn/rnn.weights.h5", "rnn/metrics.csv", "controller-dream/best.npy",
+                 "controller-dream/mean.npy", "controller-dream/history.csv"):
+        assert (layout.experiment / path).exists(), path
+    assert np.load(layout.controller("dream") / "best.npy").shape == (867,)
+    for stage_dir in (layout.rollouts, layout.vae, layout.series_dir, layout.rnn,
+                      layout.controller("dream")):
+        manifest = read_json(stage_dir / "manifest.json")
+        assert manifest["status"] == "complete" and "config" in manifest and "seed" in manifest
+    metrics = (layout.rnn / "metrics.csv").read_text().splitlines()[0]
+    assert metrics.split(",") == ["epoch", "loss", "mdn", "reward", "done"]
+    history = (layout.controller("dream") / "history.csv").read_text().splitlines()
+    assert history[0].startswith("generation,best,mean,worst") and len(history) == 3
+
+
+def test_evaluate_writes_scores_json(smoke_run):
+    root, outputs = smoke_run
+    evaluations = root / "results" / "smoke" / "evaluate"
+    real = json.loads((evaluations / "real-dream-best.json").read_text())
+    for key in ("env", "where", "episodes", "mean", "std", "scores", "seeds"):
+        assert key in real
+    assert real["where"] == "real" and real["episodes"] == 2 == len(real["scores"])
+    assert np.isclose(real["mean"], np.mean(real["scores"]))
+    assert len(set(real["seeds"])) == 2
+    dream = json.loads((evaluations / "dream-dream-best.json").read_text())
+    assert dream["where"] == "dream" and "temperature" in dream
+    assert "±" in outputs["evaluate"].splitlines()[-1]
+
+
+def test_evaluation_tracks_differ_from_collection_tracks(smoke_run):
+    root, _ = smoke_run
+    collected = {int(read_episode(p)["attrs"]["seed"])
+                 for p in list_episodes(root / "data" / "smoke" / "rollouts")}
+    real = json.loads((root / "results/smoke/evaluate/real-dream-best.json").read_text())
+    assert collected.isdisjoint(real["seeds"])
+
+
+def test_real_controller_training_and_pipeline_skip(smoke_run):
+    root, _ = smoke_run
+    output = invoke("train-controller", *common(root), "--where", "real", "--population", "2",
+                    "--trials", "1", "--generations", "1", "--max-steps", "20").output
+    assert "scored in the real" in output
+    assert (root / "results/smoke/controller-real/best.npy").exists()
+    output = invoke("pipeline", *common(root)).output
+    assert output.count("complete, skipped") == 6
+    assert "pipeline (smoke): done" in output.splitlines()[-1]
+
+
+def _error(*args):
+    result = invoke(*args, expect_ok=False)
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert "Traceback" not in result.output
+    return lines[-1]
+
+
+def test_stage_before_its_inputs_names_the_missing_command(tmp_path):
+    assert "worldmodels collect" in _error("train-vae", *common(tmp_path))
+    assert "worldmodels collect" in _error("encode", *common(tmp_path))
+    assert "worldmodels encode" in _error("train-rnn", *common(tmp_path))
+    assert "worldmodels train-vae" in _error("train-controller", *common(tmp_path))
+    assert "train-controller" in _error("evaluate", *common(tmp_path))
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.h5"))
+
+
+def test_bad_options_are_one_line_errors(tmp_path):
+    assert "unknown env" in _error("collect", *common(tmp_path), "--env", "Pong-v9")
+    assert "--episodes" in _error("collect", *common(tmp_path), "--episodes", "-3")
+    assert "--temperature" in _error("evaluate", *common(tmp_path), "--temperature", "0")
+    assert "huge" in _error("collect", "--preset", "huge")
+    assert not (tmp_path / "data" / "smoke" / "rollouts").exists()
+
+
+def test_mismatched_series_is_refused_and_nothing_is_overwritten(smoke_run, tmp_path):
+    root, _ = smoke_run
+    layout = Layout(root / "data", root / "results", "smoke")
+    manifest_path = layout.series_dir / "manifest.json"
+    original = manifest_path.read_text()
+    weights = (layout.rnn / "rnn.weights.h5").read_bytes()
+    manifest = json.loads(original)
+    manifest["inputs"]["vae"] = "another-v"
+    manifest_path.write_text(json.dumps(manifest))
+    try:
+        assert "another V" in _error("train-rnn", *common(root))
+        assert (layout.rnn / "rnn.weights.h5").read_bytes() == weights
+    finally:
+        manifest_path.write_text(original)

@@ -1,0 +1,65 @@
+import numpy as np
+import tensorflow as tf
+
+from worldmodels.controller import param_count
+from worldmodels.dream import initial_latents, make_dream, run_dream, sample_next_z
+from worldmodels.evolution import Evolution
+from worldmodels.rnn import MDNRNN
+
+
+def _predictions(B=2000, Z=3, K=2):
+    logits = np.tile(np.array([0.0, np.log(3.0)], np.float32), (B, Z, 1))  # p = 0.25, 0.75
+    mu = np.tile(np.array([-5.0, 5.0], np.float32), (B, Z, 1))
+    logstd = np.full((B, Z, K), np.log(0.5), np.float32)
+    return {"logits": logits, "mu": mu, "logstd": logstd}
+
+
+def test_sampling_follows_the_mixture_and_the_temperature():
+    seed = tf.constant([1, 2], tf.int64)
+    z = sample_next_z(_predictions(), tf.constant(1.0), seed).numpy()
+    assert abs((z > 0).mean() - 0.75) < 0.03
+    np.testing.assert_allclose(z[z > 0].std(), 0.5, rtol=0.1)
+    # Low temperature: the likelier component wins and the noise shrinks by sqrt(tau).
+    cold = sample_next_z(_predictions(), tf.constant(0.1), seed).numpy()
+    assert (cold > 0).mean() > 0.99
+    np.testing.assert_allclose(cold[cold > 0].std(), 0.5 * np.sqrt(0.1), rtol=0.1)
+
+
+def test_dream_is_deterministic_and_respects_max_steps():
+    rnn = MDNRNN(4, 16, 2)
+    rnn.done_head.bias.assign([-30.0])  # never ends by itself
+    dream = make_dream(rnn)
+    rng = np.random.default_rng(0)
+    params = rng.normal(size=(6, param_count(20)), scale=0.1).astype(np.float32)
+    z0, picks = initial_latents(rng.normal(size=(3, 4)), np.zeros((3, 4)), 6, rng)
+    assert z0.shape == (6, 4) and set(picks) <= {0, 1, 2}
+    first = run_dream(dream, params, z0, 1.0, 25, seed=7)
+    second = run_dream(dream, params, z0, 1.0, 25, seed=7)
+    other = run_dream(dream, params, z0, 1.0, 25, seed=8)
+    np.testing.assert_array_equal(first[0], second[0])
+    assert (first[1] == 25).all()
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_dream_stops_agents_that_are_done():
+    rnn = MDNRNN(4, 16, 2)
+    rnn.done_head.bias.assign([30.0])  # done at the first step
+    returns, lengths = run_dream(make_dream(rnn), np.zeros((3, param_count(20)), np.float32),
+                                 np.zeros((3, 4), np.float32), 1.0, 25, seed=1)
+    assert (lengths == 1).all()
+
+
+def test_cma_es_maximises_and_is_deterministic():
+    target = np.linspace(-1, 1, 10)
+
+    def run(seed):
+        evolution = Evolution(10, 16, 0.5, seed)
+        for _ in range(60):
+            candidates = evolution.ask()
+            evolution.tell(candidates, -((candidates - target) ** 2).sum(axis=1))
+        return evolution.mean
+
+    mean = run(3)
+    assert np.abs(mean - target).max() < 0.05
+    np.testing.assert_array_equal(mean, run(3))
+    assert not np.array_equal(mean, run(4))

@@ -1,0 +1,109 @@
+"""V, M and C: parameter counts and reference checks of the losses."""
+
+import numpy as np
+import tensorflow as tf
+
+from worldmodels.config import RnnConfig
+from worldmodels.controller import act_batch, act_numpy, pack, param_count, unpack
+from worldmodels.rnn import REFERENCE_PARAMETERS, MDNRNN, mdn_log_prob, rnn_loss
+from worldmodels.vae import ConvVAE, kl_divergence, vae_loss
+
+
+def test_vae_has_the_reference_parameter_count_and_shapes():
+    model = ConvVAE(32)
+    assert model.count_params() == 4_348_547
+    frames = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)
+    reconstruction, mu, logvar = model(frames)
+    assert reconstruction.shape == (2, 64, 64, 3) and mu.shape == logvar.shape == (2, 32)
+    assert 0 <= float(tf.reduce_min(reconstruction)) and float(tf.reduce_max(reconstruction)) <= 1
+
+
+def test_kl_matches_the_closed_form():
+    rng = np.random.default_rng(1)
+    mu, logvar = rng.normal(size=(5, 8)), rng.normal(size=(5, 8))
+    sigma2 = np.exp(logvar)
+    expected = 0.5 * np.sum(sigma2 + mu**2 - 1.0 - np.log(sigma2), axis=1)
+    np.testing.assert_allclose(kl_divergence(mu, logvar).numpy(), expected, rtol=1e-6)
+
+
+def test_vae_loss_floors_the_kl():
+    x = np.zeros((3, 64, 64, 3), np.float32)
+    mu = np.zeros((3, 32), np.float32)
+    losses = vae_loss(x, x + 0.5, mu, mu, z_size=32, kl_tolerance=0.5)
+    assert float(losses["kl"]) == 0.0
+    assert np.isclose(float(losses["reconstruction"]), 64 * 64 * 3 * 0.25)
+    assert np.isclose(float(losses["loss"]), 64 * 64 * 3 * 0.25 + 16.0)
+
+
+def test_rnn_parameter_counts():
+    model = MDNRNN(32, 256, 5)
+    heads = model.reward_head.count_params() + model.done_head.count_params()
+    assert model.count_params() - heads == REFERENCE_PARAMETERS == 422_368
+    assert heads == 514
+
+
+def test_mdn_log_likelihood_matches_numpy():
+    rng = np.random.default_rng(2)
+    logits, mu, logstd = (rng.normal(size=(3, 4, 5)) for _ in range(3))
+    y = rng.normal(size=(3, 4))
+    log_pi = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    sigma = np.exp(logstd)
+    log_normal = -0.5 * ((y[..., None] - mu) / sigma) ** 2 - logstd - 0.5 * np.log(2 * np.pi)
+    expected = np.log(np.exp(log_pi + log_normal).sum(-1))
+    got = mdn_log_prob(*(tf.constant(a, tf.float32) for a in (logits, mu, logstd, y)))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_rnn_loss_ignores_masked_steps():
+    model = MDNRNN(4, 16, 2)
+    rng = np.random.default_rng(3)
+    inputs = rng.normal(size=(2, 6, 7)).astype(np.float32)
+    targets = {"z": rng.normal(size=(2, 6, 4)).astype(np.float32),
+               "reward": rng.normal(size=(2, 6)).astype(np.float32),
+               "done": np.zeros((2, 6), np.float32)}
+    mask = np.ones((2, 6), np.float32)
+    mask[1, 3:] = 0
+    predictions, _ = model(inputs)
+    base = rnn_loss(predictions, targets, mask, RnnConfig())
+    targets["z"][1, 3:] += 100.0
+    targets["reward"][1, 3:] += 100.0
+    targets["done"][1, 3:] = 1.0
+    changed = rnn_loss(predictions, targets, mask, RnnConfig())
+    for key in ("mdn", "reward", "done", "loss"):
+        np.testing.assert_allclose(float(changed[key]), float(base[key]), rtol=1e-6)
+
+
+def test_rnn_step_matches_the_sequence_call():
+    # The dream steps the LSTM cell; training runs the whole sequence: they must agree.
+    model = MDNRNN(4, 16, 2)
+    inputs = np.random.default_rng(4).normal(size=(3, 5, 7)).astype(np.float32)
+    sequence, _ = model(inputs)
+    state = model.initial_state(3)
+    for t in range(5):
+        step, state = model.step(inputs[:, t], state)
+        np.testing.assert_allclose(step["mu"].numpy(), sequence["mu"][:, t].numpy(), atol=1e-5)
+        np.testing.assert_allclose(step["reward"].numpy(), sequence["reward"][:, t].numpy(),
+                                   atol=1e-5)
+
+
+def test_controller_packing_round_trips():
+    rng = np.random.default_rng(5)
+    weights, bias = rng.normal(size=(288, 3)), rng.normal(size=3)
+    flat = pack(weights, bias)
+    assert flat.shape == (param_count(288),) == (867,)
+    got_w, got_b = unpack(flat, 288)
+    np.testing.assert_array_equal(got_w, weights)
+    np.testing.assert_array_equal(got_b, bias)
+    # The first weight column is the steering row of input 0.
+    assert flat[0] == weights[0, 0] and flat[3] == weights[1, 0]
+
+
+def test_batched_controller_matches_numpy_and_squashes():
+    rng = np.random.default_rng(6)
+    params = rng.normal(size=(4, param_count(10)), scale=2.0).astype(np.float32)
+    features = rng.normal(size=(4, 10)).astype(np.float32)
+    batched = act_batch(tf.constant(params), tf.constant(features)).numpy()
+    for i in range(4):
+        np.testing.assert_allclose(batched[i], act_numpy(params[i], features[i]), atol=1e-5)
+    assert (batched[:, 0] >= -1).all() and (batched[:, 0] <= 1).all()
+    assert (batched[:, 1:] >= 0).all() and (batched[:, 1:] <= 1).all()
