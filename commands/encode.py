@@ -6,7 +6,13 @@ import time
 
 import click
 
-from commands.common import common_options, friendly_errors, progress_enabled, setup_tensorflow, summary
+from commands.common import (
+    common_options,
+    friendly_errors,
+    progress_enabled,
+    setup_tensorflow,
+    summary,
+)
 
 
 @click.command("encode")

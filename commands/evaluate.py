@@ -7,7 +7,12 @@ import time
 import click
 
 from commands.common import (
-    common_options, friendly_errors, positive, progress_enabled, setup_tensorflow, summary,
+    common_options,
+    friendly_errors,
+    positive,
+    progress_enabled,
+    setup_tensorflow,
+    summary,
 )
 
 

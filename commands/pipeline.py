@@ -38,7 +38,8 @@ def pipeline_command(context, preset, name, data_dir, results_dir, seed, skip_co
     timings = read_json(timings_path) if timings_path.exists() else {}
     for stage in STAGES:
         marker = markers[stage]
-        if skip_complete and marker.exists() and read_json(marker).get("status", "complete") == "complete":
+        complete = marker.exists() and read_json(marker).get("status", "complete") == "complete"
+        if skip_complete and complete:
             click.echo(f"== {stage}: complete, skipped ({marker})")
             continue
         click.echo(f"== {stage}")

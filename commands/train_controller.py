@@ -7,7 +7,12 @@ import time
 import click
 
 from commands.common import (
-    common_options, friendly_errors, positive, progress_enabled, setup_tensorflow, summary,
+    common_options,
+    friendly_errors,
+    positive,
+    progress_enabled,
+    setup_tensorflow,
+    summary,
 )
 
 
@@ -47,7 +52,6 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, t
     setup_tensorflow(seed)
     world = load_world(layout, need_vae=(where == "real"))
     from worldmodels.controller import param_count
-    from worldmodels.evolution import evolve
 
     dimensions = param_count(world["z_size"] + world["hidden_size"])
     directory = layout.controller(where)

@@ -7,7 +7,12 @@ import time
 import click
 
 from commands.common import (
-    common_options, friendly_errors, positive, progress_enabled, setup_tensorflow, summary,
+    common_options,
+    friendly_errors,
+    positive,
+    progress_enabled,
+    setup_tensorflow,
+    summary,
 )
 
 
@@ -40,7 +45,7 @@ def train_rnn_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
             "re-run `worldmodels encode`"
         )
     setup_tensorflow(seed)
-    from worldmodels.rnn import REFERENCE_PARAMETERS, MDNRNN, train_rnn
+    from worldmodels.rnn import MDNRNN, REFERENCE_PARAMETERS, train_rnn
     from worldmodels.store import require_series
 
     series = require_series(layout.series)

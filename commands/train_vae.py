@@ -7,7 +7,12 @@ import time
 import click
 
 from commands.common import (
-    common_options, friendly_errors, positive, progress_enabled, setup_tensorflow, summary,
+    common_options,
+    friendly_errors,
+    positive,
+    progress_enabled,
+    setup_tensorflow,
+    summary,
 )
 
 
@@ -39,7 +44,11 @@ def train_vae_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
         paths = paths[: config.max_episodes]
     setup_tensorflow(seed)
     from worldmodels.vae import (
-        ConvVAE, read_episode_length, reconstruction_grid, read_episode, train_vae,
+        ConvVAE,
+        read_episode,
+        read_episode_length,
+        reconstruction_grid,
+        train_vae,
     )
 
     total_frames = sum(read_episode_length(p) + 1 for p in paths)

@@ -1,7 +1,13 @@
+import dataclasses
+
 import pytest
 
 from worldmodels.config import (
-    PRESET_NAMES, controller_param_count, get_preset, override, to_dict,
+    PRESET_NAMES,
+    controller_param_count,
+    get_preset,
+    override,
+    to_dict,
 )
 
 
@@ -26,7 +32,7 @@ def test_override_ignores_none_and_keeps_frozen():
     changed = override(config, epochs=7, batch_size=None)
     assert changed.epochs == 7 and changed.batch_size == config.batch_size
     assert to_dict(changed)["epochs"] == 7
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         changed.epochs = 3
 
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from worldmodels.config import RnnConfig
 from worldmodels.controller import act_batch, act_numpy, pack, param_count, unpack
-from worldmodels.rnn import REFERENCE_PARAMETERS, MDNRNN, mdn_log_prob, rnn_loss
+from worldmodels.rnn import MDNRNN, REFERENCE_PARAMETERS, mdn_log_prob, rnn_loss
 from worldmodels.vae import ConvVAE, kl_divergence, vae_loss
 
 

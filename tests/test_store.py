@@ -2,7 +2,12 @@ import h5py
 import numpy as np
 
 from worldmodels.store import (
-    SeriesWriter, episode_path, list_episodes, read_episode, read_windows, stream_frames,
+    SeriesWriter,
+    episode_path,
+    list_episodes,
+    read_episode,
+    read_windows,
+    stream_frames,
     write_episode,
 )
 

@@ -72,7 +72,9 @@ def read_episode(path: Path) -> dict:
     frames = episode.get("frames")
     if frames is None or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3):
         shape = None if frames is None else frames.shape
-        raise WorldModelsError(f"episode file {path} has frames of shape {shape}, not (T+1, 64, 64, 3)")
+        raise WorldModelsError(
+            f"episode file {path} has frames of shape {shape}, not (T+1, 64, 64, 3)"
+        )
     return episode
 
 
