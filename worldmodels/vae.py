@@ -159,9 +159,14 @@ def load_vae(directory: Path, z_size: int) -> ConvVAE:
     return model
 
 
-def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 500):
+def make_encoder(model: ConvVAE):
+    """A compiled uint8 frames -> (mu, logvar) function, traced once for any batch size."""
+    return tf.function(lambda x: model.encode(to_unit(x)), reduce_retracing=True)
+
+
+def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 500, encode=None):
     """mu and logvar of uint8 frames, in batches."""
-    encode = tf.function(lambda x: model.encode(to_unit(x)))
+    encode = encode or make_encoder(model)
     mus, logvars = [], []
     for start in range(0, len(frames), batch_size):
         mu, logvar = encode(frames[start : start + batch_size])
@@ -173,16 +178,14 @@ def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 500):
 def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
                   progress: bool = True) -> dict:
     """Write mu/logvar of every frame of every episode (the series M trains on)."""
-    lengths = []
-    for path in paths:
-        with_attrs = read_episode_length(path)
-        lengths.append(with_attrs)
+    lengths = [read_episode_length(path) for path in paths]
+    encode = make_encoder(model)
     writer = SeriesWriter(series_path, len(paths), max(lengths), model.z_size,
                           vae_run_id=vae_run_id)
     try:
         for index, path in enumerate(tqdm(paths, desc="encode", unit="ep", disable=not progress)):
             episode = read_episode(path)
-            mu, logvar = encode_frames(model, episode["frames"])
+            mu, logvar = encode_frames(model, episode["frames"], encode=encode)
             writer.write(index, mu, logvar, episode["actions"], episode["rewards"],
                          episode["terminations"])
     finally:
