@@ -6,7 +6,15 @@ import time
 
 import click
 
-from commands.common import common_options, friendly_errors, positive, progress_enabled, summary
+from commands.common import (
+    begin,
+    common_options,
+    force_option,
+    friendly_errors,
+    positive,
+    progress_enabled,
+    summary,
+)
 
 
 @click.command("collect")
@@ -17,9 +25,10 @@ from commands.common import common_options, friendly_errors, positive, progress_
               help="Exploration policy (default: pilot, a noisy road follower).")
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
+@force_option
 @friendly_errors
 def collect_command(preset, name, data_dir, results_dir, seed, episodes, max_steps, policy,
-                    workers, env_id):
+                    workers, env_id, force):
     """Collect rollouts into DATA/NAME/rollouts (one HDF5 file per episode)."""
     from worldmodels.config import get_preset, override, to_dict
     from worldmodels.env import check_env_id
@@ -31,12 +40,18 @@ def collect_command(preset, name, data_dir, results_dir, seed, episodes, max_ste
     config = override(get_preset(preset).collect, episodes=episodes, max_steps=max_steps,
                       policy=policy, workers=workers, env_id=env_id)
     check_env_id(config.env_id)
-    from worldmodels.artifacts import Layout, finish_manifest, start_manifest
+    from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
     from worldmodels.collect import collect
+    from worldmodels.store import list_episodes
 
     layout = Layout(data_dir, results_dir, name)
-    layout.rollouts.mkdir(parents=True, exist_ok=True)
-    manifest = start_manifest(layout.rollouts, "collect", to_dict(config), seed, inputs={})
+    ensure_writable(layout.rollouts)
+    if force:
+        for path in list_episodes(layout.rollouts):
+            path.unlink()
+    manifest = begin(layout.rollouts, "collect", to_dict(config), seed, {}, force)
+    if manifest is None:
+        return
     result = collect(layout.rollouts, config, seed, progress=progress_enabled())
     finish_manifest(layout.rollouts, manifest, wall_seconds=time.time() - started, **result)
     click.echo(f"wrote {layout.rollouts}/episode_*.h5")

@@ -71,3 +71,23 @@ def summary(message: str, started: float) -> None:
 def progress_enabled() -> bool:
     """Progress bars unless WORLDMODELS_NO_PROGRESS is set (tests)."""
     return not os.environ.get("WORLDMODELS_NO_PROGRESS")
+
+
+force_option = click.option("--force", is_flag=True,
+                            help="Redo the stage even if its outputs are complete.")
+skip_corrupt_option = click.option("--skip-corrupt", is_flag=True,
+                                   help="Leave out corrupt episode files instead of stopping.")
+
+
+def begin(directory, stage: str, config: dict, seed: int, inputs: dict, force: bool):
+    """Start, resume or skip a stage. Returns its manifest, or None when the stage is already
+    complete (and says so)."""
+    from worldmodels.artifacts import begin_stage
+
+    manifest, state = begin_stage(directory, stage, config, seed, inputs, force)
+    if state == "complete":
+        click.echo(f"{stage}: complete in {directory}; add --force to redo it")
+        return None
+    if state == "resumed":
+        click.echo(f"{stage}: resuming the unfinished run in {directory}")
+    return manifest

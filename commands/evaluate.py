@@ -8,6 +8,7 @@ import click
 
 from commands.common import (
     common_options,
+    force_option,
     friendly_errors,
     positive,
     progress_enabled,
@@ -29,11 +30,18 @@ from commands.common import (
 @click.option("--temperature", type=float, help="Dream temperature (with --where dream).")
 @click.option("--workers", type=int, help="Env processes (with --where real).")
 @click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
+@force_option
 @friendly_errors
 def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_in, params,
-                     episodes, max_steps, temperature, workers, env_id):
+                     episodes, max_steps, temperature, workers, env_id, force):
     """Score a trained agent; write RESULTS/NAME/evaluate/*.json."""
-    from worldmodels.artifacts import Layout, require_manifest, write_json
+    from worldmodels.artifacts import (
+        Layout,
+        ensure_writable,
+        read_json,
+        require_manifest,
+        write_json,
+    )
     from worldmodels.config import get_preset, override, to_dict
     from worldmodels.env import check_env_id
 
@@ -41,7 +49,7 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     for option, value in (("episodes", episodes), ("max-steps", max_steps),
                           ("temperature", temperature)):
         positive(option, value)
-    positive("workers", workers, allow_zero=True)
+    positive("workers", workers)
     config = override(get_preset(preset).evaluate, episodes=episodes, max_steps=max_steps,
                       temperature=temperature, workers=workers, env_id=env_id)
     check_env_id(config.env_id)
@@ -49,15 +57,25 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     directory = layout.controller(trained_in)
     controller = require_manifest(directory, f"controller trained in the {trained_in}",
                                   f"train-controller --where {trained_in}")
+    path = layout.evaluations / f"{where}-{trained_in}-{params}.json"
+    partial = path.with_name(path.stem + ".partial.json")
+    ensure_writable(layout.evaluations)
+    if path.exists() and not force:
+        old = read_json(path)
+        if old.get("config") == to_dict(config) and old.get("seed") == seed:
+            click.echo(f"evaluate: complete in {path} ({old['mean']:.1f} ± {old['std']:.1f}); "
+                       "add --force to redo it")
+            return
+    if force:
+        partial.unlink(missing_ok=True)
     setup_tensorflow(seed)
     from worldmodels.evaluation import evaluate
 
     result = evaluate(layout, controller, directory, params, where, config, seed,
-                      progress_enabled())
-    result["config"] = to_dict(config)
-    result["wall_seconds"] = time.time() - started
-    path = layout.evaluations / f"{where}-{trained_in}-{params}.json"
+                      progress_enabled(), partial_path=partial)
+    result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started)
     write_json(path, result)
+    partial.unlink(missing_ok=True)
     click.echo(f"wrote {path}")
     summary(f"evaluate ({where}, {result['episodes']} episodes): "
             f"{result['mean']:.1f} ± {result['std']:.1f}", started)

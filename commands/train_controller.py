@@ -7,7 +7,9 @@ import time
 import click
 
 from commands.common import (
+    begin,
     common_options,
+    force_option,
     friendly_errors,
     positive,
     progress_enabled,
@@ -28,11 +30,12 @@ from commands.common import (
 @click.option("--sigma", type=float, help="Initial CMA-ES step size.")
 @click.option("--max-steps", type=int, help="Steps per rollout.")
 @click.option("--workers", type=int, help="Env processes for --where real.")
+@force_option
 @friendly_errors
 def train_controller_command(preset, name, data_dir, results_dir, seed, where, temperature,
-                             population, trials, generations, sigma, max_steps, workers):
+                             population, trials, generations, sigma, max_steps, workers, force):
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE."""
-    from worldmodels.artifacts import Layout, finish_manifest, start_manifest
+    from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
     from worldmodels.config import get_preset, override, to_dict
     from worldmodels.models import load_world
 
@@ -41,7 +44,7 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, t
                           ("trials", trials), ("generations", generations), ("sigma", sigma),
                           ("max-steps", max_steps)):
         positive(option, value)
-    positive("workers", workers, allow_zero=True)
+    positive("workers", workers)
     config = override(get_preset(preset).controller, where=where, temperature=temperature,
                       population=population, trials=trials, generations=generations,
                       sigma=sigma, max_steps=max_steps, workers=workers)
@@ -49,16 +52,21 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, t
         raise click.BadParameter("CMA-ES needs a population of at least 2",
                                  param_hint="--population")
     layout = Layout(data_dir, results_dir, name)
+    directory = layout.controller(where)
+    ensure_writable(directory)
     setup_tensorflow(seed)
     world = load_world(layout, need_vae=(where == "real"))
     from worldmodels.controller import param_count
 
     dimensions = param_count(world["z_size"] + world["hidden_size"])
-    directory = layout.controller(where)
-    directory.mkdir(parents=True, exist_ok=True)
     inputs = {"vae": world["vae_manifest"]["run_id"], "rnn": world["rnn_manifest"]["run_id"],
               "z_size": world["z_size"], "hidden_size": world["hidden_size"]}
-    manifest = start_manifest(directory, "train-controller", to_dict(config), seed, inputs)
+    if force:
+        for file in ("state.pkl", "history.csv", "best.npy", "mean.npy"):
+            (directory / file).unlink(missing_ok=True)
+    manifest = begin(directory, "train-controller", to_dict(config), seed, inputs, force)
+    if manifest is None:
+        return
     click.echo(f"C: linear controller with {dimensions} parameters; CMA-ES population "
                f"{config.population} x {config.trials} trials, {config.generations} generations, "
                f"scored in the {where}" + (f" at temperature {config.temperature}"

@@ -7,7 +7,9 @@ import time
 import click
 
 from commands.common import (
+    begin,
     common_options,
+    force_option,
     friendly_errors,
     positive,
     progress_enabled,
@@ -22,11 +24,13 @@ from commands.common import (
 @click.option("--batch-size", type=int, help="Sequences per batch.")
 @click.option("--sequence-length", type=int, help="Steps per training sequence.")
 @click.option("--learning-rate", type=float, help="Adam learning rate.")
+@force_option
 @friendly_errors
 def train_rnn_command(preset, name, data_dir, results_dir, seed, epochs, batch_size,
-                      sequence_length, learning_rate):
+                      sequence_length, learning_rate, force):
     """Train M on DATA/NAME/series; write RESULTS/NAME/rnn."""
-    from worldmodels.artifacts import Layout, finish_manifest, require_manifest, start_manifest
+    from worldmodels import checkpoint
+    from worldmodels.artifacts import Layout, ensure_writable, finish_manifest, require_manifest
     from worldmodels.config import get_preset, override, to_dict
     from worldmodels.errors import WorldModelsError
 
@@ -44,15 +48,20 @@ def train_rnn_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
             f"the series in {layout.series_dir} was made by another V than {layout.vae}: "
             "re-run `worldmodels encode`"
         )
+    ensure_writable(layout.rnn)
     setup_tensorflow(seed)
     from worldmodels.rnn import MDNRNN, REFERENCE_PARAMETERS, train_rnn
     from worldmodels.store import require_series
 
     series = require_series(layout.series)
     z_size = int(series.attrs["z_size"])
-    layout.rnn.mkdir(parents=True, exist_ok=True)
     inputs = {"series": series_manifest["run_id"], "vae": vae["run_id"], "z_size": z_size}
-    manifest = start_manifest(layout.rnn, "train-rnn", to_dict(config), seed, inputs)
+    if force:
+        checkpoint.clear(layout.rnn)
+    manifest = begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force)
+    if manifest is None:
+        series.close()
+        return
     model = MDNRNN(z_size, config.hidden_size, config.mixtures)
     heads = model.reward_head.count_params() + model.done_head.count_params()
     click.echo(f"M: MDN-RNN with {model.count_params():,} parameters "

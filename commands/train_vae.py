@@ -7,11 +7,14 @@ import time
 import click
 
 from commands.common import (
+    begin,
     common_options,
+    force_option,
     friendly_errors,
     positive,
     progress_enabled,
     setup_tensorflow,
+    skip_corrupt_option,
     summary,
 )
 
@@ -23,13 +26,16 @@ from commands.common import (
 @click.option("--z-size", type=int, help="Latent size (32 in the paper).")
 @click.option("--learning-rate", type=float, help="Adam learning rate.")
 @click.option("--max-episodes", type=int, help="Train on at most this many episodes.")
+@skip_corrupt_option
+@force_option
 @friendly_errors
 def train_vae_command(preset, name, data_dir, results_dir, seed, epochs, batch_size, z_size,
-                      learning_rate, max_episodes):
+                      learning_rate, max_episodes, skip_corrupt, force):
     """Train V on DATA/NAME/rollouts; write RESULTS/NAME/vae."""
-    from worldmodels.artifacts import Layout, finish_manifest, require_manifest, start_manifest
+    from worldmodels import checkpoint
+    from worldmodels.artifacts import Layout, ensure_writable, finish_manifest, require_manifest
     from worldmodels.config import get_preset, override, to_dict
-    from worldmodels.store import require_episodes
+    from worldmodels.store import require_episodes, validate_episodes
 
     started = time.time()
     for option, value in (("epochs", epochs), ("batch-size", batch_size), ("z-size", z_size),
@@ -42,6 +48,8 @@ def train_vae_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
     rollouts = require_manifest(layout.rollouts, "rollouts", "collect")
     if config.max_episodes:
         paths = paths[: config.max_episodes]
+    paths = validate_episodes(paths, skip_corrupt, warn=click.echo)
+    ensure_writable(layout.vae)
     setup_tensorflow(seed)
     from worldmodels.vae import (
         ConvVAE,
@@ -52,9 +60,12 @@ def train_vae_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
     )
 
     total_frames = sum(read_episode_length(p) + 1 for p in paths)
-    layout.vae.mkdir(parents=True, exist_ok=True)
     inputs = {"rollouts": rollouts["run_id"], "episodes": len(paths), "frames": total_frames}
-    manifest = start_manifest(layout.vae, "train-vae", to_dict(config), seed, inputs)
+    if force:
+        checkpoint.clear(layout.vae)
+    manifest = begin(layout.vae, "train-vae", to_dict(config), seed, inputs, force)
+    if manifest is None:
+        return
     model = ConvVAE(config.z_size)
     click.echo(f"V: ConvVAE with {model.count_params():,} parameters, z={config.z_size}, "
                f"{total_frames:,} frames from {len(paths)} episodes")

@@ -12,6 +12,10 @@ def _collect(root, seed):
     return [read_episode(p) for p in list_episodes(root / "d" / "rollouts")]
 
 
+def _bytes(root):
+    return [p.read_bytes() for p in list_episodes(root / "d" / "rollouts")]
+
+
 def test_same_seed_same_rollouts_other_seed_other_tracks(tmp_path):
     first = _collect(tmp_path / "a", 5)
     second = _collect(tmp_path / "b", 5)
@@ -19,5 +23,6 @@ def test_same_seed_same_rollouts_other_seed_other_tracks(tmp_path):
     for x, y in zip(first, second):
         for key in ("frames", "actions", "rewards", "terminations"):
             np.testing.assert_array_equal(x[key], y[key])
+    assert _bytes(tmp_path / "a") == _bytes(tmp_path / "b")  # byte for byte
     assert not np.array_equal(first[0]["frames"], other[0]["frames"])
     assert first[0]["attrs"]["seed"] != other[0]["attrs"]["seed"]

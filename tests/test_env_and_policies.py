@@ -71,5 +71,7 @@ def test_env_pool_matches_a_plain_env():
     with EnvPool("CarRacing-v3", 20, 2) as pool:
         got = [pool.reset(1, 11)]
         for _ in range(5):
-            got.append(pool.step({1: action})[1][0])
+            results, crashed = pool.step({1: action})
+            assert not crashed
+            got.append(results[1][0])
     np.testing.assert_array_equal(np.stack(got), np.stack(expected))

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from worldmodels.controller import act_batch
 from worldmodels.env import EnvPool
+from worldmodels.errors import WorldModelsError
 from worldmodels.rnn import MDNRNN
 from worldmodels.vae import ConvVAE, to_unit
 
@@ -29,42 +30,81 @@ def make_agent_step(vae: ConvVAE, rnn: MDNRNN):
 
 
 def run_real_episodes(pool: EnvPool, step, params: np.ndarray, seeds: list[int],
-                      z_size: int, hidden_size: int, rng: np.random.Generator,
-                      progress: bool = True, desc: str = "real") -> np.ndarray:
+                      z_size: int, hidden_size: int, noise_seed: int, progress: bool = True,
+                      desc: str = "real", done: dict | None = None, on_episode=None,
+                      max_crashes: int = 3) -> np.ndarray:
     """Run episode i with controller ``params[i]`` on the track of ``seeds[i]``; returns the
-    episode returns in the order of ``seeds``."""
+    episode returns in the order of ``seeds``. Episodes in ``done`` (index -> return) are not
+    run again; ``on_episode(index, return)`` is called as each one ends. An episode whose
+    worker crashes is redone on a fresh worker; ``max_crashes`` crashes in a row with no
+    episode finished in between stop the run with an error. The sampling noise of each episode
+    comes from its own generator, so scores do not depend on which env ran it."""
     assert len(params) == len(seeds), f"{len(params)} controllers for {len(seeds)} seeds"
     S = pool.size
+    done = dict(done or {})
     returns = np.zeros(len(seeds))
+    for index, value in done.items():
+        returns[index] = value
     frames = np.zeros((S, 64, 64, 3), np.uint8)
     h = np.zeros((S, hidden_size), np.float32)
     c = np.zeros((S, hidden_size), np.float32)
     slot_params = np.zeros((S, params.shape[1]), np.float32)
+    rngs = [None] * S
     episode_of = [-1] * S
-    pending = list(range(len(seeds)))[::-1]
-    bar = tqdm(total=len(seeds), desc=desc, unit="ep", disable=not progress)
+    pending = [i for i in range(len(seeds)) if i not in done][::-1]
+    bar = tqdm(total=len(seeds), initial=len(done), desc=desc, unit="ep", disable=not progress)
+    crashes = 0
 
-    def start(slot):
-        episode = pending.pop()
+    def crashed(slot):
+        nonlocal crashes
+        crashes += 1
+        if crashes > max_crashes:
+            bar.close()
+            raise WorldModelsError(
+                f"env workers crashed {crashes} times in a row; {len(done)} finished episodes "
+                "are kept: re-run the same command to continue"
+            )
+        bar.write(f"env worker {slot} crashed; redoing episode {episode_of[slot]}")
+        pool.restart(slot)
+
+    def start(slot, episode):
         episode_of[slot] = episode
-        frames[slot] = pool.reset(slot, seeds[episode])
+        frame = pool.reset(slot, seeds[episode])
+        while frame is None:
+            crashed(slot)
+            frame = pool.reset(slot, seeds[episode])
+        frames[slot] = frame
+        returns[episode] = 0.0
         h[slot] = c[slot] = 0.0
         slot_params[slot] = params[episode]
+        rngs[slot] = np.random.default_rng([noise_seed, seeds[episode]])
 
     for slot in range(min(S, len(pending))):
-        start(slot)
+        start(slot, pending.pop())
     while any(e >= 0 for e in episode_of):
-        eps = rng.standard_normal((S, z_size)).astype(np.float32)
+        eps = np.zeros((S, z_size), np.float32)
+        for slot in range(S):
+            if episode_of[slot] >= 0:
+                eps[slot] = rngs[slot].standard_normal(z_size)
         actions, h_new, c_new = step(frames, h, c, slot_params, eps)
         actions, h[:], c[:] = actions.numpy(), h_new.numpy(), c_new.numpy()
         active = {s: actions[s] for s in range(S) if episode_of[s] >= 0}
-        for slot, (frame, reward, terminated, truncated) in pool.step(active).items():
+        results, lost = pool.step(active)
+        for slot in lost:
+            crashed(slot)
+            start(slot, episode_of[slot])
+        for slot, (frame, reward, terminated, truncated) in results.items():
             frames[slot] = frame
             returns[episode_of[slot]] += reward
             if terminated or truncated:
+                episode = episode_of[slot]
+                done[episode] = float(returns[episode])
+                crashes = 0
                 bar.update(1)
+                if on_episode is not None:
+                    on_episode(episode, done[episode])
                 episode_of[slot] = -1
                 if pending:
-                    start(slot)
+                    start(slot, pending.pop())
     bar.close()
     return returns

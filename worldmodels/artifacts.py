@@ -84,6 +84,54 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def _normalise(value):
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _comparable(config) -> dict:
+    """A config without the fields that do not change results (worker counts)."""
+    config = dict(_normalise(config or {}))
+    config.pop("workers", None)
+    return config
+
+
+def ensure_writable(directory: Path) -> None:
+    """Create ``directory`` and check a file can be written there, before any long work."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise WorldModelsError(f"cannot write to {directory}: {reason}") from None
+
+
+def begin_stage(directory: Path, stage: str, config: dict, seed: int, inputs: dict,
+                force: bool = False):
+    """Start, resume or skip a stage. Returns (manifest, state) with state "new", "resumed" or
+    "complete" (then nothing is to be done). An unfinished run is resumed only with the same
+    config, seed and inputs; ``force`` starts over."""
+    ensure_writable(directory)
+    path = Path(directory) / "manifest.json"
+    if path.exists() and not force:
+        old = read_json(path)
+        same = (_comparable(old.get("config")) == _comparable(config)
+                and old.get("seed") == seed and old.get("inputs") == _normalise(inputs))
+        if old.get("status") == "complete":
+            return old, "complete"
+        if not same:
+            raise WorldModelsError(
+                f"{directory} holds an unfinished {stage} run with another config, seed or "
+                "inputs: re-run the same command to resume it, or add --force to start over"
+            )
+        old["resumes"] = old.get("resumes", 0) + 1
+        write_json(path, old)
+        return old, "resumed"
+    return start_manifest(directory, stage, config, seed, inputs), "new"
+
+
 def start_manifest(directory: Path, stage: str, config: dict, seed: int, inputs: dict) -> dict:
     """Write the provenance of a stage about to run; returns the manifest."""
     manifest = {
@@ -91,8 +139,8 @@ def start_manifest(directory: Path, stage: str, config: dict, seed: int, inputs:
         "run_id": uuid.uuid4().hex[:12],
         "version": VERSION,
         "seed": seed,
-        "config": config,
-        "inputs": inputs,
+        "config": _normalise(config),
+        "inputs": _normalise(inputs),
         "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

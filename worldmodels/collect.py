@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ from tqdm import tqdm
 
 from worldmodels.config import CollectConfig
 from worldmodels.env import default_workers, make_env, preprocess_frame
+from worldmodels.errors import WorldModelsError
 from worldmodels.policies import make_policy
 from worldmodels.store import episode_path, list_episodes, write_episode
 
@@ -61,29 +64,58 @@ def _collect_one(task) -> tuple[int, float, int]:
     return index, total, len(episode["actions"])
 
 
-def collect(directory: Path, config: CollectConfig, seed: int, progress: bool = True) -> dict:
-    """Collect ``config.episodes`` episodes into ``directory``, skipping episodes already
-    written; returns the mean return and length of the episodes collected now."""
+def collect(directory: Path, config: CollectConfig, seed: int, progress: bool = True,
+            max_restarts: int = 3) -> dict:
+    """Collect ``config.episodes`` episodes into ``directory``, keeping every episode already
+    written (a killed run resumes where it stopped). A crashed worker is replaced and its
+    episodes redone; after ``max_restarts`` crashes with no episode finished in between, the
+    run stops with an error (the finished episodes stay on disk)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.tmp*"):
+        stale.unlink()  # an episode that was being written when a run was killed
     seeds = episode_seeds(seed, config.episodes)
     done = {int(p.stem.split("_")[1]) for p in list_episodes(directory)}
-    tasks = [(directory, i, s, config) for i, s in enumerate(seeds) if i not in done]
-    workers = min(default_workers(config.workers), max(1, len(tasks)))
-    returns, lengths = [], []
-    if tasks:
-        context = mp.get_context("spawn")
-        with context.Pool(workers) as pool:
-            results = pool.imap_unordered(_collect_one, tasks)
-            bar = tqdm(results, total=len(tasks), desc="collect", unit="ep", disable=not progress)
-            for _, total, length in bar:
+    pending = {i: s for i, s in enumerate(seeds) if i not in done}
+    workers = min(default_workers(config.workers), max(1, len(pending)))
+    returns, lengths, crashes = [], [], 0
+    bar = tqdm(total=config.episodes, initial=len(done), desc="collect", unit="ep",
+               disable=not progress)
+    while pending:
+        try:
+            for index, total, length in _run_pool(directory, pending, config, workers):
+                del pending[index]
                 returns.append(total)
                 lengths.append(length)
+                crashes = 0
+                bar.update(1)
                 bar.set_postfix(ret=f"{np.mean(returns):.1f}")
+        except BrokenProcessPool:
+            crashes += 1
+            if crashes > max_restarts:
+                bar.close()
+                raise WorldModelsError(
+                    f"collection workers crashed {crashes} times in a row; "
+                    f"{config.episodes - len(pending)} finished episodes are saved in "
+                    f"{directory}: re-run the same command to continue"
+                ) from None
+            bar.write(f"a worker crashed; restarting and redoing {len(pending)} episodes")
+    bar.close()
     return {
         "episodes": len(list_episodes(directory)),
-        "collected": len(tasks),
+        "collected": len(returns),
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
         "mean_length": float(np.mean(lengths)) if lengths else float("nan"),
         "workers": workers,
     }
+
+
+def _run_pool(directory: Path, pending: dict, config: CollectConfig, workers: int):
+    """Yield (index, return, length) as episodes finish; raises BrokenProcessPool if a worker
+    dies."""
+    context = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_collect_one, (directory, i, s, config))
+                   for i, s in sorted(pending.items())]
+        for future in as_completed(futures):
+            yield future.result()

@@ -29,8 +29,8 @@ class CollectConfig:
     """Time limit of an episode (CarRacing-v3's own limit is 1000)."""
     policy: str = "pilot"
     """Exploration policy: pilot, biased, brownian or random (see worldmodels.policies)."""
-    workers: int = 0
-    """Worker processes; 0 means one per core."""
+    workers: int | None = None
+    """Worker processes; None means one per core."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class VaeConfig:
     """Episodes read and shuffled together when streaming (bounds memory)."""
     max_episodes: int = 0
     """Use at most this many episodes for training (0: all)."""
+    checkpoint_every: int = 200
+    """Batches between checkpoints (one is also written at the end of every epoch)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class RnnConfig:
     """Weight of the done (Bernoulli) loss."""
     done_pos_weight: float = 10.0
     """Weight of the rare positive class in the done loss."""
+    checkpoint_every: int = 50
+    """Batches between checkpoints (one is also written at the end of every epoch)."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,8 @@ class ControllerConfig:
     """Steps per rollout."""
     temperature: float = 1.15
     """Dream temperature used for training (tau)."""
-    workers: int = 0
-    """Env worker processes when scoring in the real env; 0 means one per core."""
+    workers: int | None = None
+    """Env worker processes when scoring in the real env; None means one per core."""
     env_id: str = ENV_ID
     """Gymnasium id of the environment (real scoring)."""
 
@@ -113,8 +117,8 @@ class EvaluateConfig:
     """Steps per episode."""
     temperature: float = 1.15
     """Dream temperature (only with --where dream)."""
-    workers: int = 0
-    """Env worker processes; 0 means one per core."""
+    workers: int | None = None
+    """Env worker processes; None means one per core."""
     env_id: str = ENV_ID
     """Gymnasium id of the environment."""
 

@@ -42,11 +42,13 @@ def preprocess_frame(observation: np.ndarray) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def default_workers(workers: int) -> int:
-    """0 means one worker per core."""
-    if workers < 0:
-        raise WorldModelsError(f"workers must be >= 0, got {workers}")
-    return workers or os.cpu_count() or 1
+def default_workers(workers: int | None) -> int:
+    """None means one worker per core."""
+    if workers is None:
+        return os.cpu_count() or 1
+    if workers < 1:
+        raise WorldModelsError(f"workers must be >= 1, got {workers}")
+    return workers
 
 
 def _worker(connection, env_id: str, max_steps: int) -> None:
@@ -70,40 +72,73 @@ def _worker(connection, env_id: str, max_steps: int) -> None:
 
 class EnvPool:
     """``size`` envs, each in its own process, stepped together; used by evaluation and by
-    CMA-ES in the real env so that the agents' forward passes are batched across envs."""
+    CMA-ES in the real env so that the agents' forward passes are batched across envs. A worker
+    that dies is reported by ``step`` and can be replaced with ``restart``."""
 
     def __init__(self, env_id: str, max_steps: int, size: int):
         check_env_id(env_id)
-        context = mp.get_context("spawn")
-        self.size = size
-        self._connections, self._processes = [], []
-        for _ in range(size):
-            parent, child = context.Pipe()
-            process = context.Process(
-                target=_worker, args=(child, env_id, max_steps), daemon=True
-            )
-            process.start()
-            child.close()
-            self._connections.append(parent)
-            self._processes.append(process)
+        self.env_id, self.max_steps, self.size = env_id, max_steps, size
+        self._context = mp.get_context("spawn")
+        self._connections = [None] * size
+        self._processes = [None] * size
+        for index in range(size):
+            self._start(index)
 
-    def reset(self, index: int, seed: int) -> np.ndarray:
-        """Start a new episode in env ``index`` on the track of ``seed``; returns its frame."""
-        self._connections[index].send(("reset", seed))
-        return self._connections[index].recv()
+    def _start(self, index: int) -> None:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker, args=(child, self.env_id, self.max_steps), daemon=True
+        )
+        process.start()
+        child.close()
+        self._connections[index], self._processes[index] = parent, process
 
-    def step(self, actions: dict[int, np.ndarray]) -> dict[int, tuple]:
+    def restart(self, index: int) -> None:
+        """Replace the worker of env ``index`` (after a crash)."""
+        process = self._processes[index]
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=5)
+        self._connections[index].close()
+        self._start(index)
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self._processes]
+
+    def reset(self, index: int, seed: int) -> np.ndarray | None:
+        """Start a new episode in env ``index`` on the track of ``seed``; returns its frame, or
+        None if the worker died (replace it with ``restart``)."""
+        try:
+            self._connections[index].send(("reset", seed))
+            return self._connections[index].recv()
+        except (EOFError, OSError):
+            return None
+
+    def step(self, actions: dict[int, np.ndarray]) -> tuple[dict[int, tuple], set[int]]:
         """Step the envs named in ``actions`` in parallel; returns their (frame, reward,
-        terminated, truncated)."""
+        terminated, truncated), and the set of envs whose worker died."""
+        crashed = set()
         for index, action in actions.items():
-            self._connections[index].send(("step", np.asarray(action, dtype=np.float32)))
-        return {index: self._connections[index].recv() for index in actions}
+            try:
+                self._connections[index].send(("step", np.asarray(action, dtype=np.float32)))
+            except OSError:
+                crashed.add(index)
+        results = {}
+        for index in actions:
+            if index in crashed:
+                continue
+            try:
+                results[index] = self._connections[index].recv()
+            except (EOFError, OSError):
+                crashed.add(index)
+        return results, crashed
 
     def close(self) -> None:
         for connection in self._connections:
             try:
                 connection.send(("close", None))
-            except (BrokenPipeError, OSError):
+            except OSError:
                 pass
         for process in self._processes:
             process.join(timeout=5)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import Layout
+from worldmodels.artifacts import Layout, read_json, write_json
 from worldmodels.collect import episode_seeds
 from worldmodels.config import EvaluateConfig
 from worldmodels.errors import WorldModelsError
@@ -15,16 +15,19 @@ from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, RealScorer
 
 
 def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
-             where: str, config: EvaluateConfig, seed: int, progress: bool = True) -> dict:
+             where: str, config: EvaluateConfig, seed: int, progress: bool = True,
+             partial_path: Path | None = None) -> dict:
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
-    from ``seed``, disjoint from collection and training seeds."""
+    from ``seed``, disjoint from collection and training seeds. In the real env, each finished
+    episode is saved to ``partial_path`` and a re-run skips the episodes found there."""
     world = load_world(layout, need_vae=(where == "real"))
     if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "
             "re-run `worldmodels train-controller`"
         )
-    flat = np.load(Path(directory) / f"{params_name}.npy")
+    flat = load_controller(Path(directory) / f"{params_name}.npy",
+                           world["z_size"] + world["hidden_size"])
     params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
     result = {"env": config.env_id, "where": where, "episodes": config.episodes,
@@ -35,12 +38,42 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
         # Dreams have no tracks: their starts and noise all derive from the run seed.
         result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed])
     else:
-        from worldmodels.env import EnvPool, default_workers
-
-        workers = min(default_workers(config.workers), config.episodes)
-        with EnvPool(config.env_id, config.max_steps, workers) as pool:
-            scorer = RealScorer(world, pool, seed, progress=progress)
-            scores = scorer.run(params, seeds, desc="evaluate")
+        scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path)
     scores = np.asarray(scores, dtype=float)
     result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist())
     return result
+
+
+def _evaluate_real(world, params, seeds, config, seed, progress, partial_path):
+    from worldmodels.env import EnvPool, default_workers
+
+    key = {"seeds": seeds, "params": params[0].tolist()}
+    done = {}
+    if partial_path is not None and Path(partial_path).exists():
+        partial = read_json(partial_path)
+        if partial.get("key") == key:
+            done = {int(i): score for i, score in partial["scores"].items()}
+
+    def save(index, score):
+        done[index] = score
+        if partial_path is not None:
+            write_json(partial_path, {"key": key, "scores": done})
+
+    workers = min(default_workers(config.workers), config.episodes)
+    with EnvPool(config.env_id, config.max_steps, workers) as pool:
+        scorer = RealScorer(world, pool, seed, progress=progress)
+        return scorer.run(params, seeds, desc="evaluate", done=dict(done), on_episode=save)
+
+
+def load_controller(path: Path, input_size: int) -> np.ndarray:
+    """A saved controller, checked against the inputs of the world it will drive."""
+    from worldmodels.controller import param_count
+
+    flat = np.load(path)
+    if flat.shape != (param_count(input_size),):
+        raise WorldModelsError(
+            f"the controller {path} has {flat.size} parameters, but V and M give inputs of "
+            f"{input_size} ({param_count(input_size)} parameters): re-run "
+            "`worldmodels train-controller`"
+        )
+    return flat

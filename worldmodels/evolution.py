@@ -4,6 +4,7 @@ writes the history, the best and mean parameters, and a resumable state."""
 from __future__ import annotations
 
 import csv
+import os
 import pickle
 from pathlib import Path
 
@@ -35,32 +36,61 @@ class Evolution:
 def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, directory: Path,
            progress: bool = True) -> list[dict]:
     """Run ``config.generations`` generations; ``fitness_fn(candidates, generation)`` returns the
-    mean return of each candidate. Writes history.csv, best.npy, mean.npy and state.pkl."""
+    mean return of each candidate. Writes history.csv, best.npy, mean.npy and state.pkl after
+    every generation, and resumes from state.pkl when it exists."""
     directory = Path(directory)
-    evolution = Evolution(dimensions, config.population, config.sigma, seed)
-    history, best_fitness = [], -np.inf
-    bar = tqdm(range(config.generations), desc="C", unit="gen", disable=not progress)
+    state = load_state(directory)
+    if state is None:
+        state = {"evolution": Evolution(dimensions, config.population, config.sigma, seed),
+                 "history": [], "best_fitness": -np.inf}
+    evolution, history = state["evolution"], state["history"]
+    bar = tqdm(range(len(history), config.generations), initial=len(history),
+               total=config.generations, desc="C", unit="gen", disable=not progress)
     for generation in bar:
         candidates = evolution.ask()
         fitness = np.asarray(fitness_fn(candidates, generation))
         evolution.tell(candidates, fitness)
         top = int(np.argmax(fitness))
-        if fitness[top] > best_fitness:
-            best_fitness = float(fitness[top])
-            np.save(directory / "best.npy", candidates[top])
-        np.save(directory / "mean.npy", evolution.mean)
+        if fitness[top] > state["best_fitness"]:
+            state["best_fitness"] = float(fitness[top])
+            save_array(directory / "best.npy", candidates[top])
+        save_array(directory / "mean.npy", evolution.mean)
         history.append({
             "generation": generation + 1,
             "best": float(fitness[top]),
             "mean": float(fitness.mean()),
             "worst": float(fitness.min()),
-            "best_so_far": best_fitness,
+            "best_so_far": state["best_fitness"],
         })
         write_history(directory / "history.csv", history)
-        with open(directory / "state.pkl", "wb") as file:
-            pickle.dump(evolution, file)
+        save_state(directory, state)
         bar.set_postfix(best=f"{fitness[top]:.1f}", mean=f"{fitness.mean():.1f}")
     return history
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def save_state(directory: Path, state: dict) -> None:
+    """Pickle the CMA-ES state, the history and NumPy's global RNG (which cma samples from),
+    atomically, so a resumed run continues the same trajectory."""
+    tmp = directory / "state.pkl.tmp"
+    with open(tmp, "wb") as file:
+        pickle.dump(dict(state, numpy_rng=np.random.get_state()), file)
+    os.replace(tmp, directory / "state.pkl")
+
+
+def load_state(directory: Path) -> dict | None:
+    path = directory / "state.pkl"
+    if not path.exists():
+        return None
+    with open(path, "rb") as file:
+        state = pickle.load(file)
+    np.random.set_state(state.pop("numpy_rng"))
+    return state
 
 
 def write_history(path: Path, rows: list[dict]) -> None:

@@ -18,6 +18,12 @@ def load_world(layout: Layout, need_vae: bool = True) -> dict:
             f"M in {layout.rnn} was trained on the series of another V than {layout.vae}: "
             "re-run `worldmodels encode` and `worldmodels train-rnn`"
         )
+    if int(rnn_manifest["inputs"]["z_size"]) != int(vae_manifest["config"]["z_size"]):
+        raise WorldModelsError(
+            f"M in {layout.rnn} was built for z of {rnn_manifest['inputs']['z_size']} but V in "
+            f"{layout.vae} has z of {vae_manifest['config']['z_size']}: re-run "
+            "`worldmodels encode` and `worldmodels train-rnn`"
+        )
     from worldmodels.rnn import load_rnn
     from worldmodels.store import require_series
     from worldmodels.vae import load_vae

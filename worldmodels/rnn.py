@@ -14,9 +14,10 @@ import tensorflow_probability as tfp
 from keras import layers
 from tqdm import tqdm
 
+from worldmodels import checkpoint
 from worldmodels.config import ACTION_SIZE, RnnConfig
 from worldmodels.store import read_windows
-from worldmodels.vae import write_metrics
+from worldmodels.vae import check_finite, new_progress, write_metrics
 
 tfd = tfp.distributions
 REFERENCE_PARAMETERS = 422_368  # LSTM 256 + MDN head, without reward and done heads
@@ -114,11 +115,13 @@ def make_batch(window: dict, rng: np.random.Generator) -> tuple:
 
 def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
               directory: Path, progress: bool = True) -> list[dict]:
-    """Train M for ``config.epochs`` epochs of one random window per episode."""
+    """Train M for ``config.epochs`` epochs of one random window per episode, resuming from
+    the checkpoint in ``directory`` if there is one. Every epoch's order and every batch's
+    windows and noise derive from (seed, epoch, batch), so a resumed run sees the same data."""
     optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip)
-    rng = np.random.default_rng(seed)
     lengths = series["lengths"][()]
     N, L = len(lengths), config.sequence_length
+    batches = -(-N // config.batch_size)
 
     @tf.function(reduce_retracing=True)
     def train_step(inputs, targets, mask):
@@ -129,23 +132,33 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return losses
 
-    history = []
-    bar = tqdm(range(config.epochs), desc="M", unit="epoch", disable=not progress)
+    state = checkpoint.load(directory, model, optimizer) or new_progress()
+    history = state["history"]
+    bar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
+               total=config.epochs, desc="M", unit="epoch", disable=not progress)
     for epoch in bar:
-        order = rng.permutation(N)
-        sums, count = {}, 0
-        for start in range(0, N, config.batch_size):
-            indices = np.sort(order[start : start + config.batch_size])
+        skip = state["step"] if epoch == state["epoch"] else 0
+        sums, count = (dict(state["sums"]), state["count"]) if skip else ({}, 0)
+        order = np.random.default_rng([seed, epoch]).permutation(N)
+        for batch in range(skip, batches):
+            rng = np.random.default_rng([seed, epoch, batch])
+            indices = np.sort(order[batch * config.batch_size : (batch + 1) * config.batch_size])
             starts = [int(rng.integers(0, max(1, lengths[i] - L + 1))) for i in indices]
-            window = read_windows(series, indices, starts, L)
-            inputs, targets, mask = make_batch(window, rng)
-            losses = train_step(inputs, targets, mask)
+            inputs, targets, mask = make_batch(read_windows(series, indices, starts, L), rng)
+            losses = {k: float(v) for k, v in train_step(inputs, targets, mask).items()}
+            check_finite(losses, epoch + 1, batch + 1, directory)
             for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
+                sums[key] = sums.get(key, 0.0) + value
             count += 1
+            if (batch + 1) % config.checkpoint_every == 0 and batch + 1 < batches:
+                checkpoint.save(directory, model, optimizer, {
+                    "epoch": epoch, "step": batch + 1, "sums": sums, "count": count,
+                    "history": history})
         row = {"epoch": epoch + 1, **{k: v / count for k, v in sums.items()}}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", mdn=f"{row['mdn']:.3f}")
+        checkpoint.save(directory, model, optimizer,
+                        dict(new_progress(), epoch=epoch + 1, history=history))
         if (epoch + 1) % 5 == 0 or epoch + 1 == config.epochs:
             write_metrics(directory / "metrics.csv", history)
             model.save_weights(directory / "rnn.weights.h5")

@@ -43,13 +43,14 @@ class RealScorer:
         self.world, self.pool, self.seed, self.progress = world, pool, seed, progress
         self.step = make_agent_step(world["vae"], world["rnn"])
 
-    def run(self, params: np.ndarray, seeds: list[int], desc: str = "real") -> np.ndarray:
+    def run(self, params: np.ndarray, seeds: list[int], desc: str = "real", done=None,
+            on_episode=None) -> np.ndarray:
         from worldmodels.agent import run_real_episodes
 
-        rng = np.random.default_rng([self.seed, len(seeds), seeds[0]])
         return run_real_episodes(
             self.pool, self.step, params.astype(np.float32), seeds, self.world["z_size"],
-            self.world["hidden_size"], rng, progress=self.progress, desc=desc,
+            self.world["hidden_size"], self.seed, progress=self.progress, desc=desc,
+            done=done, on_episode=on_episode,
         )
 
     def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:

@@ -93,6 +93,42 @@ def require_episodes(directory: Path) -> list[Path]:
     return paths
 
 
+def check_episode(path: Path) -> str | None:
+    """None if the episode file is whole and well formed, else what is wrong with it."""
+    try:
+        with h5py.File(path, "r") as file:
+            missing = {"frames", "actions", "rewards", "terminations"} - set(file.keys())
+            if missing:
+                return f"missing {', '.join(sorted(missing))}"
+            frames, T = file["frames"].shape, file["actions"].shape[0]
+            if frames != (T + 1, FRAME_SIZE, FRAME_SIZE, 3):
+                return f"frames of shape {frames}, expected {(T + 1, FRAME_SIZE, FRAME_SIZE, 3)}"
+            file["frames"][-1]  # reads the last chunk: a truncated file fails here
+    except (OSError, KeyError, ValueError) as error:
+        return f"unreadable ({str(error).splitlines()[0][:80]})"
+    return None
+
+
+def validate_episodes(paths: list[Path], skip_corrupt: bool, warn=print) -> list[Path]:
+    """The episode files that are whole; a bad one is an error naming it, unless
+    ``skip_corrupt``, which leaves bad files out with a warning."""
+    good = []
+    for path in paths:
+        problem = check_episode(path)
+        if problem is None:
+            good.append(path)
+        elif skip_corrupt:
+            warn(f"skipping {path}: {problem}")
+        else:
+            raise WorldModelsError(
+                f"episode file {path} is corrupt ({problem}): delete it and re-run "
+                "`worldmodels collect`, or add --skip-corrupt to leave it out"
+            )
+    if not good:
+        raise WorldModelsError("no readable episode files: run `worldmodels collect` first")
+    return good
+
+
 def stream_frames(paths: list[Path], shuffle_episodes: int, rng: np.random.Generator):
     """Yield every frame of ``paths`` once, in a shuffled order, holding at most
     ``shuffle_episodes`` episodes in memory at a time."""
@@ -105,36 +141,63 @@ def stream_frames(paths: list[Path], shuffle_episodes: int, rng: np.random.Gener
 
 
 class SeriesWriter:
-    """Appends encoded episodes to a series file, written under a temporary name."""
+    """Appends encoded episodes to a series file. It is written as ``series.h5.partial``,
+    which records how many episodes it holds, so a killed run continues where it stopped, and
+    renamed to its final name when complete."""
 
     def __init__(self, path: Path, episodes: int, max_length: int, z_size: int, **attrs):
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        self.file = h5py.File(self.tmp, "w")
+        self.tmp = self.path.with_name(self.path.name + ".partial")
         N, T, Z = episodes, max_length, z_size
-        make = self.file.create_dataset
-        self.mu = make("mu", (N, T + 1, Z), np.float32, chunks=(1, T + 1, Z), **COMPRESSION)
-        self.logvar = make("logvar", (N, T + 1, Z), np.float32, chunks=(1, T + 1, Z), **COMPRESSION)
-        self.actions = make("actions", (N, T, ACTION_SIZE), np.float32, chunks=(1, T, ACTION_SIZE))
-        self.rewards = make("rewards", (N, T), np.float32, chunks=(1, T))
-        self.terminations = make("terminations", (N, T), np.uint8, chunks=(1, T))
-        self.lengths = make("lengths", (N,), np.int32)
-        for key, value in dict(attrs, z_size=z_size).items():
-            self.file.attrs[key] = value
+        if self.tmp.exists():
+            try:
+                self.file = h5py.File(self.tmp, "r+")
+                same = all(self.file.attrs.get(k) == v for k, v in attrs.items())
+                if not same or self.file["mu"].shape != (N, T + 1, Z):
+                    self.file.close()
+                    self.tmp.unlink()
+            except OSError:
+                self.tmp.unlink()  # killed while the file itself was being created
+        if not self.tmp.exists():
+            self._create(N, T, Z, attrs)
+        self.file = h5py.File(self.tmp, "r+")
+        for key in ("mu", "logvar", "actions", "rewards", "terminations", "lengths"):
+            setattr(self, key, self.file[key])
+
+    def _create(self, N, T, Z, attrs):
+        with h5py.File(self.tmp, "w") as file:
+            make = file.create_dataset
+            make("mu", (N, T + 1, Z), np.float32, chunks=(1, T + 1, Z), **COMPRESSION)
+            make("logvar", (N, T + 1, Z), np.float32, chunks=(1, T + 1, Z), **COMPRESSION)
+            make("actions", (N, T, ACTION_SIZE), np.float32, chunks=(1, T, ACTION_SIZE))
+            make("rewards", (N, T), np.float32, chunks=(1, T))
+            make("terminations", (N, T), np.uint8, chunks=(1, T))
+            make("lengths", (N,), np.int32)
+            for key, value in dict(attrs, z_size=Z, encoded=0).items():
+                file.attrs[key] = value
+
+    @property
+    def encoded(self) -> int:
+        """Episodes already written (in order)."""
+        return int(self.file.attrs["encoded"])
 
     def write(self, index: int, mu, logvar, actions, rewards, terminations) -> None:
         T = len(actions)
         assert mu.shape == (T + 1, self.mu.shape[2]), f"mu {mu.shape} for T={T}"
+        assert index == self.encoded, f"episode {index} written after {self.encoded}"
         self.mu[index, : T + 1] = mu
         self.logvar[index, : T + 1] = logvar
         self.actions[index, :T] = actions
         self.rewards[index, :T] = rewards
         self.terminations[index, :T] = terminations
         self.lengths[index] = T
+        self.file.attrs["encoded"] = index + 1
+        self.file.flush()
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         self.file.close()
-        os.replace(self.tmp, self.path)
+        if complete:
+            os.replace(self.tmp, self.path)
 
 
 def require_series(path: Path) -> h5py.File:

@@ -4,6 +4,7 @@ streaming frames from the rollout files, and encoding of the series for M."""
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 import keras
@@ -12,7 +13,9 @@ import tensorflow as tf
 from keras import layers
 from tqdm import tqdm
 
+from worldmodels import checkpoint
 from worldmodels.config import FRAME_SIZE, VaeConfig
+from worldmodels.errors import WorldModelsError
 from worldmodels.store import SeriesWriter, read_episode, stream_frames
 
 REFERENCE_PARAMETERS = 4_348_547
@@ -97,12 +100,14 @@ def to_unit(frames):
     return tf.cast(frames, tf.float32) / 255.0
 
 
-def frame_dataset(paths, config: VaeConfig, seed: int) -> tf.data.Dataset:
-    """Batches of frames streamed from the episode files, reshuffled each epoch."""
+def frame_dataset(paths, config: VaeConfig, seed: int, skip_batches: int = 0) -> tf.data.Dataset:
+    """Batches of frames streamed from the episode files in an order fixed by ``seed``; the
+    first ``skip_batches`` batches are skipped (resuming inside an epoch)."""
     rng = np.random.default_rng(seed)
 
     def generate():
-        yield from stream_frames(paths, config.shuffle_episodes, rng)
+        frames = stream_frames(paths, config.shuffle_episodes, rng)
+        yield from itertools.islice(frames, skip_batches * config.batch_size, None)
 
     signature = tf.TensorSpec((FRAME_SIZE, FRAME_SIZE, 3), tf.uint8)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
@@ -111,7 +116,10 @@ def frame_dataset(paths, config: VaeConfig, seed: int) -> tf.data.Dataset:
 
 def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Path,
               total_frames: int, progress: bool = True) -> list[dict]:
-    """Train V for ``config.epochs`` epochs, writing metrics.csv and weights each epoch."""
+    """Train V for ``config.epochs`` epochs, resuming from the checkpoint in ``directory`` if
+    there is one; writes metrics.csv and weights each epoch, a checkpoint every
+    ``config.checkpoint_every`` batches. Stops on a non-finite loss, keeping the last good
+    checkpoint."""
     optimizer = keras.optimizers.Adam(config.learning_rate)
 
     # XLA makes this step about 3x faster on CPU (1.7 s -> 0.5 s for a batch of 100).
@@ -125,24 +133,47 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return losses
 
-    history = []
+    state = checkpoint.load(directory, model, optimizer) or new_progress()
+    history = state["history"]
     batches = -(-total_frames // config.batch_size)
-    for epoch in range(config.epochs):
-        sums, count = {}, 0
-        dataset = frame_dataset(paths, config, seed + epoch)
-        bar = tqdm(dataset, total=batches, desc=f"V epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress)
-        for frames in bar:
-            losses = train_step(frames)
+    for epoch in range(state["epoch"], config.epochs):
+        skip = state["step"] if epoch == state["epoch"] else 0
+        sums, count = (dict(state["sums"]), state["count"]) if skip else ({}, 0)
+        dataset = frame_dataset(paths, config, seed + epoch, skip_batches=skip)
+        bar = tqdm(dataset, total=batches, initial=skip,
+                   desc=f"V epoch {epoch + 1}/{config.epochs}", disable=not progress)
+        for step, frames in enumerate(bar, start=skip + 1):
+            losses = {key: float(value) for key, value in train_step(frames).items()}
+            check_finite(losses, epoch + 1, step, directory)
             for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
+                sums[key] = sums.get(key, 0.0) + value
             count += 1
             bar.set_postfix(loss=f"{sums['loss'] / count:.1f}")
-        row = {"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}}
-        history.append(row)
+            if step % config.checkpoint_every == 0 and step < batches:
+                progress_state = {"epoch": epoch, "step": step, "sums": sums, "count": count,
+                                  "history": history}
+                checkpoint.save(directory, model, optimizer, progress_state)
+        history.append({"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}})
         write_metrics(directory / "metrics.csv", history)
         model.save_weights(directory / "vae.weights.h5")
+        checkpoint.save(directory, model, optimizer, dict(new_progress(), epoch=epoch + 1,
+                                                          history=history))
     return history
+
+
+def new_progress() -> dict:
+    """The progress of a training run that has not started."""
+    return {"epoch": 0, "step": 0, "sums": {}, "count": 0, "history": []}
+
+
+def check_finite(losses: dict, epoch: int, step: int, directory: Path) -> None:
+    """Stop training on a NaN or inf loss, naming the step and the term."""
+    for term, value in losses.items():
+        if not np.isfinite(value):
+            raise WorldModelsError(
+                f"non-finite {term} loss ({value}) at epoch {epoch}, step {step}: training "
+                f"stopped; the last good checkpoint is kept in {Path(directory) / 'checkpoint'}"
+            )
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
@@ -177,19 +208,25 @@ def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 500, enc
 
 def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
                   progress: bool = True) -> dict:
-    """Write mu/logvar of every frame of every episode (the series M trains on)."""
+    """Write mu/logvar of every frame of every episode (the series M trains on), continuing a
+    killed run from the last episode it finished."""
     lengths = [read_episode_length(path) for path in paths]
     encode = make_encoder(model)
     writer = SeriesWriter(series_path, len(paths), max(lengths), model.z_size,
                           vae_run_id=vae_run_id)
+    complete = False
     try:
-        for index, path in enumerate(tqdm(paths, desc="encode", unit="ep", disable=not progress)):
-            episode = read_episode(path)
+        start = writer.encoded
+        bar = tqdm(range(start, len(paths)), initial=start, total=len(paths), desc="encode",
+                   unit="ep", disable=not progress)
+        for index in bar:
+            episode = read_episode(paths[index])
             mu, logvar = encode_frames(model, episode["frames"], encode=encode)
             writer.write(index, mu, logvar, episode["actions"], episode["rewards"],
                          episode["terminations"])
+        complete = True
     finally:
-        writer.close()
+        writer.close(complete)
     return {"episodes": len(paths), "frames": int(sum(lengths) + len(lengths))}
 
 
