@@ -89,9 +89,11 @@ def test_unwritable_output_is_an_error_before_any_work(smoke_run, tmp_path):
     blocker = tmp_path / "results"
     blocker.write_text("a file where a directory should be")
     message = _error("train-vae", *common(root)[:6], "--results-dir", blocker)
+    assert "is a file" in message  # click checks the option itself
+    message = _error("train-vae", *common(root)[:6], "--results-dir", blocker / "nested")
     assert "cannot write to" in message
     assert blocker.read_text() == "a file where a directory should be"
-    message = _error("collect", "--preset", "smoke", "--data-dir", blocker)
+    message = _error("collect", "--preset", "smoke", "--data-dir", blocker / "nested")
     assert "cannot write to" in message
 
 

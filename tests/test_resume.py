@@ -169,6 +169,7 @@ def test_cma_es_killed_mid_run_continues_the_same_trajectory(smoke_run, tmp_path
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(smoke_run, tmp_path):
     root, _ = smoke_run
+    shutil.copytree(root / "results" / "smoke" / "vae", tmp_path / "smoke" / "vae")
     result = invoke("train-rnn", *common(root)[:6], "--results-dir", tmp_path, "--epochs", 6,
                     "--learning-rate", "1e30", expect_ok=False)
     assert result.exit_code != 0 and "Traceback" not in result.output

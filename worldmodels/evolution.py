@@ -15,11 +15,24 @@ from tqdm import tqdm
 from worldmodels.config import ControllerConfig
 
 
+class GaussianSource:
+    """The normal samples cma draws (its ``randn`` option), from a generator of our own: cma
+    would otherwise use NumPy's global RNG, which other libraries also draw from (TensorFlow
+    does while tracing), so a resumed run would not follow the same trajectory."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng([seed, 7])
+
+    def __call__(self, *shape):
+        return self.rng.standard_normal(shape)
+
+
 class Evolution:
     """CMA-ES over a flat parameter vector, starting at zeros; fitness is maximised."""
 
     def __init__(self, dimensions: int, population: int, sigma: float, seed: int):
-        options = {"popsize": population, "seed": seed + 1, "verbose": -9}
+        options = {"popsize": population, "seed": seed + 1, "verbose": -9,
+                   "randn": GaussianSource(seed)}
         self.es = cma.CMAEvolutionStrategy(np.zeros(dimensions), sigma, options)
 
     def ask(self) -> np.ndarray:
@@ -75,11 +88,11 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
 
 def save_state(directory: Path, state: dict) -> None:
-    """Pickle the CMA-ES state, the history and NumPy's global RNG (which cma samples from),
-    atomically, so a resumed run continues the same trajectory."""
+    """Pickle the CMA-ES state (its sample generator included) and the history atomically, so
+    a resumed run continues the same trajectory."""
     tmp = directory / "state.pkl.tmp"
     with open(tmp, "wb") as file:
-        pickle.dump(dict(state, numpy_rng=np.random.get_state()), file)
+        pickle.dump(state, file)
     os.replace(tmp, directory / "state.pkl")
 
 
@@ -88,9 +101,7 @@ def load_state(directory: Path) -> dict | None:
     if not path.exists():
         return None
     with open(path, "rb") as file:
-        state = pickle.load(file)
-    np.random.set_state(state.pop("numpy_rng"))
-    return state
+        return pickle.load(file)
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
