@@ -202,3 +202,21 @@ def test_complete_stage_is_not_redone_without_force(smoke_run):
     # Later stages still accept the re-encoded series only if it comes from the same V.
     assert read_json(series / "manifest.json")["inputs"]["vae"] == \
         read_json(root / "results" / "smoke" / "vae" / "manifest.json")["run_id"]
+
+
+def test_workers_that_keep_crashing_end_the_run_with_a_message(tmp_path):
+    process = _start("collect", "--preset", "smoke", "--name", "c", "--data-dir", tmp_path,
+                     "--episodes", 4, "--max-steps", 400, "--workers", 2)
+    deadline = time.time() + 240
+    while process.poll() is None and time.time() < deadline:
+        for pid in _children(process.pid):  # kill every worker as soon as it appears
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 1, output
+    last = output.strip().splitlines()[-1]
+    assert "crashed 4 times in a row" in last and "re-run the same command" in last
+    assert "Traceback" not in output

@@ -167,12 +167,19 @@ def new_progress() -> dict:
 
 
 def check_finite(losses: dict, epoch: int, step: int, directory: Path) -> None:
-    """Stop training on a NaN or inf loss, naming the step and the term."""
-    for term, value in losses.items():
-        if not np.isfinite(value):
+    """Stop training on a NaN or inf loss, naming the step and the term (the named terms
+    before their total)."""
+    terms = [term for term in losses if term != "loss"] + ["loss"]
+    for term in terms:
+        value = losses.get(term)
+        if value is not None and not np.isfinite(value):
+            folder = Path(directory) / checkpoint.NAME
+            kept = (f"the last good checkpoint is kept in {folder}" if folder.exists()
+                    else "no checkpoint had been written yet")
+            name = "total loss" if term == "loss" else f"{term} loss"
             raise WorldModelsError(
-                f"non-finite {term} loss ({value}) at epoch {epoch}, step {step}: training "
-                f"stopped; the last good checkpoint is kept in {Path(directory) / 'checkpoint'}"
+                f"non-finite {name} ({value}) at epoch {epoch}, step {step}: training stopped; "
+                f"{kept}"
             )
 
 
