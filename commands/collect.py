@@ -51,7 +51,7 @@ def collect_command(preset, name, data_dir, results_dir, seed, episodes, max_ste
             path.unlink()
     manifest = begin(layout.rollouts, "collect", to_dict(config), seed, {}, force)
     if manifest is None:
-        return
+        return "complete"
     result = collect(layout.rollouts, config, seed, progress=progress_enabled())
     finish_manifest(layout.rollouts, manifest, wall_seconds=time.time() - started, **result)
     click.echo(f"wrote {layout.rollouts}/episode_*.h5")

@@ -81,7 +81,7 @@ skip_corrupt_option = click.option("--skip-corrupt", is_flag=True,
 
 def begin(directory, stage: str, config: dict, seed: int, inputs: dict, force: bool):
     """Start, resume or skip a stage. Returns its manifest, or None when the stage is already
-    complete (and says so)."""
+    complete (and says so); the command then returns "complete", which `pipeline` reads."""
     from worldmodels.artifacts import begin_stage
 
     manifest, state = begin_stage(directory, stage, config, seed, inputs, force)

@@ -44,7 +44,7 @@ def encode_command(preset, name, data_dir, results_dir, seed, skip_corrupt, forc
         layout.series.with_name(layout.series.name + ".partial").unlink(missing_ok=True)
     manifest = begin(layout.series_dir, "encode", {"z_size": model.z_size}, seed, inputs, force)
     if manifest is None:
-        return
+        return "complete"
     result = encode_series(model, paths, layout.series, vae["run_id"],
                            progress=progress_enabled())
     finish_manifest(layout.series_dir, manifest, wall_seconds=time.time() - started, **result)

@@ -65,7 +65,7 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
         if old.get("config") == to_dict(config) and old.get("seed") == seed:
             click.echo(f"evaluate: complete in {path} ({old['mean']:.1f} ± {old['std']:.1f}); "
                        "add --force to redo it")
-            return
+            return "complete"
     if force:
         partial.unlink(missing_ok=True)
     setup_tensorflow(seed)

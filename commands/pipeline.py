@@ -14,7 +14,7 @@ STAGES = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "ev
 @click.command("pipeline")
 @common_options
 @click.option("--skip-complete/--redo", default=True, show_default=True,
-              help="Skip stages whose outputs are already complete.")
+              help="Skip stages whose outputs are already complete (--redo: --force each).")
 @click.pass_context
 @friendly_errors
 def pipeline_command(context, preset, name, data_dir, results_dir, seed, skip_complete):
@@ -24,28 +24,19 @@ def pipeline_command(context, preset, name, data_dir, results_dir, seed, skip_co
 
     started = time.time()
     layout = Layout(data_dir, results_dir, name)
-    markers = {
-        "collect": layout.rollouts / "manifest.json",
-        "train-vae": layout.vae / "manifest.json",
-        "encode": layout.series_dir / "manifest.json",
-        "train-rnn": layout.rnn / "manifest.json",
-        "train-controller": layout.controller("dream") / "manifest.json",
-        "evaluate": layout.evaluations / "real-dream-best.json",
-    }
     common = ["--preset", preset, "--name", name, "--data-dir", str(data_dir),
               "--results-dir", str(results_dir), "--seed", str(seed)]
     timings_path = layout.experiment / "pipeline.json"
     timings = read_json(timings_path) if timings_path.exists() else {}
     for stage in STAGES:
-        marker = markers[stage]
-        complete = marker.exists() and read_json(marker).get("status", "complete") == "complete"
-        if skip_complete and complete:
-            click.echo(f"== {stage}: complete, skipped ({marker})")
-            continue
         click.echo(f"== {stage}")
         stage_started = time.time()
         command = main.get_command(context, stage)
-        context.invoke(command, **_defaults(context, command, common))
+        params = dict(_defaults(context, command, common), force=not skip_complete)
+        # Each stage decides for itself whether its outputs are complete.
+        if context.invoke(command, **params) == "complete":
+            click.echo(f"== {stage}: complete, skipped")
+            continue
         timings[stage] = round(time.time() - stage_started, 1)
         write_json(timings_path, {**timings, "preset": preset, "seed": seed})
     click.echo(f"wrote {timings_path}")

@@ -37,7 +37,7 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, t
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE."""
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
     from worldmodels.config import get_preset, override, to_dict
-    from worldmodels.models import load_world
+    from worldmodels.models import check_world, load_world
 
     started = time.time()
     for option, value in (("temperature", temperature), ("population", population),
@@ -54,19 +54,21 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, t
     layout = Layout(data_dir, results_dir, name)
     directory = layout.controller(where)
     ensure_writable(directory)
-    setup_tensorflow(seed)
-    world = load_world(layout, need_vae=(where == "real"))
-    from worldmodels.controller import param_count
-
-    dimensions = param_count(world["z_size"] + world["hidden_size"])
-    inputs = {"vae": world["vae_manifest"]["run_id"], "rnn": world["rnn_manifest"]["run_id"],
-              "z_size": world["z_size"], "hidden_size": world["hidden_size"]}
+    vae_manifest, rnn_manifest = check_world(layout)
+    inputs = {"vae": vae_manifest["run_id"], "rnn": rnn_manifest["run_id"],
+              "z_size": int(rnn_manifest["inputs"]["z_size"]),
+              "hidden_size": int(rnn_manifest["config"]["hidden_size"])}
     if force:
         for file in ("state.pkl", "history.csv", "best.npy", "mean.npy"):
             (directory / file).unlink(missing_ok=True)
     manifest = begin(directory, "train-controller", to_dict(config), seed, inputs, force)
     if manifest is None:
-        return
+        return "complete"
+    setup_tensorflow(seed)
+    world = load_world(layout, need_vae=(where == "real"))
+    from worldmodels.controller import param_count
+
+    dimensions = param_count(world["z_size"] + world["hidden_size"])
     click.echo(f"C: linear controller with {dimensions} parameters; CMA-ES population "
                f"{config.population} x {config.trials} trials, {config.generations} generations, "
                f"scored in the {where}" + (f" at temperature {config.temperature}"

@@ -61,7 +61,7 @@ def train_rnn_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
     manifest = begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force)
     if manifest is None:
         series.close()
-        return
+        return "complete"
     model = MDNRNN(z_size, config.hidden_size, config.mixtures)
     heads = model.reward_head.count_params() + model.done_head.count_params()
     click.echo(f"M: MDN-RNN with {model.count_params():,} parameters "

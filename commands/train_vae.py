@@ -35,7 +35,7 @@ def train_vae_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
     from worldmodels import checkpoint
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest, require_manifest
     from worldmodels.config import get_preset, override, to_dict
-    from worldmodels.store import require_episodes, validate_episodes
+    from worldmodels.store import episode_length, require_episodes, validate_episodes
 
     started = time.time()
     for option, value in (("epochs", epochs), ("batch-size", batch_size), ("z-size", z_size),
@@ -54,18 +54,17 @@ def train_vae_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
     from worldmodels.vae import (
         ConvVAE,
         read_episode,
-        read_episode_length,
         reconstruction_grid,
         train_vae,
     )
 
-    total_frames = sum(read_episode_length(p) + 1 for p in paths)
+    total_frames = sum(episode_length(p) + 1 for p in paths)
     inputs = {"rollouts": rollouts["run_id"], "episodes": len(paths), "frames": total_frames}
     if force:
         checkpoint.clear(layout.vae)
     manifest = begin(layout.vae, "train-vae", to_dict(config), seed, inputs, force)
     if manifest is None:
-        return
+        return "complete"
     model = ConvVAE(config.z_size)
     click.echo(f"V: ConvVAE with {model.count_params():,} parameters, z={config.z_size}, "
                f"{total_frames:,} frames from {len(paths)} episodes")

@@ -19,6 +19,7 @@ inputs that are missing, unfinished or made for other sizes.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -77,6 +78,17 @@ def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """Write rows of dicts as CSV atomically (per-epoch metrics, per-generation history)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     os.replace(tmp, path)
 
 

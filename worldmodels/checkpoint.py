@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from worldmodels.errors import WorldModelsError
+
 NAME = "checkpoint"
 
 
@@ -57,3 +59,25 @@ def clear(directory: Path) -> None:
     """Remove every checkpoint of ``directory`` (for --force)."""
     for name in (NAME, f"{NAME}.tmp", f"{NAME}.old"):
         shutil.rmtree(Path(directory) / name, ignore_errors=True)
+
+
+def new_progress() -> dict:
+    """The progress of a training run that has not started."""
+    return {"epoch": 0, "step": 0, "sums": {}, "count": 0, "history": []}
+
+
+def check_finite(losses: dict, epoch: int, step: int, directory: Path) -> None:
+    """Stop training on a NaN or inf loss, naming the step and the term (the named terms
+    before their total)."""
+    terms = [term for term in losses if term != "loss"] + ["loss"]
+    for term in terms:
+        value = losses.get(term)
+        if value is not None and not np.isfinite(value):
+            folder = Path(directory) / NAME
+            kept = (f"the last good checkpoint is kept in {folder}" if folder.exists()
+                    else "no checkpoint had been written yet")
+            name = "total loss" if term == "loss" else f"{term} loss"
+            raise WorldModelsError(
+                f"non-finite {name} ({value}) at epoch {epoch}, step {step}: training stopped; "
+                f"{kept}"
+            )

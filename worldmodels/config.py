@@ -181,11 +181,8 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def controller_input_size(z_size: int, hidden_size: int) -> int:
-    """Size of the controller's input [z, h]."""
-    return z_size + hidden_size
-
-
 def controller_param_count(z_size: int, hidden_size: int) -> int:
-    """(z + h) * 3 weights + 3 biases: 867 for the paper's sizes."""
-    return controller_input_size(z_size, hidden_size) * ACTION_SIZE + ACTION_SIZE
+    """Parameters of a controller on [z, h]: 867 for the paper's sizes."""
+    from worldmodels.controller import param_count
+
+    return param_count(z_size + hidden_size)

@@ -3,7 +3,6 @@ writes the history, the best and mean parameters, and a resumable state."""
 
 from __future__ import annotations
 
-import csv
 import os
 import pickle
 from pathlib import Path
@@ -12,6 +11,7 @@ import cma
 import numpy as np
 from tqdm import tqdm
 
+from worldmodels.artifacts import write_csv
 from worldmodels.config import ControllerConfig
 
 
@@ -75,7 +75,7 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
             "worst": float(fitness.min()),
             "best_so_far": state["best_fitness"],
         })
-        write_history(directory / "history.csv", history)
+        write_csv(directory / "history.csv", history)
         save_state(directory, state)
         bar.set_postfix(best=f"{fitness[top]:.1f}", mean=f"{fitness.mean():.1f}")
     return history
@@ -102,10 +102,3 @@ def load_state(directory: Path) -> dict | None:
         return None
     with open(path, "rb") as file:
         return pickle.load(file)
-
-
-def write_history(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)

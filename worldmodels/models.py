@@ -8,11 +8,12 @@ from worldmodels.artifacts import Layout, require_manifest
 from worldmodels.errors import WorldModelsError
 
 
-def load_world(layout: Layout, need_vae: bool = True) -> dict:
-    """The trained V (optional) and M of an experiment, their manifests, and the first-frame
-    posteriors of the series (dream starts). Refuses an M trained on another V."""
+def check_world(layout: Layout) -> tuple[dict, dict]:
+    """The manifests of the trained V and M, refusing an M trained on another V or for another
+    z size, or missing series (the dream starts from it); loads no model."""
     vae_manifest = require_manifest(layout.vae, "trained V", "train-vae")
     rnn_manifest = require_manifest(layout.rnn, "trained M", "train-rnn")
+    require_manifest(layout.series_dir, "series", "encode")
     if rnn_manifest["inputs"]["vae"] != vae_manifest["run_id"]:
         raise WorldModelsError(
             f"M in {layout.rnn} was trained on the series of another V than {layout.vae}: "
@@ -24,6 +25,13 @@ def load_world(layout: Layout, need_vae: bool = True) -> dict:
             f"{layout.vae} has z of {vae_manifest['config']['z_size']}: re-run "
             "`worldmodels encode` and `worldmodels train-rnn`"
         )
+    return vae_manifest, rnn_manifest
+
+
+def load_world(layout: Layout, need_vae: bool = True) -> dict:
+    """The trained V (optional) and M of an experiment, their manifests, and the first-frame
+    posteriors of the series (dream starts), after ``check_world``."""
+    vae_manifest, rnn_manifest = check_world(layout)
     from worldmodels.rnn import load_rnn
     from worldmodels.store import require_series
     from worldmodels.vae import load_vae

@@ -15,9 +15,9 @@ from keras import layers
 from tqdm import tqdm
 
 from worldmodels import checkpoint
+from worldmodels.artifacts import write_csv
 from worldmodels.config import ACTION_SIZE, RnnConfig
 from worldmodels.store import read_windows
-from worldmodels.vae import check_finite, new_progress, write_metrics
 
 tfd = tfp.distributions
 REFERENCE_PARAMETERS = 422_368  # LSTM 256 + MDN head, without reward and done heads
@@ -132,7 +132,7 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return losses
 
-    state = checkpoint.load(directory, model, optimizer) or new_progress()
+    state = checkpoint.load(directory, model, optimizer) or checkpoint.new_progress()
     history = state["history"]
     bar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
                total=config.epochs, desc="M", unit="epoch", disable=not progress)
@@ -146,7 +146,7 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
             starts = [int(rng.integers(0, max(1, lengths[i] - L + 1))) for i in indices]
             inputs, targets, mask = make_batch(read_windows(series, indices, starts, L), rng)
             losses = {k: float(v) for k, v in train_step(inputs, targets, mask).items()}
-            check_finite(losses, epoch + 1, batch + 1, directory)
+            checkpoint.check_finite(losses, epoch + 1, batch + 1, directory)
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
             count += 1
@@ -158,9 +158,9 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", mdn=f"{row['mdn']:.3f}")
         checkpoint.save(directory, model, optimizer,
-                        dict(new_progress(), epoch=epoch + 1, history=history))
+                        dict(checkpoint.new_progress(), epoch=epoch + 1, history=history))
         if (epoch + 1) % 5 == 0 or epoch + 1 == config.epochs:
-            write_metrics(directory / "metrics.csv", history)
+            write_csv(directory / "metrics.csv", history)
             model.save_weights(directory / "rnn.weights.h5")
     return history
 

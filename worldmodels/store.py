@@ -83,6 +83,12 @@ def list_episodes(directory: Path) -> list[Path]:
     return sorted(Path(directory).glob(EPISODE_GLOB))
 
 
+def episode_length(path: Path) -> int:
+    """T of an episode file, read from its header."""
+    with h5py.File(path, "r") as file:
+        return int(file["actions"].shape[0])
+
+
 def require_episodes(directory: Path) -> list[Path]:
     """The episode files, or a one-line error naming the command that makes them."""
     paths = list_episodes(directory)

@@ -3,7 +3,6 @@ streaming frames from the rollout files, and encoding of the series for M."""
 
 from __future__ import annotations
 
-import csv
 import itertools
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from keras import layers
 from tqdm import tqdm
 
 from worldmodels import checkpoint
+from worldmodels.artifacts import write_csv
 from worldmodels.config import FRAME_SIZE, VaeConfig
-from worldmodels.errors import WorldModelsError
-from worldmodels.store import SeriesWriter, read_episode, stream_frames
+from worldmodels.store import SeriesWriter, episode_length, read_episode, stream_frames
 
 REFERENCE_PARAMETERS = 4_348_547
 
@@ -133,7 +132,7 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return losses
 
-    state = checkpoint.load(directory, model, optimizer) or new_progress()
+    state = checkpoint.load(directory, model, optimizer) or checkpoint.new_progress()
     history = state["history"]
     batches = -(-total_frames // config.batch_size)
     for epoch in range(state["epoch"], config.epochs):
@@ -144,7 +143,7 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
                    desc=f"V epoch {epoch + 1}/{config.epochs}", disable=not progress)
         for step, frames in enumerate(bar, start=skip + 1):
             losses = {key: float(value) for key, value in train_step(frames).items()}
-            check_finite(losses, epoch + 1, step, directory)
+            checkpoint.check_finite(losses, epoch + 1, step, directory)
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
             count += 1
@@ -154,41 +153,11 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
                                   "history": history}
                 checkpoint.save(directory, model, optimizer, progress_state)
         history.append({"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}})
-        write_metrics(directory / "metrics.csv", history)
+        write_csv(directory / "metrics.csv", history)
         model.save_weights(directory / "vae.weights.h5")
-        checkpoint.save(directory, model, optimizer, dict(new_progress(), epoch=epoch + 1,
-                                                          history=history))
+        finished = dict(checkpoint.new_progress(), epoch=epoch + 1, history=history)
+        checkpoint.save(directory, model, optimizer, finished)
     return history
-
-
-def new_progress() -> dict:
-    """The progress of a training run that has not started."""
-    return {"epoch": 0, "step": 0, "sums": {}, "count": 0, "history": []}
-
-
-def check_finite(losses: dict, epoch: int, step: int, directory: Path) -> None:
-    """Stop training on a NaN or inf loss, naming the step and the term (the named terms
-    before their total)."""
-    terms = [term for term in losses if term != "loss"] + ["loss"]
-    for term in terms:
-        value = losses.get(term)
-        if value is not None and not np.isfinite(value):
-            folder = Path(directory) / checkpoint.NAME
-            kept = (f"the last good checkpoint is kept in {folder}" if folder.exists()
-                    else "no checkpoint had been written yet")
-            name = "total loss" if term == "loss" else f"{term} loss"
-            raise WorldModelsError(
-                f"non-finite {name} ({value}) at epoch {epoch}, step {step}: training stopped; "
-                f"{kept}"
-            )
-
-
-def write_metrics(path: Path, rows: list[dict]) -> None:
-    """Write a list of dicts as CSV."""
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def load_vae(directory: Path, z_size: int) -> ConvVAE:
@@ -217,7 +186,7 @@ def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
                   progress: bool = True) -> dict:
     """Write mu/logvar of every frame of every episode (the series M trains on), continuing a
     killed run from the last episode it finished."""
-    lengths = [read_episode_length(path) for path in paths]
+    lengths = [episode_length(path) for path in paths]
     encode = make_encoder(model)
     writer = SeriesWriter(series_path, len(paths), max(lengths), model.z_size,
                           vae_run_id=vae_run_id)
@@ -235,13 +204,6 @@ def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
     finally:
         writer.close(complete)
     return {"episodes": len(paths), "frames": int(sum(lengths) + len(lengths))}
-
-
-def read_episode_length(path: Path) -> int:
-    import h5py
-
-    with h5py.File(path, "r") as file:
-        return int(file["actions"].shape[0])
 
 
 def reconstruction_grid(model: ConvVAE, frames: np.ndarray, path: Path) -> None:
