@@ -75,6 +75,10 @@ def progress_enabled() -> bool:
 
 force_option = click.option("--force", is_flag=True,
                             help="Redo the stage even if its outputs are complete.")
+variant_option = click.option(
+    "--variant", type=click.Choice(["zh", "z", "z-hidden"]), default="zh", show_default=True,
+    help="Controller inputs, as in the paper's CarRacing table: zh = [z, h] (full world "
+         "model), z = V only, z-hidden = V only with 40 tanh hidden units.")
 skip_corrupt_option = click.option("--skip-corrupt", is_flag=True,
                                    help="Leave out corrupt episode files instead of stopping.")
 

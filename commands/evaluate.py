@@ -14,6 +14,7 @@ from commands.common import (
     progress_enabled,
     setup_tensorflow,
     summary,
+    variant_option,
 )
 
 
@@ -23,6 +24,7 @@ from commands.common import (
               help="Run the agent in the gymnasium env (real) or inside M (dream).")
 @click.option("--controller", "trained_in", type=click.Choice(["dream", "real"]), default="dream",
               show_default=True, help="Which trained controller: controller-dream or -real.")
+@variant_option
 @click.option("--params", type=click.Choice(["best", "mean"]), default="best", show_default=True,
               help="The best candidate found, or the final CMA-ES mean.")
 @click.option("--episodes", type=int, help="Episodes (default 100).")
@@ -32,8 +34,8 @@ from commands.common import (
 @click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
 @force_option
 @friendly_errors
-def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_in, params,
-                     episodes, max_steps, temperature, workers, env_id, force):
+def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_in, variant,
+                     params, episodes, max_steps, temperature, workers, env_id, force):
     """Score a trained agent; write RESULTS/NAME/evaluate/*.json."""
     from worldmodels.artifacts import (
         Layout,
@@ -54,10 +56,11 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
                       temperature=temperature, workers=workers, env_id=env_id)
     check_env_id(config.env_id)
     layout = Layout(data_dir, results_dir, name)
-    directory = layout.controller(trained_in)
+    directory = layout.controller(trained_in, variant)
     controller = require_manifest(directory, f"controller trained in the {trained_in}",
-                                  f"train-controller --where {trained_in}")
-    path = layout.evaluations / f"{where}-{trained_in}-{params}.json"
+                                  f"train-controller --where {trained_in} --variant {variant}")
+    suffix = "" if variant == "zh" else f"-{variant}"
+    path = layout.evaluations / f"{where}-{trained_in}{suffix}-{params}.json"
     partial = path.with_name(path.stem + ".partial.json")
     ensure_writable(layout.evaluations)
     if path.exists() and not force:
@@ -72,7 +75,7 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     from worldmodels.evaluation import evaluate
 
     result = evaluate(layout, controller, directory, params, where, config, seed,
-                      progress_enabled(), partial_path=partial)
+                      progress_enabled(), partial_path=partial, variant=variant)
     result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started)
     write_json(path, result)
     partial.unlink(missing_ok=True)

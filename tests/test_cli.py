@@ -74,6 +74,20 @@ def test_real_controller_training_and_pipeline_skip(smoke_run):
     assert "pipeline (smoke): done" in output.splitlines()[-1]
 
 
+def test_controller_variants_train_and_evaluate_in_their_own_folders(smoke_run):
+    root, _ = smoke_run
+    layout = Layout(root / "data", root / "results", "smoke")
+    small = ("--population", "2", "--trials", "1", "--generations", "1", "--max-steps", "20")
+    output = invoke("train-controller", *common(root), "--variant", "z-hidden", *small).output
+    assert "z-hidden controller on z, 40 tanh hidden units, 1443 parameters" in output
+    assert np.load(layout.controller("dream", "z-hidden") / "best.npy").shape == (1443,)
+    invoke("evaluate", *common(root), "--variant", "z-hidden", "--where", "dream")
+    scores = read_json(layout.evaluations / "dream-dream-z-hidden-best.json")
+    assert scores["variant"] == "z-hidden" and len(scores["scores"]) == 2
+    assert "train-controller --where dream --variant z" in _error(
+        "evaluate", *common(root), "--variant", "z")
+
+
 def _error(*args):
     result = invoke(*args, expect_ok=False)
     assert result.exit_code != 0

@@ -107,3 +107,26 @@ def test_batched_controller_matches_numpy_and_squashes():
         np.testing.assert_allclose(batched[i], act_numpy(params[i], features[i]), atol=1e-5)
     assert (batched[:, 0] >= -1).all() and (batched[:, 0] <= 1).all()
     assert (batched[:, 1:] >= 0).all() and (batched[:, 1:] <= 1).all()
+
+
+def test_controller_variants_have_the_papers_shapes_and_batch_like_numpy():
+    from worldmodels.controller import Controller
+
+    counts = {v: Controller(v, 32, 256).param_count for v in ("zh", "z", "z-hidden")}
+    assert counts == {"zh": 867, "z": 99, "z-hidden": 32 * 40 + 40 + 40 * 3 + 3}
+    rng = np.random.default_rng(1)
+    for variant in ("zh", "z", "z-hidden"):
+        spec = Controller(variant, 6, 5)
+        params = rng.normal(size=(4, spec.param_count), scale=1.5).astype(np.float32)
+        z = rng.normal(size=(4, 6)).astype(np.float32)
+        h = rng.normal(size=(4, 5)).astype(np.float32)
+        batched = spec.act_batch(tf.constant(params), tf.constant(z), tf.constant(h)).numpy()
+        for i in range(4):
+            np.testing.assert_allclose(batched[i], spec.act_numpy(params[i], z[i], h[i]),
+                                       atol=1e-5)
+    # The V-only variants ignore h entirely.
+    spec = Controller("z", 6, 5)
+    a = spec.act_batch(tf.constant(params[:, :spec.param_count]), tf.constant(z), tf.constant(h))
+    b = spec.act_batch(tf.constant(params[:, :spec.param_count]), tf.constant(z),
+                       tf.constant(h * 0 + 9))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -7,22 +7,24 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from worldmodels.controller import act_batch
+from worldmodels.controller import Controller
 from worldmodels.env import EnvPool
 from worldmodels.errors import WorldModelsError
 from worldmodels.rnn import MDNRNN
 from worldmodels.vae import ConvVAE, to_unit
 
 
-def make_agent_step(vae: ConvVAE, rnn: MDNRNN):
-    """Compiled (frames, h, c, params, eps) -> (actions, h', c'): encode, act on [z, h], then
-    advance M with [z, a]."""
+def make_agent_step(vae: ConvVAE, rnn: MDNRNN, controller: Controller | None = None):
+    """Compiled (frames, h, c, params, eps) -> (actions, h', c'): encode, act on z (and h),
+    then advance M with [z, a]. ``controller`` defaults to the linear one on [z, h]."""
+    if controller is None:
+        controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
     @tf.function(reduce_retracing=True)
     def step(frames, h, c, params, eps):
         mu, logvar = vae.encode(to_unit(frames))
         z = mu + tf.exp(0.5 * logvar) * eps
-        actions = act_batch(params, tf.concat([z, h], axis=-1))
+        actions = controller.act_batch(params, z, h)
         _, (h2, c2) = rnn.step(tf.concat([z, actions], -1), [h, c])
         return actions, h2, c2
 

@@ -9,6 +9,7 @@ Layout for an experiment NAME:
     RESULTS/NAME/rnn/                     M: weights, manifest, metrics.csv
     RESULTS/NAME/controller-dream/        C trained in the dream: best.npy, mean.npy, history.csv
     RESULTS/NAME/controller-real/         C trained in the real env
+    RESULTS/NAME/controller-WHERE-z/      the V-only variants (z, z-hidden) of C
     RESULTS/NAME/evaluate/                one JSON of scores per evaluation
     RESULTS/NAME/pipeline.json            wall time of each stage of `pipeline`
 
@@ -64,8 +65,11 @@ class Layout:
     def rnn(self) -> Path:
         return self.experiment / "rnn"
 
-    def controller(self, where: str) -> Path:
-        return self.experiment / f"controller-{where}"
+    def controller(self, where: str, variant: str = "zh") -> Path:
+        """controller-WHERE for the full [z, h] controller, controller-WHERE-VARIANT for the
+        others."""
+        suffix = "" if variant == "zh" else f"-{variant}"
+        return self.experiment / f"controller-{where}{suffix}"
 
     @property
     def evaluations(self) -> Path:

@@ -1,29 +1,115 @@
-"""C: the linear controller a = W [z, h] + b, squashed to CarRacing's action box.
+"""C: the controller, squashed to CarRacing's action box. Three variants, as in the paper's
+CarRacing table:
 
-Parameters travel as one flat vector (what CMA-ES searches): W row-major (input, 3), then b.
-Batched versions take one parameter vector per agent so a whole population acts in one call.
+- ``zh``: a = W [z, h] + b, the full world model (867 parameters for z=32, h=256).
+- ``z``: a = W z + b, V only (99 parameters).
+- ``z-hidden``: a = W2 tanh(W1 z + b1) + b2, V only with one hidden layer of 40 tanh units
+  (1,443 parameters).
+
+Parameters travel as one flat vector (what CMA-ES searches): each layer's W row-major
+(input, output), then its b. Batched versions take one parameter vector per agent so a whole
+population acts in one call.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from worldmodels.config import ACTION_SIZE
 
+VARIANTS = ("zh", "z", "z-hidden")
+HIDDEN_UNITS = 40
+
+
+@dataclass(frozen=True)
+class Controller:
+    """The shape of a controller: which inputs it reads and its layers."""
+
+    variant: str
+    z_size: int
+    hidden_size: int
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown controller variant {self.variant!r}; choose one of "
+                             f"{', '.join(VARIANTS)}")
+
+    @property
+    def input_size(self) -> int:
+        return self.z_size + (self.hidden_size if self.variant == "zh" else 0)
+
+    @property
+    def layers(self) -> list[tuple[int, int]]:
+        """(inputs, outputs) of each dense layer."""
+        if self.variant == "z-hidden":
+            return [(self.input_size, HIDDEN_UNITS), (HIDDEN_UNITS, ACTION_SIZE)]
+        return [(self.input_size, ACTION_SIZE)]
+
+    @property
+    def param_count(self) -> int:
+        return sum(i * o + o for i, o in self.layers)
+
+    def describe(self) -> str:
+        inputs = "[z, h]" if self.variant == "zh" else "z"
+        hidden = f", {HIDDEN_UNITS} tanh hidden units" if self.variant == "z-hidden" else ""
+        return f"{self.variant} controller on {inputs}{hidden}, {self.param_count} parameters"
+
+    def features_numpy(self, z: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return np.concatenate([z, h], -1) if self.variant == "zh" else z
+
+    def act_numpy(self, flat: np.ndarray, z: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Actions of one controller for z (..., Z) and h (..., H)."""
+        x = self.features_numpy(z, h)
+        for index, (weights, bias) in enumerate(unpack_layers(flat, self.layers)):
+            x = x @ weights + bias
+            if index < len(self.layers) - 1:
+                x = np.tanh(x)
+        return squash_numpy(x)
+
+    def act_batch(self, params, z, h):
+        """TensorFlow: params (B, P), z (B, Z), h (B, H) -> actions (B, 3), one controller
+        per agent."""
+        import tensorflow as tf
+
+        x = tf.concat([z, h], axis=-1) if self.variant == "zh" else z
+        offset = 0
+        for index, (inputs, outputs) in enumerate(self.layers):
+            weights = tf.reshape(params[:, offset:offset + inputs * outputs],
+                                 (-1, inputs, outputs))
+            offset += inputs * outputs
+            x = tf.einsum("bi,bio->bo", x, weights) + params[:, offset:offset + outputs]
+            offset += outputs
+            if index < len(self.layers) - 1:
+                x = tf.tanh(x)
+        t = tf.tanh(x)
+        return tf.stack([t[:, 0], (t[:, 1] + 1.0) / 2.0, tf.clip_by_value(t[:, 2], 0.0, 1.0)],
+                        -1)
+
 
 def param_count(input_size: int) -> int:
-    """input * 3 weights + 3 biases (867 for z=32, h=256)."""
+    """Parameters of a linear controller: input * 3 weights + 3 biases (867 for z=32, h=256)."""
     return input_size * ACTION_SIZE + ACTION_SIZE
 
 
-def unpack(flat: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat parameter vector -> (W of shape (input, 3), b of shape (3,))."""
+def unpack_layers(flat: np.ndarray, layers: list[tuple[int, int]]):
+    """Flat parameter vector -> [(W, b), ...] for layers of (inputs, outputs)."""
     flat = np.asarray(flat)
-    assert flat.shape == (param_count(input_size),), (
-        f"expected {param_count(input_size)} parameters, got {flat.shape}"
-    )
-    split = input_size * ACTION_SIZE
-    return flat[:split].reshape(input_size, ACTION_SIZE), flat[split:]
+    expected = sum(i * o + o for i, o in layers)
+    assert flat.shape[-1:] == (expected,), f"expected {expected} parameters, got {flat.shape}"
+    out, offset = [], 0
+    for inputs, outputs in layers:
+        weights = flat[offset:offset + inputs * outputs].reshape(inputs, outputs)
+        offset += inputs * outputs
+        out.append((weights, flat[offset:offset + outputs]))
+        offset += outputs
+    return out
+
+
+def unpack(flat: np.ndarray, input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat linear-controller vector -> (W of shape (input, 3), b of shape (3,))."""
+    return unpack_layers(flat, [(input_size, ACTION_SIZE)])[0]
 
 
 def pack(weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -38,19 +124,16 @@ def squash_numpy(raw: np.ndarray) -> np.ndarray:
 
 
 def act_numpy(flat: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """Actions of one controller for features (..., input)."""
+    """Actions of one linear controller for features (..., input)."""
     weights, bias = unpack(flat, features.shape[-1])
     return squash_numpy(features @ weights + bias)
 
 
 def act_batch(params, features):
-    """TensorFlow: params (B, P), features (B, input) -> actions (B, 3), one controller per
-    agent."""
+    """TensorFlow: params (B, P), features (B, input) -> actions (B, 3), one linear controller
+    per agent."""
     import tensorflow as tf
 
-    input_size = features.shape[-1]
-    split = input_size * ACTION_SIZE
-    weights = tf.reshape(params[:, :split], (-1, input_size, ACTION_SIZE))
-    raw = tf.einsum("bi,bio->bo", features, weights) + params[:, split:]
-    t = tf.tanh(raw)
-    return tf.stack([t[:, 0], (t[:, 1] + 1.0) / 2.0, tf.clip_by_value(t[:, 2], 0.0, 1.0)], -1)
+    input_size = int(features.shape[-1])
+    spec = Controller("z", input_size, 0)
+    return spec.act_batch(params, features, tf.zeros_like(features[:, :0]))

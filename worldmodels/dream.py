@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from worldmodels.controller import act_batch
+from worldmodels.controller import Controller
 from worldmodels.rnn import MDNRNN
 
 
@@ -25,10 +25,12 @@ def sample_next_z(predictions: dict, temperature, seed):
     return chosen_mu + tf.exp(chosen_logstd) * tf.sqrt(temperature) * eps
 
 
-def make_dream(rnn: MDNRNN):
+def make_dream(rnn: MDNRNN, controller: Controller | None = None):
     """A compiled function (params (B, P), z0 (B, Z), temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
-    ``max_steps``."""
+    ``max_steps``. ``controller`` defaults to the linear one on [z, h]."""
+    if controller is None:
+        controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
     @tf.function(reduce_retracing=True)
     def dream(params, z0, temperature, max_steps, seed):
@@ -41,7 +43,7 @@ def make_dream(rnn: MDNRNN):
         def body(t, z, h, c, alive, totals, lengths):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
-            action = act_batch(params, tf.concat([z, h], axis=-1))
+            action = controller.act_batch(params, z, h)
             predictions, (h2, c2) = rnn.step(tf.concat([z, action], -1), [h, c])
             z2 = sample_next_z(predictions, temperature, seeds[0])
             p_done = tf.sigmoid(predictions["done_logit"])

@@ -9,6 +9,7 @@ import numpy as np
 from worldmodels.artifacts import Layout, read_json, write_json
 from worldmodels.collect import episode_seeds
 from worldmodels.config import EvaluateConfig
+from worldmodels.controller import Controller
 from worldmodels.errors import WorldModelsError
 from worldmodels.models import load_world
 from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, RealScorer
@@ -16,7 +17,7 @@ from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, RealScorer
 
 def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
              where: str, config: EvaluateConfig, seed: int, progress: bool = True,
-             partial_path: Path | None = None) -> dict:
+             partial_path: Path | None = None, variant: str = "zh") -> dict:
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
     from ``seed``, disjoint from collection and training seeds. In the real env, each finished
     episode is saved to ``partial_path`` and a re-run skips the episodes found there."""
@@ -26,25 +27,27 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
             f"the controller in {directory} was trained with another M than {layout.rnn}: "
             "re-run `worldmodels train-controller`"
         )
-    flat = load_controller(Path(directory) / f"{params_name}.npy",
-                           world["z_size"] + world["hidden_size"])
+    spec = Controller(variant, world["z_size"], world["hidden_size"])
+    flat = load_controller(Path(directory) / f"{params_name}.npy", spec)
     params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
     result = {"env": config.env_id, "where": where, "episodes": config.episodes,
-              "controller": str(directory), "params": params_name, "seeds": seeds}
+              "controller": str(directory), "params": params_name, "variant": variant,
+              "seeds": seeds}
     if where == "dream":
-        scorer = DreamScorer(world, config.temperature, config.max_steps, seed)
+        scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec)
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
         result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed])
     else:
-        scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path)
+        scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path,
+                                spec)
     scores = np.asarray(scores, dtype=float)
     result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist())
     return result
 
 
-def _evaluate_real(world, params, seeds, config, seed, progress, partial_path):
+def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, spec):
     from worldmodels.env import EnvPool, default_workers
 
     key = {"seeds": seeds, "params": params[0].tolist()}
@@ -61,19 +64,17 @@ def _evaluate_real(world, params, seeds, config, seed, progress, partial_path):
 
     workers = min(default_workers(config.workers), config.episodes)
     with EnvPool(config.env_id, config.max_steps, workers) as pool:
-        scorer = RealScorer(world, pool, seed, progress=progress)
+        scorer = RealScorer(world, pool, seed, progress=progress, controller=spec)
         return scorer.run(params, seeds, desc="evaluate", done=dict(done), on_episode=save)
 
 
-def load_controller(path: Path, input_size: int) -> np.ndarray:
-    """A saved controller, checked against the inputs of the world it will drive."""
-    from worldmodels.controller import param_count
-
+def load_controller(path: Path, spec: Controller) -> np.ndarray:
+    """A saved controller, checked against the shape the world and variant call for."""
     flat = np.load(path)
-    if flat.shape != (param_count(input_size),):
+    if flat.shape != (spec.param_count,):
         raise WorldModelsError(
             f"the controller {path} has {flat.size} parameters, but V and M give inputs of "
-            f"{input_size} ({param_count(input_size)} parameters): re-run "
-            "`worldmodels train-controller`"
+            f"{spec.input_size} for the {spec.variant} variant ({spec.param_count} parameters): "
+            "re-run `worldmodels train-controller`"
         )
     return flat

@@ -15,10 +15,11 @@ EVALUATE_STAGE_KEY = 2
 class DreamScorer:
     """Mean dream return of candidates over ``trials`` dreams each, all in one batch."""
 
-    def __init__(self, world: dict, temperature: float, max_steps: int, seed: int):
+    def __init__(self, world: dict, temperature: float, max_steps: int, seed: int,
+                 controller=None):
         self.world, self.temperature, self.max_steps = world, temperature, max_steps
         self.seed = seed
-        self.dream = make_dream(world["rnn"])
+        self.dream = make_dream(world["rnn"], controller)
 
     def run(self, params: np.ndarray, call_seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Returns and lengths of one dream per row of ``params``."""
@@ -37,11 +38,11 @@ class RealScorer:
     """Mean real-env return of candidates over ``trials`` tracks each; the tracks of a
     generation are shared by all candidates and differ between generations."""
 
-    def __init__(self, world: dict, pool, seed: int, progress: bool = False):
+    def __init__(self, world: dict, pool, seed: int, progress: bool = False, controller=None):
         from worldmodels.agent import make_agent_step
 
         self.world, self.pool, self.seed, self.progress = world, pool, seed, progress
-        self.step = make_agent_step(world["vae"], world["rnn"])
+        self.step = make_agent_step(world["vae"], world["rnn"], controller)
 
     def run(self, params: np.ndarray, seeds: list[int], desc: str = "real", done=None,
             on_episode=None) -> np.ndarray:
