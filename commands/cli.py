@@ -14,6 +14,9 @@ _STAGES = {
     "train-controller": ("commands.train_controller", "train_controller_command"),
     "evaluate": ("commands.evaluate", "evaluate_command"),
     "pipeline": ("commands.pipeline", "pipeline_command"),
+    "compare": ("commands.compare", "compare_command"),
+    "report": ("commands.report", "report_command"),
+    "show": ("commands.show", "show_command"),
 }
 _HELP = {
     "collect": "Collect rollouts of CarRacing-v3 with an exploration policy.",
@@ -23,6 +26,9 @@ _HELP = {
     "train-controller": "Evolve C with CMA-ES in the dream (default) or the real env.",
     "evaluate": "Score a trained agent in the real env (default) or the dream.",
     "pipeline": "Run every stage in order for a preset.",
+    "compare": "Score a trained controller in the dream (temperature sweep) and the real env.",
+    "report": "Write RESULTS/NAME/REPORT.md: the paper's tables beside what was measured.",
+    "show": "Draw V, M and C: reconstructions, predictions, a dream GIF, training curves.",
 }
 
 

@@ -33,12 +33,20 @@ from commands.common import (
 @click.option("--generations", type=int, help="CMA-ES generations.")
 @click.option("--sigma", type=float, help="Initial CMA-ES step size.")
 @click.option("--max-steps", type=int, help="Steps per rollout.")
-@click.option("--workers", type=int, help="Env processes for --where real.")
+@click.option("--workers", type=int,
+              help="Env processes for --where real and for the real checks.")
+@click.option("--real-every", type=int,
+              help="With --where dream: every K generations (and at the last), run the best "
+                   "candidate so far and the CMA-ES mean in the real env; history.csv records "
+                   "both beside the dream fitness. 0 turns the checks off (default from the "
+                   "preset: 25 in small and paper, 0 in smoke).")
+@click.option("--real-episodes", type=int,
+              help="Real episodes for each of the best and the mean at every check.")
 @force_option
 @friendly_errors
 def train_controller_command(preset, name, data_dir, results_dir, seed, where, variant,
                              temperature, population, trials, generations, sigma, max_steps,
-                             workers, force):
+                             workers, real_every, real_episodes, force):
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE[-VARIANT]."""
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
     from worldmodels.config import get_preset, override, to_dict
@@ -50,9 +58,12 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
                           ("max-steps", max_steps)):
         positive(option, value)
     positive("workers", workers)
+    positive("real-every", real_every, allow_zero=True)
+    positive("real-episodes", real_episodes)
     config = override(get_preset(preset).controller, where=where, temperature=temperature,
                       population=population, trials=trials, generations=generations,
-                      sigma=sigma, max_steps=max_steps, workers=workers)
+                      sigma=sigma, max_steps=max_steps, workers=workers,
+                      real_every=real_every, real_episodes=real_episodes)
     if config.population < 2:
         raise click.BadParameter("CMA-ES needs a population of at least 2",
                                  param_hint="--population")
@@ -64,13 +75,14 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
               "z_size": int(rnn_manifest["inputs"]["z_size"]),
               "hidden_size": int(rnn_manifest["config"]["hidden_size"]), "variant": variant}
     if force:
-        for file in ("state.pkl", "history.csv", "best.npy", "mean.npy"):
+        for file in ("state.pkl", "history.csv", "history.png", "best.npy", "mean.npy"):
             (directory / file).unlink(missing_ok=True)
     manifest = begin(directory, "train-controller", to_dict(config), seed, inputs, force)
     if manifest is None:
         return "complete"
     setup_tensorflow(seed)
-    world = load_world(layout, need_vae=(where == "real"))
+    checking = where == "dream" and config.real_every > 0
+    world = load_world(layout, need_vae=(where == "real" or checking))
     from worldmodels.controller import Controller
 
     spec = Controller(variant, world["z_size"], world["hidden_size"])
@@ -79,27 +91,46 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
                f"{config.population} x {config.trials} trials, {config.generations} generations, "
                f"scored in the {where}" + (f" at temperature {config.temperature}"
                                             if where == "dream" else ""))
+    if checking:
+        click.echo(f"real checks: best so far and mean, {config.real_episodes} episodes each, "
+                   f"every {config.real_every} generations")
     history = _run(world, config, seed, directory, spec)
+    from worldmodels.figures import plot_controller_history
+
+    plot_controller_history(history, directory / "history.png",
+                            f"C ({spec.variant}) trained in the {where}")
     best = max(row["best_so_far"] for row in history)
     finish_manifest(directory, manifest, wall_seconds=time.time() - started,
                     parameters=dimensions, best_fitness=best, final_mean=history[-1]["mean"])
-    for file in ("best.npy", "mean.npy", "history.csv", "manifest.json"):
+    for file in ("best.npy", "mean.npy", "history.csv", "history.png", "manifest.json"):
         click.echo(f"wrote {directory / file}")
+    checks = [row for row in history if row.get("real_best") not in (None, "")]
+    real = (f"; real env at generation {checks[-1]['generation']}: best "
+            f"{checks[-1]['real_best']:.1f}, mean {checks[-1]['real_mean']:.1f}"
+            if checks else "")
     summary(f"train-controller ({where}): best fitness {best:.1f}, last generation mean "
-            f"{history[-1]['mean']:.1f}", started)
+            f"{history[-1]['mean']:.1f}{real}", started)
 
 
 def _run(world, config, seed, directory, spec):
+    from worldmodels.env import EnvPool, default_workers
     from worldmodels.evolution import evolve
     from worldmodels.scoring import DreamScorer, RealScorer
 
     progress = progress_enabled()
-    if config.where == "dream":
+    if config.where == "dream" and config.real_every == 0:
         scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec)
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,
                       seed, directory, progress)
-    from worldmodels.env import EnvPool, default_workers
-
+    if config.where == "dream":
+        workers = min(default_workers(config.workers), 2 * config.real_episodes)
+        with EnvPool(config.env_id, config.max_steps, workers) as pool:
+            scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec)
+            real = RealScorer(world, pool, seed, controller=spec)
+            return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count,
+                          config, seed, directory, progress,
+                          check_fn=lambda best, mean: real.check(best, mean,
+                                                                 config.real_episodes))
     with EnvPool(config.env_id, config.max_steps, default_workers(config.workers)) as pool:
         scorer = RealScorer(world, pool, seed, controller=spec)
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,

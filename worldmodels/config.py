@@ -105,6 +105,11 @@ class ControllerConfig:
     """Env worker processes when scoring in the real env; None means one per core."""
     env_id: str = ENV_ID
     """Gymnasium id of the environment (real scoring)."""
+    real_every: int = 25
+    """In the dream, run the best and mean candidates in the real env every this many
+    generations (0: never); the paper re-evaluated its best every 25 generations."""
+    real_episodes: int = 16
+    """Real-env episodes for each of the best and the mean at each such check."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,23 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """Dream vs real: one trained controller scored in the dream at several temperatures and
+    in the real env, the same number of episodes each."""
+
+    temperatures: tuple[float, ...] = (0.5, 0.75, 1.0, 1.15, 1.3)
+    """Dream temperatures of the sweep (not the temperature C was trained at)."""
+    episodes: int = 100
+    """Episodes in the dream at each temperature, and in the real env."""
+    max_steps: int = 1000
+    """Steps per episode."""
+    workers: int | None = None
+    """Env worker processes; None means one per core."""
+    env_id: str = ENV_ID
+    """Gymnasium id of the environment."""
+
+
+@dataclass(frozen=True)
 class Preset:
     """All stage configs of one preset."""
 
@@ -132,6 +154,7 @@ class Preset:
     rnn: RnnConfig = field(default_factory=RnnConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def _smoke() -> Preset:
@@ -140,9 +163,11 @@ def _smoke() -> Preset:
         vae=VaeConfig(epochs=1, batch_size=32, shuffle_episodes=2),
         rnn=RnnConfig(epochs=2, batch_size=4, sequence_length=30),
         controller=ControllerConfig(
-            population=4, trials=2, generations=2, max_steps=40, workers=2
+            population=4, trials=2, generations=2, max_steps=40, workers=2, real_every=0,
+            real_episodes=1,
         ),
         evaluate=EvaluateConfig(episodes=2, max_steps=60, workers=2),
+        compare=CompareConfig(episodes=2, max_steps=60, workers=2),
     )
 
 
@@ -151,8 +176,11 @@ def _small() -> Preset:
         collect=CollectConfig(episodes=64, max_steps=1000),
         vae=VaeConfig(epochs=2, batch_size=100),
         rnn=RnnConfig(epochs=200, batch_size=32, sequence_length=300),
-        controller=ControllerConfig(population=32, trials=8, generations=100, max_steps=1000),
+        # Real checks: 4 x (2 + 2) episodes of ~7 s each, about a fifth of C's ~580 s.
+        controller=ControllerConfig(population=32, trials=8, generations=100, max_steps=1000,
+                                    real_every=25, real_episodes=2),
         evaluate=EvaluateConfig(episodes=100),
+        compare=CompareConfig(episodes=20),
     )
 
 

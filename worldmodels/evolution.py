@@ -47,16 +47,26 @@ class Evolution:
 
 
 def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, directory: Path,
-           progress: bool = True) -> list[dict]:
+           progress: bool = True, check_fn=None) -> list[dict]:
     """Run ``config.generations`` generations; ``fitness_fn(candidates, generation)`` returns the
     mean return of each candidate. Writes history.csv, best.npy, mean.npy and state.pkl after
-    every generation, and resumes from state.pkl when it exists."""
+    every generation, and resumes from state.pkl when it exists.
+
+    With ``check_fn`` and ``config.real_every`` > 0, every ``real_every`` generations (and at the
+    last) ``check_fn(best, mean)`` scores the best candidate so far and the CMA-ES mean in the
+    real env; history records them as ``real_best`` and ``real_mean`` (empty cells elsewhere).
+    The check runs before the generation's state is saved, so a run killed during a check
+    redoes that whole generation and the history stays that of an uninterrupted run."""
     directory = Path(directory)
     state = load_state(directory)
     if state is None:
         state = {"evolution": Evolution(dimensions, config.population, config.sigma, seed),
-                 "history": [], "best_fitness": -np.inf}
+                 "history": [], "best_fitness": -np.inf, "best": None}
+    if "best" not in state:  # a state.pkl written before real checks existed
+        best_path = directory / "best.npy"
+        state["best"] = np.load(best_path) if best_path.exists() else None
     evolution, history = state["evolution"], state["history"]
+    checking = check_fn is not None and config.real_every > 0
     bar = tqdm(range(len(history), config.generations), initial=len(history),
                total=config.generations, desc="C", unit="gen", disable=not progress)
     for generation in bar:
@@ -66,19 +76,34 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
         top = int(np.argmax(fitness))
         if fitness[top] > state["best_fitness"]:
             state["best_fitness"] = float(fitness[top])
-            save_array(directory / "best.npy", candidates[top])
-        save_array(directory / "mean.npy", evolution.mean)
-        history.append({
+            state["best"] = np.array(candidates[top])
+        row = {
             "generation": generation + 1,
             "best": float(fitness[top]),
             "mean": float(fitness.mean()),
             "worst": float(fitness.min()),
             "best_so_far": state["best_fitness"],
-        })
+        }
+        if checking:
+            row["real_best"] = row["real_mean"] = ""
+            if is_check_generation(generation + 1, config):
+                real_best, real_mean = check_fn(state["best"], evolution.mean)
+                row.update(real_best=float(real_best), real_mean=float(real_mean))
+                bar.write(f"generation {generation + 1}: real env, best so far "
+                          f"{real_best:.1f}, mean {real_mean:.1f} (dream best {row['best']:.1f})")
+        history.append(row)
+        save_array(directory / "best.npy", state["best"])
+        save_array(directory / "mean.npy", evolution.mean)
         write_csv(directory / "history.csv", history)
         save_state(directory, state)
         bar.set_postfix(best=f"{fitness[top]:.1f}", mean=f"{fitness.mean():.1f}")
     return history
+
+
+def is_check_generation(generation: int, config: ControllerConfig) -> bool:
+    """Whether generation (counted from 1) ends with a real-env check."""
+    return config.real_every > 0 and (generation % config.real_every == 0
+                                      or generation == config.generations)
 
 
 def save_array(path: Path, array: np.ndarray) -> None:

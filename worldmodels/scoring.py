@@ -10,6 +10,8 @@ from worldmodels.dream import initial_latents, make_dream, run_dream
 
 TRAIN_STAGE_KEY = 1
 EVALUATE_STAGE_KEY = 2
+CHECK_STAGE_KEY = 3  # real-env checks while C evolves in the dream
+SHOW_STAGE_KEY = 4  # the real episode behind `worldmodels show`'s pictures of M
 
 
 class DreamScorer:
@@ -21,11 +23,14 @@ class DreamScorer:
         self.seed = seed
         self.dream = make_dream(world["rnn"], controller)
 
-    def run(self, params: np.ndarray, call_seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Returns and lengths of one dream per row of ``params``."""
+    def run(self, params: np.ndarray, call_seed: int,
+            temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Returns and lengths of one dream per row of ``params`` (at ``temperature``, default
+        the scorer's); the starts and noise depend only on the seeds, not the temperature."""
         rng = np.random.default_rng([self.seed, call_seed])
         z0, _ = initial_latents(self.world["mu0"], self.world["logvar0"], len(params), rng)
-        return run_dream(self.dream, params, z0, self.temperature, self.max_steps,
+        temperature = self.temperature if temperature is None else temperature
+        return run_dream(self.dream, params, z0, temperature, self.max_steps,
                          seed=int(rng.integers(2**31)))
 
     def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
@@ -53,6 +58,15 @@ class RealScorer:
             self.world["hidden_size"], self.seed, progress=self.progress, desc=desc,
             done=done, on_episode=on_episode,
         )
+
+    def check(self, best: np.ndarray, mean: np.ndarray, episodes: int) -> tuple[float, float]:
+        """Mean real return of the ``best`` and the ``mean`` controllers, each over the same
+        ``episodes`` tracks (the same at every check, apart from those of collection, training
+        and evaluation)."""
+        tracks = episode_seeds(self.seed, episodes, CHECK_STAGE_KEY)
+        params = np.stack([best] * episodes + [mean] * episodes)
+        returns = self.run(params, tracks * 2, desc="real check")
+        return float(returns[:episodes].mean()), float(returns[episodes:].mean())
 
     def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
         tracks = episode_seeds(self.seed * 100_003 + generation, trials, TRAIN_STAGE_KEY)

@@ -1,0 +1,193 @@
+"""Dream vs real: one trained controller scored in the dream over a sweep of temperatures and in
+the real env, the same number of episodes each (the paper's DoomTakeCover table, made for
+CarRacing), so a reader sees whether the controller exploits the dream.
+
+The real env is run once: the temperature only changes how M samples the next z in the dream,
+and the real agent never samples from M (its h follows from the real z and actions), so the real
+score of a fixed controller does not depend on the temperature.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from worldmodels.artifacts import Layout, read_json, write_csv, write_json
+from worldmodels.collect import episode_seeds
+from worldmodels.config import CompareConfig, to_dict
+from worldmodels.controller import Controller
+from worldmodels.errors import WorldModelsError
+
+REAL_FOOTNOTE = (
+    "The real env is run once, on the same tracks as `worldmodels evaluate` (its first "
+    "{episodes}), and its score is shown in every row: the temperature only changes how M "
+    "samples the next z in the dream, and the real agent never samples from M (its h follows "
+    "from the real z and actions), so the real score does not depend on τ."
+)
+DREAM_FOOTNOTE = (
+    "Every temperature uses the same dream starts (first frames of collected episodes) and the "
+    "same random seeds, so rows differ by the temperature only."
+)
+
+
+def output_stem(trained_in: str, variant: str, params_name: str) -> str:
+    """The name of a comparison's files, as evaluate names its JSONs: dream-best, dream-z-best."""
+    suffix = "" if variant == "zh" else f"-{variant}"
+    return f"{trained_in}{suffix}-{params_name}"
+
+
+def comparison_key(controller_manifest: dict, params_name: str, variant: str,
+                   config: CompareConfig, seed: int) -> dict:
+    """What a finished comparison must match to be reused (workers do not change results)."""
+    settings = {k: v for k, v in to_dict(config).items() if k != "workers"}
+    key = {"controller": controller_manifest["run_id"], "params": params_name,
+           "variant": variant, "config": settings, "seed": seed}
+    return json.loads(json.dumps(key))  # as read back from JSON (tuples become lists)
+
+
+def compare(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
+            variant: str, config: CompareConfig, seed: int, partial_path: Path,
+            progress: bool = True, log=print) -> dict:
+    """Scores of a trained controller in the dream at each of ``config.temperatures`` and in the
+    real env, ``config.episodes`` each. Finished parts are kept in ``partial_path`` (each
+    temperature, each real episode), so a re-run continues where a killed one stopped."""
+    from worldmodels.evaluation import load_controller
+    from worldmodels.models import load_world
+    from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer
+
+    started = time.time()
+    world = load_world(layout, need_vae=True)
+    if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
+        raise WorldModelsError(
+            f"the controller in {directory} was trained with another M than {layout.rnn}: "
+            "re-run `worldmodels train-controller`"
+        )
+    spec = Controller(variant, world["z_size"], world["hidden_size"])
+    flat = load_controller(Path(directory) / f"{params_name}.npy", spec)
+    params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
+    seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
+    key = dict(comparison_key(controller_manifest, params_name, variant, config, seed),
+               flat=flat.tolist())
+    partial = {"key": key, "dream": {}, "real": {}}
+    if Path(partial_path).exists() and read_json(partial_path).get("key") == key:
+        partial = read_json(partial_path)
+        log(f"compare: continuing from {partial_path}")
+
+    scorer = DreamScorer(world, config.temperatures[0], config.max_steps, seed, spec)
+    for temperature in config.temperatures:
+        label = f"{temperature:g}"
+        if label not in partial["dream"]:
+            scores, lengths = scorer.run(params, EVALUATE_STAGE_KEY, temperature)
+            partial["dream"][label] = {"scores": scores.tolist(), "lengths": lengths.tolist()}
+            write_json(partial_path, partial)
+        dream = partial["dream"][label]
+        log(f"dream τ={label}: {np.mean(dream['scores']):.1f} ± {np.std(dream['scores']):.1f}")
+    real_scores = _run_real(world, spec, params, seeds, config, seed, partial, partial_path,
+                            progress)
+    return _result(partial, real_scores, seeds, controller_manifest, directory, config,
+                   time.time() - started)
+
+
+def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, progress):
+    from worldmodels.env import EnvPool, default_workers
+    from worldmodels.scoring import RealScorer
+
+    done = {int(i): score for i, score in partial["real"].items()}
+    if len(done) == len(seeds):
+        return np.array([done[i] for i in range(len(seeds))])
+
+    def save(index, score):
+        partial["real"][str(index)] = score
+        write_json(partial_path, partial)
+
+    workers = min(default_workers(config.workers), config.episodes)
+    with EnvPool(config.env_id, config.max_steps, workers) as pool:
+        scorer = RealScorer(world, pool, seed, progress=progress, controller=spec)
+        return scorer.run(params, seeds, desc="compare (real)", done=done, on_episode=save)
+
+
+def _result(partial, real_scores, seeds, controller_manifest, directory, config, wall):
+    real_scores = np.asarray(real_scores, dtype=float)
+    real = {"mean": float(real_scores.mean()), "std": float(real_scores.std()),
+            "episodes": len(real_scores), "scores": real_scores.tolist(), "seeds": seeds}
+    rows = []
+    for temperature in config.temperatures:
+        dream = partial["dream"][f"{temperature:g}"]
+        scores = np.asarray(dream["scores"], dtype=float)
+        rows.append({
+            "temperature": temperature,
+            "dream_mean": float(scores.mean()),
+            "dream_std": float(scores.std()),
+            "dream_mean_length": float(np.mean(dream["lengths"])),
+            "dream_median_length": float(np.median(dream["lengths"])),
+            "real_mean": real["mean"],
+            "real_std": real["std"],
+            "episodes": len(scores),
+        })
+    key = {k: v for k, v in partial["key"].items() if k != "flat"}
+    return {
+        "key": key,
+        "env": config.env_id,
+        "controller": str(directory),
+        "trained_in": controller_manifest["config"]["where"],
+        "train_temperature": controller_manifest["config"].get("temperature"),
+        "params": key["params"],
+        "variant": key["variant"],
+        "episodes": config.episodes,
+        "max_steps": config.max_steps,
+        "rows": rows,
+        "real": real,
+        "dream": partial["dream"],
+        "wall_seconds": wall,
+    }
+
+
+def write_comparison(result: dict, directory: Path, stem: str) -> list[Path]:
+    """compare/STEM.json, .csv, .md and .png; returns their paths."""
+    from worldmodels.figures import plot_compare
+
+    directory = Path(directory)
+    paths = [directory / f"{stem}.{ext}" for ext in ("json", "csv", "md", "png")]
+    write_csv(paths[1], result["rows"])
+    paths[2].write_text(markdown(result))
+    trained = result["train_temperature"] if result["trained_in"] == "dream" else None
+    plot_compare(result["rows"], result["real"], trained, paths[3],
+                 f"{Path(result['controller']).name} ({result['params']}): dream vs real, "
+                 f"{result['episodes']} episodes each")
+    write_json(paths[0], result)  # last: its presence marks the comparison complete
+    return paths
+
+
+def markdown_table(result: dict) -> str:
+    """The dream-vs-real table, with its footnotes."""
+    trained = result["train_temperature"] if result["trained_in"] == "dream" else None
+    lines = ["| dream temperature τ | dream mean ± std | dream length: median, mean (steps) | "
+             "real mean ± std [^real] | episodes (each) |",
+             "|---|---|---|---|---|"]
+    for row in result["rows"]:
+        label = f"{row['temperature']:g}"
+        if trained is not None and np.isclose(row["temperature"], trained):
+            label += " (trained at)"
+        lines.append(
+            f"| {label} | {row['dream_mean']:.1f} ± {row['dream_std']:.1f} | "
+            f"{row['dream_median_length']:g}, {row['dream_mean_length']:.0f} | "
+            f"{row['real_mean']:.1f} ± {row['real_std']:.1f} | "
+            f"{row['episodes']} |"
+        )
+    lines += ["", "[^real]: " + REAL_FOOTNOTE.format(episodes=result["episodes"]), "",
+              DREAM_FOOTNOTE]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(result: dict) -> str:
+    where = result["trained_in"]
+    trained = (f"trained in the dream at τ = {result['train_temperature']:g}"
+               if where == "dream" else "trained in the real env")
+    return (
+        f"# Dream vs real: {Path(result['controller']).name} ({result['params']})\n\n"
+        f"Controller variant {result['variant']}, {trained}; {result['env']}, at most "
+        f"{result['max_steps']} steps per episode.\n\n" + markdown_table(result)
+    )

@@ -1,0 +1,156 @@
+"""Plots and pictures: training curves, the dream-vs-real plot, frame grids and GIFs. Drawing
+only (matplotlib with the Agg backend, imageio); the models' work lives in worldmodels.show."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: Path) -> Path:
+    """Save atomically (temporary name, then rename) and close the figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    figure.savefig(tmp, dpi=100)
+    _pyplot().close(figure)
+    os.replace(tmp, path)
+    return path
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A CSV written by a stage, as dicts of floats (None for empty cells)."""
+    with open(path, newline="") as file:
+        return [{key: float(value) if value not in ("", None) else None
+                 for key, value in row.items()} for row in csv.DictReader(file)]
+
+
+def plot_metrics(rows: list[dict], terms: list[str], path: Path, title: str,
+                 x: str = "epoch") -> Path:
+    """One panel per loss term over epochs (V: loss, reconstruction, kl; M: loss, mdn, reward,
+    done)."""
+    plt = _pyplot()
+    terms = [term for term in terms if rows and term in rows[0]]
+    figure, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3.0), squeeze=False)
+    steps = [row[x] for row in rows]
+    for axis, term in zip(axes[0], terms):
+        axis.plot(steps, [row[term] for row in rows], marker="o" if len(rows) < 20 else None,
+                  markersize=3)
+        axis.set_title(term)
+        axis.set_xlabel(x)
+        axis.grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_controller_history(rows: list[dict], path: Path, title: str) -> Path:
+    """Fitness per generation (best, mean and worst candidate, best so far) and, where the run
+    measured it, the real-env score of the best so far and of the CMA-ES mean."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7.5, 4.2))
+    generations = [row["generation"] for row in rows]
+    axis.fill_between(generations, [row["worst"] for row in rows],
+                      [row["best"] for row in rows], color="tab:blue", alpha=0.12,
+                      label="candidates (worst to best)")
+    axis.plot(generations, [row["mean"] for row in rows], color="tab:blue",
+              label="fitness: population mean")
+    axis.plot(generations, [row["best_so_far"] for row in rows], color="tab:blue", ls="--",
+              label="fitness: best so far")
+    for key, colour, label in (("real_best", "tab:red", "real env: best so far"),
+                               ("real_mean", "tab:orange", "real env: CMA-ES mean")):
+        points = [(row["generation"], row[key]) for row in rows
+                  if row.get(key) not in (None, "")]
+        if points:
+            axis.plot(*zip(*points), color=colour, marker="o", label=label)
+    axis.set_xlabel("generation")
+    axis.set_ylabel("return")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_compare(rows: list[dict], real: dict, train_temperature: float | None, path: Path,
+                 title: str) -> Path:
+    """Dream mean ± std against temperature, the real score as a horizontal band."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    temperatures = [row["temperature"] for row in rows]
+    axis.errorbar(temperatures, [row["dream_mean"] for row in rows],
+                  yerr=[row["dream_std"] for row in rows], marker="o", capsize=4,
+                  color="tab:blue", label="dream (mean ± std)")
+    axis.axhspan(real["mean"] - real["std"], real["mean"] + real["std"], color="tab:red",
+                 alpha=0.15, label="real env (± std)")
+    axis.axhline(real["mean"], color="tab:red", label="real env (mean)")
+    if train_temperature is not None:
+        axis.axvline(train_temperature, color="grey", ls=":", label="trained at")
+    axis.set_xlabel("dream temperature τ")
+    axis.set_ylabel("return")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def image_grid(rows: list[tuple[str, np.ndarray]], path: Path, title: str,
+               column_labels: list[str] | None = None) -> Path:
+    """A grid of frames: each row is (label, images of shape (N, H, W, 3) in [0, 1])."""
+    plt = _pyplot()
+    columns = max(len(images) for _, images in rows)
+    figure, axes = plt.subplots(len(rows), columns, squeeze=False,
+                                figsize=(1.25 * columns + 1.0, 1.3 * len(rows) + 0.6))
+    for r, (label, images) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r, c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c < len(images):
+                axis.imshow(np.clip(images[c], 0.0, 1.0))
+            else:
+                axis.axis("off")
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    for c, label in enumerate(column_labels or []):
+        axes[0, c].set_title(label, fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def write_gif(frames: np.ndarray, path: Path, captions: list[str] | None = None,
+              scale: int = 2, fps: int = 25) -> Path:
+    """An animated GIF of frames (T, H, W, 3) in [0, 1], enlarged ``scale`` times, with an
+    optional caption under each frame."""
+    import imageio.v2 as imageio
+    from PIL import Image, ImageDraw
+
+    images = []
+    for index, frame in enumerate(frames):
+        image = Image.fromarray((np.clip(frame, 0, 1) * 255).astype(np.uint8))
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+        if captions is not None:
+            canvas = Image.new("RGB", (image.width, image.height + 14), "black")
+            canvas.paste(image, (0, 0))
+            ImageDraw.Draw(canvas).text((2, image.height + 1), captions[index], fill="white")
+            image = canvas
+        images.append(np.asarray(image))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    imageio.mimsave(tmp, images, duration=1000 / fps, loop=0)
+    os.replace(tmp, path)
+    return path

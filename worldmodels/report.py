@@ -1,0 +1,248 @@
+"""REPORT.md of an experiment: the paper's tables beside what this experiment measured, read
+only from files the stages wrote (manifests, evaluate JSONs, histories, comparisons). A row that
+has not been run says so and gives the command that runs it; no number is computed here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from worldmodels.artifacts import Layout, read_json
+from worldmodels.controller import HIDDEN_UNITS
+
+PAPER = "Ha & Schmidhuber, World Models (2018)"
+# The paper's CarRacing table: method, score (real env, 100 random tracks), our variant.
+PAPER_CARRACING = (
+    ("DQN", "343 ± 18", None),
+    ("A3C, continuous actions", "591 ± 45", None),
+    ("A3C, discrete actions", "652 ± 10", None),
+    ("V only: the controller sees z", "632 ± 251", "z"),
+    (f"V only: z and one hidden layer of {HIDDEN_UNITS} tanh units", "788 ± 141", "z-hidden"),
+    ("Full world model: the controller sees z and h", "906 ± 21", "zh"),
+)
+# The paper's DoomTakeCover table (C trained in the dream): temperature, dream, real.
+PAPER_DOOM = (
+    ("0.10", "2086 ± 140", "193 ± 58"),
+    ("0.50", "2060 ± 277", "196 ± 50"),
+    ("1.00", "1145 ± 690", "868 ± 511"),
+    ("1.15", "918 ± 546", "1092 ± 556"),
+    ("1.30", "732 ± 269", "753 ± 139"),
+)
+FIGURES = (
+    ("vae-reconstructions.png", "V: real frames and their reconstructions"),
+    ("vae-traversal.png", "V: decoded frames along single latent dimensions"),
+    ("vae-training.png", "V: training losses per epoch"),
+    ("rnn-open-loop.png", "M: open-loop prediction from a real episode"),
+    ("rnn-training.png", "M: training losses per epoch"),
+)
+TRAINED_IN = ("dream", "real")
+
+
+def _command(preset: str, name: str, stage: str, *options: str) -> str:
+    return " ".join(["`worldmodels", stage, "--preset", preset, "--name", name, *options]) + "`"
+
+
+def _load(path: Path) -> dict | None:
+    return read_json(path) if Path(path).exists() else None
+
+
+def _seconds(value) -> str:
+    return f"{value:,.0f} s" if value is not None else "—"
+
+
+def _score(result: dict, unit: str) -> str:
+    return f"{result['mean']:.1f} ± {result['std']:.1f} ({result['episodes']} {unit})"
+
+
+class Report:
+    """Reads one experiment's files and renders REPORT.md."""
+
+    def __init__(self, layout: Layout, preset: str):
+        self.layout, self.preset, self.name = layout, preset, layout.name
+
+    def command(self, stage: str, *options: str) -> str:
+        return _command(self.preset, self.name, stage, *options)
+
+    def controllers(self, variant: str) -> list[tuple[str, dict]]:
+        """(where trained, complete manifest) of every trained controller of ``variant``."""
+        found = []
+        for where in TRAINED_IN:
+            manifest = _load(self.layout.controller(where, variant) / "manifest.json")
+            if manifest and manifest.get("status") == "complete":
+                found.append((where, manifest))
+        return found
+
+    def evaluation(self, evaluated_in: str, where: str, variant: str) -> tuple[dict | None, str]:
+        """An evaluate JSON of the best parameters and, if it is missing or older than the
+        controller's best.npy, the text to show instead."""
+        suffix = "" if variant == "zh" else f"-{variant}"
+        path = self.layout.evaluations / f"{evaluated_in}-{where}{suffix}-best.json"
+        options = ["--controller", where] + (["--variant", variant] if suffix else [])
+        if evaluated_in == "dream":
+            options = ["--where", "dream", *options]
+        command = self.command("evaluate", *options)
+        if not path.exists():
+            return None, f"not run: {command}"
+        best = self.layout.controller(where, variant) / "best.npy"
+        if best.exists() and os.path.getmtime(path) < os.path.getmtime(best):
+            return None, f"out of date (C was trained again since): {command} --force"
+        return read_json(path), ""
+
+    def carracing_rows(self) -> list[str]:
+        rows = []
+        for method, paper, variant in PAPER_CARRACING:
+            if variant is None:
+                rows.append(f"| {method} | {paper} | not part of this suite |" + " |" * 7)
+                continue
+            trained = self.controllers(variant)
+            if not trained:
+                options = [] if variant == "zh" else ["--variant", variant]
+                run = (f"not run: {self.command('train-controller', *options)}, then "
+                       f"{self.command('evaluate', *options)}")
+                rows.append(f"| {method} | {paper} | {run} |" + " |" * 7)
+            for where, manifest in trained:
+                rows.append(self.controller_row(method, paper, variant, where, manifest))
+        return rows
+
+    def controller_row(self, method, paper, variant, where, manifest) -> str:
+        real, real_note = self.evaluation("real", where, variant)
+        dream, dream_note = self.evaluation("dream", where, variant)
+        config, summary = manifest["config"], manifest.get("summary", {})
+        history = self.layout.controller(where, variant) / "history.csv"
+        generations = max(0, len(history.read_text().splitlines()) - 1) if history.exists() \
+            else config["generations"]
+        cells = [
+            method, paper,
+            _score(real, "episodes") if real else real_note,
+            (_score(dream, "dreams") + f", τ = {dream['temperature']:g}") if dream
+            else dream_note,
+            where,
+            f"{config['temperature']:g}" if where == "dream" else "—",
+            str(generations),
+            self.last_check(history, config),
+            _seconds(summary.get("wall_seconds")),
+            _seconds(real.get("wall_seconds")) if real else "—",
+        ]
+        return "| " + " | ".join(cells) + " |"
+
+    @staticmethod
+    def last_check(history: Path, config: dict) -> str:
+        """The last real-env check recorded during training, if the run made any."""
+        if not history.exists():
+            return "—"
+        from worldmodels.figures import read_rows
+
+        checks = [row for row in read_rows(history) if row.get("real_best") is not None]
+        if not checks:
+            return "none"
+        last = checks[-1]
+        return (f"generation {last['generation']:.0f}: best {last['real_best']:.1f}, mean "
+                f"{last['real_mean']:.1f} ({config['real_episodes']} episodes each)")
+
+    def carracing(self) -> str:
+        header = ("| method | paper: real env, 100 tracks | ours: real env | ours: dream | "
+                  "trained in | train τ | generations | real checks while training (last) | "
+                  "C wall time | evaluate wall time |")
+        return "\n".join([
+            "## CarRacing: the paper's table and ours", "",
+            f"The paper's scores ({PAPER}) are for controllers trained in the real env; ours "
+            "are for the controllers this experiment trained (where: the column \"trained "
+            "in\"), evaluated with their best parameters. Ours: mean ± std over the episodes "
+            "actually run, with their count. The paper calls a mean of 900 or more over 100 "
+            "episodes solved.", "",
+            header, "|" + "---|" * 10, *self.carracing_rows(), "",
+        ])
+
+    def comparisons(self) -> str:
+        from worldmodels.compare import markdown_table
+
+        lines = ["## Dream vs real", ""]
+        paths = sorted((self.layout.experiment / "compare").glob("*.json"))
+        paths = [path for path in paths if not path.name.endswith(".partial.json")]
+        if not paths:
+            lines += [f"not run: {self.command('compare')}", ""]
+        for path in paths:
+            result = read_json(path)
+            where = result["trained_in"]
+            trained = (f"trained in the dream at τ = {result['train_temperature']:g}"
+                       if where == "dream" else "trained in the real env")
+            lines += [f"### {Path(result['controller']).name} ({result['params']})", "",
+                      f"Controller variant {result['variant']}, {trained}.", "",
+                      markdown_table(result),
+                      f"![dream vs real](compare/{path.stem}.png)", ""]
+        lines += ["The paper's DoomTakeCover table, for reference (C trained in the dream):", "",
+                  "| temperature | dream score | real score |", "|---|---|---|",
+                  *[f"| {t} | {d} | {r} |" for t, d, r in PAPER_DOOM], ""]
+        return "\n".join(lines)
+
+    def models(self) -> str:
+        lines = ["## The models", ""]
+        stages = (("V", self.layout.vae, "train-vae", ("loss", "reconstruction", "kl")),
+                  ("M", self.layout.rnn, "train-rnn", ("loss", "mdn", "reward", "done")))
+        for label, directory, stage, terms in stages:
+            manifest = _load(directory / "manifest.json")
+            if not manifest or manifest.get("status") != "complete":
+                lines.append(f"- {label}: not run: {self.command(stage)}")
+                continue
+            summary = manifest.get("summary", {})
+            losses = ", ".join(f"{term} {summary[term]:.3f}" for term in terms if term in summary)
+            lines.append(f"- {label}: {summary.get('parameters', 0):,} parameters, "
+                         f"{manifest['config']['epochs']} epochs; last epoch: {losses}; "
+                         f"{_seconds(summary.get('wall_seconds'))}")
+        return "\n".join(lines + [""])
+
+    def timings(self) -> str:
+        timings = _load(self.layout.experiment / "pipeline.json")
+        lines = ["## Stage wall times (pipeline.json)", ""]
+        if not timings:
+            return "\n".join(lines + [f"not run: {self.command('pipeline')}", ""])
+        lines += ["| stage | wall time |", "|---|---|"]
+        lines += [f"| {stage} | {_seconds(value)} |" for stage, value in timings.items()
+                  if stage not in ("preset", "seed")]
+        lines += ["", f"Preset {timings.get('preset')}; stages skipped as already complete "
+                  "keep the time of the run that made them.", ""]
+        return "\n".join(lines)
+
+    def figures(self) -> str:
+        experiment = self.layout.experiment
+        lines = ["## Figures", ""]
+        found = [(f"figures/{file}", caption) for file, caption in FIGURES
+                 if (experiment / "figures" / file).exists()]
+        for path in sorted((experiment / "figures").glob("dream-*.gif")):
+            from worldmodels.show import describe_dream
+
+            record = _load(path.with_suffix(".json"))
+            found.append((f"figures/{path.name}", f"a dream episode driven by C ({path.stem}), "
+                          "decoded by V" + (f": {describe_dream(record)}" if record else "")))
+        for history in sorted(experiment.glob("controller-*/history.csv")):
+            name = history.parent.name
+            drawn = [link for link in (f"figures/{name}-training.png", f"{name}/history.png")
+                     if (experiment / link).exists()]
+            found += [(drawn[0], f"C ({name}): fitness per generation and real-env checks")
+                      ] if drawn else []
+        if not (experiment / "figures").exists():
+            lines.append(f"Not drawn yet: {self.command('show')}")
+            lines.append("")
+        lines += [f"- [{caption}]({link})" for link, caption in found]
+        lines += [""] + [f"![{caption}]({link})" for link, caption in found
+                         if link.endswith(".png") or link.endswith(".gif")]
+        return "\n".join(lines + [""])
+
+    def render(self) -> str:
+        return "\n".join([
+            f"# Report: {self.name}", "",
+            "Everything below is read from the files the stages wrote in this folder; parts "
+            "not run yet say so, with the command that runs them. The paper's numbers are "
+            f"from {PAPER}.", "",
+            self.carracing(), self.comparisons(), self.models(), self.timings(), self.figures(),
+        ])
+
+
+def write_report(layout: Layout, preset: str) -> Path:
+    """Write RESULTS/NAME/REPORT.md atomically; returns its path."""
+    path = layout.experiment / "REPORT.md"
+    layout.experiment.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"REPORT.md.tmp{os.getpid()}")
+    tmp.write_text(Report(layout, preset).render())
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,204 @@
+"""Pictures of what the agent sees, remembers and dreams, written to RESULTS/NAME/figures/:
+
+- V: real frames and their reconstructions; decoded frames along single latent dimensions.
+- M: an open-loop prediction strip from a fresh real episode (real frames, V's reconstructions,
+  and frames decoded from M's predicted z given the real actions).
+- C: a GIF of a whole dream episode driven by the trained controller, decoded through V.
+- Training curves of V, M (each loss term) and C (dream fitness and real checks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from worldmodels.artifacts import Layout, require_manifest, write_json
+from worldmodels.figures import (
+    image_grid,
+    plot_controller_history,
+    plot_metrics,
+    read_rows,
+    write_gif,
+)
+
+RECONSTRUCTED = 10  # frames in the reconstruction grid
+TRAVERSED_DIMS = 5  # latent dimensions swept
+TRAVERSAL = np.linspace(-3.0, 3.0, 7)  # values of a swept dimension (prior units)
+PREDICTED = 40  # open-loop steps of M
+SHOWN_EVERY = 4  # open-loop steps between shown frames
+ZOOM_STEPS = 60  # CarRacing's zoom-in at the start of an episode, skipped
+DREAMS = 16  # dreams run for the GIF; the longest is drawn
+
+
+def real_episode(env_id: str, policy: str, max_steps: int, seed: int) -> dict:
+    """One fresh episode of the exploration policy on a track of its own (not collected)."""
+    from worldmodels.collect import episode_seeds, run_episode
+    from worldmodels.scoring import SHOW_STAGE_KEY
+
+    return run_episode(env_id, max_steps, policy, episode_seeds(seed, 1, SHOW_STAGE_KEY)[0])
+
+
+def _unit(frames: np.ndarray) -> np.ndarray:
+    return frames.astype(np.float32) / 255.0
+
+
+def draw_vae(vae, frames: np.ndarray, directory: Path) -> list[Path]:
+    """vae-reconstructions.png and vae-traversal.png from the frames of a real episode."""
+    from worldmodels.vae import encode_frames
+
+    start = min(ZOOM_STEPS, len(frames) // 2)
+    picks = np.linspace(start, len(frames) - 1, RECONSTRUCTED).astype(int)
+    mu, _ = encode_frames(vae, frames)
+    reconstructions = vae.decode(mu[picks]).numpy()
+    written = [image_grid([("real", _unit(frames[picks])), ("V(real)", reconstructions)],
+                          directory / "vae-reconstructions.png",
+                          "V: real frames of an unseen track and their reconstructions "
+                          "(decoded from mu)", [f"t={t}" for t in picks])]
+    # The dimensions that vary most along the episode are the ones V uses.
+    dims = np.argsort(-mu[start:].std(axis=0))[:TRAVERSED_DIMS]
+    base = mu[picks[len(picks) // 2]]
+    rows = []
+    for d in dims:
+        z = np.repeat(base[None], len(TRAVERSAL), axis=0)
+        z[:, d] = TRAVERSAL
+        rows.append((f"z[{d}]", vae.decode(z.astype(np.float32)).numpy()))
+    written.append(image_grid(rows, directory / "vae-traversal.png",
+                              "V: one latent dimension swept, the others fixed at a real "
+                              "frame's mu", [f"{v:+.1f}" for v in TRAVERSAL]))
+    return written
+
+
+def mixture_mean(predictions: dict) -> np.ndarray:
+    """Mean of M's per-dimension Gaussian mixture, (B, Z)."""
+    logits = predictions["logits"].numpy()
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    return (weights * predictions["mu"].numpy()).sum(-1)
+
+
+def draw_open_loop(vae, rnn, episode: dict, directory: Path) -> Path:
+    """rnn-open-loop.png: M reads the real z and actions up to step t0, then predicts the next
+    PREDICTED steps from its own predictions (mixture means) and the real actions."""
+    import tensorflow as tf
+
+    from worldmodels.vae import encode_frames
+
+    frames, actions = episode["frames"], episode["actions"]
+    k = min(PREDICTED, len(actions) - 1)
+    t0 = max(0, min(ZOOM_STEPS, len(actions) - 1 - k))
+    mu, _ = encode_frames(vae, frames)
+    inputs = np.concatenate([mu[: t0 + 1], actions[: t0 + 1]], -1)[None].astype(np.float32)
+    predictions, state = rnn(tf.constant(inputs))
+    z = mixture_mean({key: value[:, -1] for key, value in predictions.items()})
+    predicted = [z[0]]  # z_{t0+1}
+    for t in range(t0 + 1, t0 + k):
+        step_in = np.concatenate([z, actions[t][None]], -1).astype(np.float32)
+        step_predictions, state = rnn.step(tf.constant(step_in), list(state))
+        z = mixture_mean(step_predictions)
+        predicted.append(z[0])
+    every = SHOWN_EVERY if k >= 2 * SHOWN_EVERY else 1
+    shown = np.arange(every - 1, k, every)[:10]  # offsets into the predicted steps
+    steps = t0 + 1 + shown
+    rows = [("real", _unit(frames[steps])),
+            ("V(real)", vae.decode(mu[steps]).numpy()),
+            ("M open loop", vae.decode(np.asarray(predicted, np.float32)[shown]).numpy())]
+    return image_grid(rows, directory / "rnn-open-loop.png",
+                      f"M: real z and actions up to step {t0}, then its own predictions "
+                      "(mixture means) given the real actions",
+                      [f"+{s + 1}" for s in shown])
+
+
+def dream_episodes(world: dict, spec, flat: np.ndarray, temperature: float, max_steps: int,
+                   seed: int, count: int = DREAMS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` dreams driven by the controller ``flat``, as the dream stage runs them (z
+    sampled at ``temperature``, each dream ends at a sampled done). Returns z (count, T+1, Z),
+    cumulative returns (count, T+1) and lengths (count,)."""
+    import tensorflow as tf
+
+    from worldmodels.dream import initial_latents, sample_next_z
+    from worldmodels.scoring import SHOW_STAGE_KEY
+
+    rnn = world["rnn"]
+    params = tf.constant(np.repeat(flat[None], count, axis=0), tf.float32)
+
+    @tf.function
+    def step(z, h, c, seed_pair):
+        action = spec.act_batch(params, z, h)
+        predictions, (h2, c2) = rnn.step(tf.concat([z, action], -1), [h, c])
+        z2 = sample_next_z(predictions, tf.constant(float(temperature)), seed_pair)
+        return z2, h2, c2, predictions["reward"], tf.sigmoid(predictions["done_logit"])
+
+    rng = np.random.default_rng([seed, SHOW_STAGE_KEY])
+    z0, _ = initial_latents(world["mu0"], world["logvar0"], count, rng)
+    z, (h, c) = tf.constant(z0), rnn.initial_state(count)
+    latents, returns = [z0], [np.zeros(count)]
+    lengths = np.full(count, max_steps)
+    alive = np.ones(count, bool)
+    for t in range(max_steps):
+        z, h, c, reward, p_done = step(z, h, c, tf.constant([seed, t], tf.int64))
+        latents.append(z.numpy())
+        returns.append(returns[-1] + reward.numpy() * alive)
+        ended = alive & (rng.uniform(size=count) < p_done.numpy())
+        lengths[ended] = t + 1
+        alive &= ~ended
+        if not alive.any():
+            break
+    return (np.stack(latents, 1).astype(np.float32), np.stack(returns, 1),
+            lengths.astype(int))
+
+
+def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_steps: int,
+               seed: int, path: Path) -> tuple[Path, dict]:
+    """A GIF of a dream episode decoded through V: the longest of DREAMS dreams (many of M's
+    dreams end within a few steps, which makes a GIF of a few frames), with the lengths of all
+    of them written beside it (PATH.json) so that the choice is on record."""
+    latents, returns, lengths = dream_episodes(world, spec, flat, temperature, max_steps, seed)
+    pick = int(np.argmax(lengths))
+    length = int(lengths[pick])
+    latents, returns = latents[pick, : length + 1], returns[pick, : length + 1]
+    vae = world["vae"]
+    frames = np.concatenate([vae.decode(latents[i:i + 200]).numpy()
+                             for i in range(0, len(latents), 200)])
+    every = 2 if len(frames) > 200 else 1
+    picks = list(range(0, len(frames), every))
+    if picks[-1] != len(frames) - 1:
+        picks.append(len(frames) - 1)
+    captions = [f"dream t={t} tau={temperature:g} R={returns[t]:.0f}" for t in picks]
+    write_gif(frames[picks], path, captions, fps=50 // every)
+    record = {"dreams": len(lengths), "rule": "longest", "temperature": temperature,
+              "lengths": lengths.tolist(), "median_length": float(np.median(lengths)),
+              "chosen": pick, "chosen_length": length, "chosen_return": float(returns[-1]),
+              "frames_shown_every": every, "seed": seed}
+    write_json(path.with_suffix(".json"), record)
+    return path, record
+
+
+def describe_dream(record: dict) -> str:
+    """One line on the dream a GIF shows and the dreams it was chosen from."""
+    return (f"the longest of {record['dreams']} dreams at τ = {record['temperature']:g}: "
+            f"{record['chosen_length']} steps, dream return {record['chosen_return']:.1f} "
+            f"(median length of the {record['dreams']}: {record['median_length']:g} steps)")
+
+
+def draw_curves(layout: Layout, directory: Path) -> list[Path]:
+    """Training curves of every stage that wrote them."""
+    written = []
+    for source, terms, name, title in (
+        (layout.vae, ["loss", "reconstruction", "kl"], "vae-training.png", "V: training"),
+        (layout.rnn, ["loss", "mdn", "reward", "done"], "rnn-training.png",
+         "M: training (each loss term)"),
+    ):
+        if (source / "metrics.csv").exists():
+            written.append(plot_metrics(read_rows(source / "metrics.csv"), terms,
+                                        directory / name, title))
+    for history in sorted(layout.experiment.glob("controller-*/history.csv")):
+        name = history.parent.name
+        written.append(plot_controller_history(
+            read_rows(history), directory / f"{name}-training.png",
+            f"C ({name}): fitness per generation and real-env checks"))
+    return written
+
+
+def require_vae(layout: Layout) -> dict:
+    return require_manifest(layout.vae, "trained V", "train-vae")
