@@ -17,6 +17,7 @@ _STAGES = {
     "compare": ("commands.compare", "compare_command"),
     "report": ("commands.report", "report_command"),
     "show": ("commands.show", "show_command"),
+    "bench": ("commands.bench", "bench_command"),
 }
 _HELP = {
     "collect": "Collect rollouts of CarRacing-v3 with an exploration policy.",
@@ -29,6 +30,7 @@ _HELP = {
     "compare": "Score a trained controller in the dream (temperature sweep) and the real env.",
     "report": "Write RESULTS/NAME/REPORT.md: the paper's tables beside what was measured.",
     "show": "Draw V, M and C: reconstructions, predictions, a dream GIF, training curves.",
+    "bench": "Measure the performance targets against their baselines (bench.json).",
 }
 
 

@@ -26,11 +26,13 @@ from commands.common import (
 @click.option("--z-size", type=int, help="Latent size (32 in the paper).")
 @click.option("--learning-rate", type=float, help="Adam learning rate.")
 @click.option("--max-episodes", type=int, help="Train on at most this many episodes.")
+@click.option("--shuffle-episodes", type=int,
+              help="Episodes read and shuffled together (bounds memory; default from preset).")
 @skip_corrupt_option
 @force_option
 @friendly_errors
 def train_vae_command(preset, name, data_dir, results_dir, seed, epochs, batch_size, z_size,
-                      learning_rate, max_episodes, skip_corrupt, force):
+                      learning_rate, max_episodes, shuffle_episodes, skip_corrupt, force):
     """Train V on DATA/NAME/rollouts; write RESULTS/NAME/vae."""
     from worldmodels import checkpoint
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest, require_manifest
@@ -39,10 +41,12 @@ def train_vae_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
 
     started = time.time()
     for option, value in (("epochs", epochs), ("batch-size", batch_size), ("z-size", z_size),
-                          ("learning-rate", learning_rate), ("max-episodes", max_episodes)):
+                          ("learning-rate", learning_rate), ("max-episodes", max_episodes),
+                          ("shuffle-episodes", shuffle_episodes)):
         positive(option, value)
     config = override(get_preset(preset).vae, epochs=epochs, batch_size=batch_size,
-                      z_size=z_size, learning_rate=learning_rate, max_episodes=max_episodes)
+                      z_size=z_size, learning_rate=learning_rate, max_episodes=max_episodes,
+                      shuffle_episodes=shuffle_episodes)
     layout = Layout(data_dir, results_dir, name)
     paths = require_episodes(layout.rollouts)
     rollouts = require_manifest(layout.rollouts, "rollouts", "collect")

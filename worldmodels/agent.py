@@ -34,13 +34,19 @@ def make_agent_step(vae: ConvVAE, rnn: MDNRNN, controller: Controller | None = N
 def run_real_episodes(pool: EnvPool, step, params: np.ndarray, seeds: list[int],
                       z_size: int, hidden_size: int, noise_seed: int, progress: bool = True,
                       desc: str = "real", done: dict | None = None, on_episode=None,
-                      max_crashes: int = 3) -> np.ndarray:
+                      max_crashes: int = 3, actions_out: dict | None = None) -> np.ndarray:
     """Run episode i with controller ``params[i]`` on the track of ``seeds[i]``; returns the
     episode returns in the order of ``seeds``. Episodes in ``done`` (index -> return) are not
     run again; ``on_episode(index, return)`` is called as each one ends. An episode whose
     worker crashes is redone on a fresh worker; ``max_crashes`` crashes in a row with no
     episode finished in between stop the run with an error. The sampling noise of each episode
-    comes from its own generator, so scores do not depend on which env ran it."""
+    comes from its own generator, so scores do not depend on which env ran it. With
+    ``actions_out`` (a dict), the actions of each episode are recorded there (benchmarks replay
+    them).
+
+    The pool's slots form two groups: while one group's envs step, the agents of the other
+    group are encoded and advanced in one batched call, so env processes do not wait for the
+    model."""
     assert len(params) == len(seeds), f"{len(params)} controllers for {len(seeds)} seeds"
     S = pool.size
     done = dict(done or {})
@@ -53,11 +59,23 @@ def run_real_episodes(pool: EnvPool, step, params: np.ndarray, seeds: list[int],
     slot_params = np.zeros((S, params.shape[1]), np.float32)
     rngs = [None] * S
     episode_of = [-1] * S
+    resetting = [False] * S
     pending = [i for i in range(len(seeds)) if i not in done][::-1]
+    groups = pool.groups()
+    waiting: list[set[int]] = [set() for _ in groups]  # workers with a message out, per group
     bar = tqdm(total=len(seeds), initial=len(done), desc=desc, unit="ep", disable=not progress)
     crashes = 0
 
-    def crashed(slot):
+    def start(slot, episode):
+        episode_of[slot], resetting[slot] = episode, True
+        returns[episode] = 0.0
+        h[slot] = c[slot] = 0.0
+        slot_params[slot] = params[episode]
+        rngs[slot] = np.random.default_rng([noise_seed, seeds[episode]])
+        if actions_out is not None:
+            actions_out[episode] = []
+
+    def crashed(worker):
         nonlocal crashes
         crashes += 1
         if crashes > max_crashes:
@@ -66,47 +84,71 @@ def run_real_episodes(pool: EnvPool, step, params: np.ndarray, seeds: list[int],
                 f"env workers crashed {crashes} times in a row; {len(done)} finished episodes "
                 "are kept: re-run the same command to continue"
             )
-        bar.write(f"env worker {slot} crashed; redoing episode {episode_of[slot]}")
-        pool.restart(slot)
+        lost = [episode_of[s] for s in pool.slots_of(worker) if episode_of[s] >= 0]
+        bar.write(f"env worker {worker} crashed; redoing episode(s) "
+                  f"{', '.join(map(str, lost))}")
+        pool.restart(worker)
+        for waiting_workers in waiting:
+            waiting_workers.discard(worker)
+        for slot in pool.slots_of(worker):
+            if episode_of[slot] >= 0:
+                start(slot, episode_of[slot])
 
-    def start(slot, episode):
-        episode_of[slot] = episode
-        frame = pool.reset(slot, seeds[episode])
-        while frame is None:
-            crashed(slot)
-            frame = pool.reset(slot, seeds[episode])
-        frames[slot] = frame
-        returns[episode] = 0.0
-        h[slot] = c[slot] = 0.0
-        slot_params[slot] = params[episode]
-        rngs[slot] = np.random.default_rng([noise_seed, seeds[episode]])
+    def finish(slot):
+        nonlocal crashes
+        episode = episode_of[slot]
+        done[episode] = float(returns[episode])
+        crashes = 0
+        bar.update(1)
+        if on_episode is not None:
+            on_episode(episode, done[episode])
+        episode_of[slot] = -1
+        if pending:
+            start(slot, pending.pop())
 
-    for slot in range(min(S, len(pending))):
+    for slot in pool.spread()[:len(pending)]:
         start(slot, pending.pop())
     while any(e >= 0 for e in episode_of):
-        eps = np.zeros((S, z_size), np.float32)
-        for slot in range(S):
-            if episode_of[slot] >= 0:
-                eps[slot] = rngs[slot].standard_normal(z_size)
-        actions, h_new, c_new = step(frames, h, c, slot_params, eps)
-        actions, h[:], c[:] = actions.numpy(), h_new.numpy(), c_new.numpy()
-        active = {s: actions[s] for s in range(S) if episode_of[s] >= 0}
-        results, lost = pool.step(active)
-        for slot in lost:
-            crashed(slot)
-            start(slot, episode_of[slot])
-        for slot, (frame, reward, terminated, truncated) in results.items():
-            frames[slot] = frame
-            returns[episode_of[slot]] += reward
-            if terminated or truncated:
-                episode = episode_of[slot]
-                done[episode] = float(returns[episode])
-                crashes = 0
-                bar.update(1)
-                if on_episode is not None:
-                    on_episode(episode, done[episode])
-                episode_of[slot] = -1
-                if pending:
-                    start(slot, pending.pop())
+        for g, slots in enumerate(groups):
+            if waiting[g]:
+                results, dead = pool.receive(sorted(waiting[g]))
+                waiting[g] = set()
+                for slot, result in results.items():
+                    if episode_of[slot] < 0:
+                        continue
+                    if resetting[slot]:
+                        frames[slot], resetting[slot] = result, False
+                        continue
+                    frame, reward, terminated, truncated = result
+                    frames[slot] = frame
+                    returns[episode_of[slot]] += reward
+                    if terminated or truncated:
+                        finish(slot)
+                for worker in dead:
+                    crashed(worker)
+            ops = {}
+            thinking = [s for s in slots if episode_of[s] >= 0 and not resetting[s]]
+            if thinking:
+                eps = np.zeros((len(slots), z_size), np.float32)
+                for row, slot in enumerate(slots):
+                    if slot in thinking:
+                        eps[row] = rngs[slot].standard_normal(z_size)
+                actions, h_new, c_new = step(frames[slots], h[slots], c[slots],
+                                             slot_params[slots], eps)
+                actions, h_new, c_new = actions.numpy(), h_new.numpy(), c_new.numpy()
+                for row, slot in enumerate(slots):
+                    if slot in thinking:
+                        h[slot], c[slot] = h_new[row], c_new[row]
+                        ops[slot] = ("step", actions[row])
+                        if actions_out is not None:
+                            actions_out[episode_of[slot]].append(actions[row])
+            for slot in slots:
+                if episode_of[slot] >= 0 and resetting[slot]:
+                    ops[slot] = ("reset", seeds[episode_of[slot]])
+            if ops:
+                sent, dead = pool.send(ops)
+                waiting[g] = sent
+                for worker in dead:
+                    crashed(worker)
     bar.close()
     return returns

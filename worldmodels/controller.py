@@ -79,7 +79,8 @@ class Controller:
             weights = tf.reshape(params[:, offset:offset + inputs * outputs],
                                  (-1, inputs, outputs))
             offset += inputs * outputs
-            x = tf.einsum("bi,bio->bo", x, weights) + params[:, offset:offset + outputs]
+            # A batch of (1, in) @ (in, out) products: faster on CPU than einsum's path.
+            x = tf.matmul(x[:, None, :], weights)[:, 0] + params[:, offset:offset + outputs]
             offset += outputs
             if index < len(self.layers) - 1:
                 x = tf.tanh(x)

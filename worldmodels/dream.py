@@ -12,16 +12,17 @@ from worldmodels.rnn import MDNRNN
 
 def sample_next_z(predictions: dict, temperature, seed):
     """Sample z_{t+1} from the mixture at ``temperature``: logits / tau, noise * sqrt(tau).
-    ``seed`` is a stateless seed of shape (2,)."""
+    The component is drawn with the Gumbel-max trick (argmax of logits / tau plus Gumbel
+    noise, the same distribution as a categorical draw, and cheaper on CPU). ``seed`` is a
+    stateless seed of shape (2,)."""
     logits, mu, logstd = predictions["logits"], predictions["mu"], predictions["logstd"]
-    B, Z, K = tf.shape(logits)[0], tf.shape(logits)[1], tf.shape(logits)[2]
     seeds = tf.random.experimental.stateless_split(seed, 2)
-    flat_logits = tf.reshape(logits, (-1, K)) / temperature
-    component = tf.random.stateless_categorical(flat_logits, 1, seeds[0])
-    component = tf.reshape(component, (B, Z, 1))
-    chosen_mu = tf.gather(mu, component, batch_dims=2)[..., 0]
-    chosen_logstd = tf.gather(logstd, component, batch_dims=2)[..., 0]
-    eps = tf.random.stateless_normal((B, Z), seeds[1])
+    uniform = tf.random.stateless_uniform(tf.shape(logits), seeds[0], minval=1e-20, maxval=1.0)
+    component = tf.argmax(logits / temperature - tf.math.log(-tf.math.log(uniform)), axis=-1)
+    chosen = tf.one_hot(component, tf.shape(logits)[-1])
+    chosen_mu = tf.reduce_sum(mu * chosen, axis=-1)
+    chosen_logstd = tf.reduce_sum(logstd * chosen, axis=-1)
+    eps = tf.random.stateless_normal(tf.shape(chosen_mu), seeds[1])
     return chosen_mu + tf.exp(chosen_logstd) * tf.sqrt(temperature) * eps
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from worldmodels import checkpoint
 from worldmodels.artifacts import write_csv
 from worldmodels.config import ACTION_SIZE, RnnConfig
+from worldmodels.prefetch import prefetch
 from worldmodels.store import read_windows
 
 tfd = tfp.distributions
@@ -113,15 +114,8 @@ def make_batch(window: dict, rng: np.random.Generator) -> tuple:
     return inputs, targets, window["mask"]
 
 
-def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
-              directory: Path, progress: bool = True) -> list[dict]:
-    """Train M for ``config.epochs`` epochs of one random window per episode, resuming from
-    the checkpoint in ``directory`` if there is one. Every epoch's order and every batch's
-    windows and noise derive from (seed, epoch, batch), so a resumed run sees the same data."""
-    optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip)
-    lengths = series["lengths"][()]
-    N, L = len(lengths), config.sequence_length
-    batches = -(-N // config.batch_size)
+def make_train_step(model: MDNRNN, optimizer, config: RnnConfig):
+    """The compiled training step: (inputs, targets, mask) -> losses."""
 
     @tf.function(reduce_retracing=True)
     def train_step(inputs, targets, mask):
@@ -132,6 +126,33 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return losses
 
+    return train_step
+
+
+def epoch_batches(series, lengths: np.ndarray, config: RnnConfig, seed: int, epoch: int,
+                  skip: int = 0):
+    """The batches of one epoch, from batch ``skip`` on: one random window per episode, the
+    order, windows and noise of each batch derived from (seed, epoch, batch). ``series`` is the
+    open series file (or any mapping of its arrays)."""
+    N, L = len(lengths), config.sequence_length
+    order = np.random.default_rng([seed, epoch]).permutation(N)
+    for batch in range(skip, -(-N // config.batch_size)):
+        rng = np.random.default_rng([seed, epoch, batch])
+        indices = np.sort(order[batch * config.batch_size : (batch + 1) * config.batch_size])
+        starts = [int(rng.integers(0, max(1, lengths[i] - L + 1))) for i in indices]
+        yield make_batch(read_windows(series, indices, starts, L), rng)
+
+
+def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
+              directory: Path, progress: bool = True) -> list[dict]:
+    """Train M for ``config.epochs`` epochs of one random window per episode, resuming from
+    the checkpoint in ``directory`` if there is one. Every epoch's order and every batch's
+    windows and noise derive from (seed, epoch, batch), so a resumed run sees the same data.
+    Windows are streamed from the series file by a reader thread, a few batches ahead."""
+    optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip)
+    lengths = series["lengths"][()]
+    batches = -(-len(lengths) // config.batch_size)
+    train_step = make_train_step(model, optimizer, config)
     state = checkpoint.load(directory, model, optimizer) or checkpoint.new_progress()
     history = state["history"]
     bar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
@@ -139,12 +160,8 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
     for epoch in bar:
         skip = state["step"] if epoch == state["epoch"] else 0
         sums, count = (dict(state["sums"]), state["count"]) if skip else ({}, 0)
-        order = np.random.default_rng([seed, epoch]).permutation(N)
-        for batch in range(skip, batches):
-            rng = np.random.default_rng([seed, epoch, batch])
-            indices = np.sort(order[batch * config.batch_size : (batch + 1) * config.batch_size])
-            starts = [int(rng.integers(0, max(1, lengths[i] - L + 1))) for i in indices]
-            inputs, targets, mask = make_batch(read_windows(series, indices, starts, L), rng)
+        reader = prefetch(epoch_batches(series, lengths, config, seed, epoch, skip))
+        for batch, (inputs, targets, mask) in enumerate(reader, start=skip):
             losses = {k: float(v) for k, v in train_step(inputs, targets, mask).items()}
             checkpoint.check_finite(losses, epoch + 1, batch + 1, directory)
             for key, value in losses.items():

@@ -1,0 +1,85 @@
+"""The benchmark's measurements at a tiny scale (the figures themselves are machine-dependent;
+these check that each measurement runs the real thing and reports a consistent row), and the
+machinery the performance work added: the pipelined env pool and the reader thread."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import invoke
+from worldmodels import bench
+from worldmodels.prefetch import prefetch
+
+
+def _check(row):
+    assert row.figure > 0 and row.baseline > 0
+    assert np.isclose(row.ratio, row.figure / row.baseline)
+    low, high = row.goal.split(" ")[0], float(row.goal.split(" ")[1])
+    assert row.met == (row.ratio >= high if low == ">=" else row.ratio <= high)
+
+
+def test_bench_startup_through_the_cli_writes_bench_json(tmp_path):
+    output = invoke("bench", "--targets", "startup", "--results-dir", tmp_path).output
+    payload = json.loads((tmp_path / "bench.json").read_text())
+    assert [row["target"] for row in payload["rows"]] == ["startup: slowest --help (s)"]
+    assert "| startup: slowest --help (s) |" in output and payload["machine"]
+
+
+def test_bench_rejects_unknown_targets(tmp_path):
+    result = invoke("bench", "--targets", "warp", "--results-dir", tmp_path, expect_ok=False)
+    assert result.exit_code != 0 and "unknown target" in result.output
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_bench_collect_stream_and_memory_on_tiny_runs(tmp_path):
+    rows = bench.bench_collect(tmp_path, workers=2, episodes=2, max_steps=30, log=print)
+    rows += bench.bench_stream(tmp_path, log=print)
+    rows += bench.bench_memory(tmp_path, episodes=2, copies=2, log=print)
+    assert len(rows) == 4
+    for row in rows:
+        _check(row)
+
+
+def test_bench_dream_and_real_on_tiny_runs():
+    rows = bench.bench_dream(population=2, trials=2, steps=30, naive_steps=30, log=print)
+    rows += bench.bench_real(workers=2, episodes=3, max_steps=30, log=print)
+    assert len(rows) == 3
+    for row in rows:
+        _check(row)
+
+
+def test_real_episodes_do_not_depend_on_how_the_pool_is_laid_out():
+    from worldmodels.agent import make_agent_step, run_real_episodes
+    from worldmodels.controller import Controller
+    from worldmodels.env import EnvPool
+    from worldmodels.rnn import MDNRNN
+    from worldmodels.vae import ConvVAE
+
+    spec = Controller("zh", 8, 16)
+    step = make_agent_step(ConvVAE(8), MDNRNN(8, 16, 2), spec)
+    params = np.random.default_rng(3).normal(0, 0.5, (5, spec.param_count)).astype(np.float32)
+    seeds = [21, 22, 23, 24, 25]
+    scores, actions = [], []
+    for workers, envs in ((1, 1), (2, 2), (1, 4)):
+        recorded = {}
+        with EnvPool("CarRacing-v3", 25, workers, envs) as pool:
+            scores.append(run_real_episodes(pool, step, params, seeds, 8, 16, noise_seed=7,
+                                            progress=False, actions_out=recorded))
+        actions.append(recorded)
+    for other in scores[1:]:
+        np.testing.assert_allclose(other, scores[0], rtol=1e-6)
+    assert all(len(actions[0][e]) == 25 for e in range(5))
+
+
+def test_prefetch_yields_everything_in_order_and_raises_the_producers_error():
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("disk on fire")
+
+    reader = prefetch(failing())
+    assert next(reader) == 1
+    with pytest.raises(ValueError, match="disk on fire"):
+        next(reader)

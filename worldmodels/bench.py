@@ -1,0 +1,472 @@
+"""`worldmodels bench`: each performance target as a ratio measured side by side in one run.
+
+Every figure is paired with a baseline measured in the same run on the same machine:
+
+- collect: frames/s of `collect` (policy, preprocessing, HDF5 writing) against K processes
+  stepping the same policy on the same tracks and writing nothing.
+- train-vae-stream, train-rnn-stream: samples/s of the training loop streaming from HDF5
+  against the same compiled step fed batches already in memory.
+- vae-memory: peak resident memory of `worldmodels train-vae` on 10x more episodes against the
+  smaller set (each run in its own process).
+- dream: one generation of the paper's setting (64 x 16 agents x 1,000 steps) against the
+  15 s budget, and its agent-steps/s against a loop that steps one rollout at a time.
+- real: V + M + C in the real env against K processes replaying the very same actions on the
+  same tracks without any model (so the env does exactly the same work).
+- startup: `worldmodels --help` and every stage's `--help`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+TARGETS = ("startup", "collect", "stream", "memory", "dream", "real")
+
+
+@dataclass
+class Row:
+    """One measured figure against its baseline."""
+
+    target: str
+    figure: float
+    baseline: float
+    unit: str
+    ratio: float
+    goal: str
+    met: bool
+    detail: str
+
+
+def _ratio_row(target, figure, baseline, unit, goal_min=None, goal_max=None, detail=""):
+    ratio = figure / baseline if baseline else float("nan")
+    if goal_min is not None:
+        goal, met = f">= {goal_min:g}", bool(ratio >= goal_min)
+    else:
+        goal, met = f"<= {goal_max:g}", bool(ratio <= goal_max)
+    return Row(target, float(figure), float(baseline), unit, float(ratio), goal, met, detail)
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
+           f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# start-up
+
+
+def bench_startup(log) -> list[Row]:
+    from commands.cli import _STAGES
+
+    executable = Path(sys.executable).parent / "worldmodels"
+    command = [str(executable)] if executable.exists() else [
+        sys.executable, "-c", "from commands.cli import main; main()"]
+    times = {}
+    for args in [[]] + [[stage] for stage in _STAGES]:
+        started = time.perf_counter()
+        subprocess.run(command + args + ["--help"], check=True, capture_output=True)
+        times[" ".join(args) or "(group)"] = time.perf_counter() - started
+    slowest = max(times, key=times.get)
+    log(f"startup: slowest --help is `worldmodels {slowest} --help` at {times[slowest]:.2f} s")
+    return [_ratio_row("startup: slowest --help (s)", times[slowest], 1.5, "s", goal_max=1.0,
+                       detail=f"{len(times)} commands; slowest: {slowest}; baseline = the 1.5 s "
+                              "budget")]
+
+
+# ---------------------------------------------------------------------------------------------
+# collection
+
+
+def _raw_episode(task) -> int:
+    """Step one episode with the exploration policy; no preprocessing, nothing written."""
+    from worldmodels.env import make_env
+    from worldmodels.policies import make_policy
+
+    env_id, max_steps, policy_name, seed = task
+    env = make_env(env_id, max_steps)
+    policy = make_policy(policy_name, np.random.default_rng(seed))
+    observation, _ = env.reset(seed=seed)
+    steps = 0
+    while True:
+        observation, _, terminated, truncated, _ = env.step(policy.act(observation))
+        steps += 1
+        if terminated or truncated:
+            env.close()
+            return steps
+
+
+def bench_collect(root: Path, workers: int, episodes: int, max_steps: int, log) -> list[Row]:
+    from worldmodels.collect import collect, episode_seeds
+    from worldmodels.config import CollectConfig
+    from worldmodels.store import episode_length, list_episodes
+
+    config = CollectConfig(episodes=episodes, max_steps=max_steps, workers=workers)
+    seeds = episode_seeds(0, episodes)
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        raw_steps = sum(pool.map(_raw_episode, [(config.env_id, max_steps, config.policy, s)
+                                                for s in seeds]))
+    raw_rate = raw_steps / (time.perf_counter() - started)
+    directory = root / "data" / "bench" / "rollouts"
+    started = time.perf_counter()
+    collect(directory, config, 0, progress=False)
+    wall = time.perf_counter() - started
+    steps = sum(episode_length(p) for p in list_episodes(directory))
+    assert steps == raw_steps, f"collect stepped {steps} times, the raw run {raw_steps}"
+    log(f"collect: {steps / wall:.0f} frames/s against {raw_rate:.0f} raw steps/s")
+    return [_ratio_row("collect: frames/s vs raw env steps/s", steps / wall, raw_rate,
+                       "frames/s", goal_min=0.9,
+                       detail=f"{workers} processes, {episodes} episodes x {max_steps} steps, "
+                              f"policy {config.policy}")]
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming training
+
+
+def _timed(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def bench_stream(root: Path, log) -> list[Row]:
+    import tensorflow as tf
+
+    from worldmodels import vae as vae_module
+    from worldmodels.config import RnnConfig, VaeConfig
+    from worldmodels.prefetch import prefetch
+    from worldmodels.rnn import MDNRNN, make_batch, read_windows
+    from worldmodels.rnn import make_train_step as rnn_step
+    from worldmodels.store import list_episodes, read_episode, require_series
+
+    paths = list_episodes(root / "data" / "bench" / "rollouts")
+    # V: the training loop streaming episodes from disk, two episodes at a time (a read every
+    # few batches), against the same compiled step fed batches already in memory.
+    import keras
+
+    frames = np.concatenate([read_episode(p)["frames"] for p in paths])
+    config = VaeConfig(batch_size=max(1, min(100, len(frames) // 8)), shuffle_episodes=2)
+    model = vae_module.ConvVAE(config.z_size)
+    step = vae_module.make_train_step(model, keras.optimizers.Adam(1e-4), config)
+    batches = len(frames) // config.batch_size
+    in_memory = [tf.constant(frames[i * config.batch_size:(i + 1) * config.batch_size])
+                 for i in range(batches)]
+    step(in_memory[0])  # compile
+
+    def from_memory():
+        for batch in in_memory:
+            float(step(batch)["loss"])
+
+    def streaming():
+        dataset = vae_module.frame_dataset(paths, config, seed=1)
+        for batch in dataset.take(batches):
+            float(step(batch)["loss"])
+
+    memory_time, stream_time = 0.0, 0.0
+    for _ in range(2):  # interleaved, so that a change of machine load hits both alike
+        memory_time += _timed(from_memory)
+        stream_time += _timed(streaming)
+    samples = 2 * batches * config.batch_size
+    rows = [_ratio_row("train-vae: streamed vs in-memory samples/s", samples / stream_time,
+                       samples / memory_time, "frames/s", goal_min=0.9,
+                       detail=f"{batches} batches of {config.batch_size}, x2 interleaved")]
+    log(f"train-vae stream: {rows[-1].figure:.0f} vs {rows[-1].baseline:.0f} frames/s")
+
+    # M: windows read from series.h5 by the reader thread, against batches already in memory.
+    series_path = _bench_series(root, paths, model)
+    rnn_config = RnnConfig(batch_size=16, sequence_length=200)
+    rnn = MDNRNN(config.z_size, rnn_config.hidden_size, rnn_config.mixtures)
+    rnn_train = rnn_step(rnn, keras.optimizers.Adam(1e-3), rnn_config)
+    with require_series(series_path) as series:
+        lengths = series["lengths"][()]
+        rng = np.random.default_rng(0)
+        count = 12
+        plans = []
+        for _ in range(count):
+            indices = np.sort(rng.integers(0, len(lengths), rnn_config.batch_size))
+            starts = [int(rng.integers(0, max(1, lengths[i] - rnn_config.sequence_length + 1)))
+                      for i in indices]
+            plans.append((indices, starts))
+        ready = [make_batch(read_windows(series, i, s, rnn_config.sequence_length),
+                            np.random.default_rng(k)) for k, (i, s) in enumerate(plans)]
+        rnn_train(*ready[0])  # compile
+
+        def rnn_memory():
+            for batch in ready:
+                float(rnn_train(*batch)["loss"])
+
+        def windows():
+            for k, (i, s) in enumerate(plans):
+                yield make_batch(read_windows(series, i, s, rnn_config.sequence_length),
+                                 np.random.default_rng(k))
+
+        def rnn_stream():
+            for batch in prefetch(windows()):
+                float(rnn_train(*batch)["loss"])
+
+        memory_time, stream_time = 0.0, 0.0
+        for _ in range(2):
+            memory_time += _timed(rnn_memory)
+            stream_time += _timed(rnn_stream)
+    samples = 2 * count * rnn_config.batch_size
+    rows.append(_ratio_row("train-rnn: streamed vs in-memory samples/s", samples / stream_time,
+                           samples / memory_time, "windows/s", goal_min=0.9,
+                           detail=f"{count} batches of {rnn_config.batch_size} windows x "
+                                  f"{rnn_config.sequence_length} steps, x2 interleaved"))
+    log(f"train-rnn stream: {rows[-1].figure:.1f} vs {rows[-1].baseline:.1f} windows/s")
+    return rows
+
+
+def _bench_series(root: Path, paths, model) -> Path:
+    from worldmodels.vae import encode_series
+
+    series_path = root / "data" / "bench" / "series" / "series.h5"
+    series_path.parent.mkdir(parents=True, exist_ok=True)
+    if not series_path.exists():
+        encode_series(model, paths, series_path, vae_run_id="bench", progress=False)
+    return series_path
+
+
+# ---------------------------------------------------------------------------------------------
+# memory of train-vae
+
+
+def _peak_rss_mb(command: list[str]) -> float:
+    """Peak resident memory (MB) of ``command``, run in a fresh wrapper process so that the
+    figure is this one child's."""
+    wrapper = ("import resource, subprocess, sys; "
+               "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    output = subprocess.run([sys.executable, "-c", wrapper] + command, check=True,
+                            capture_output=True, text=True).stdout
+    return int(output.split()[-1]) / 1024.0
+
+
+def bench_memory(root: Path, episodes: int, copies: int, log) -> list[Row]:
+    from worldmodels.artifacts import read_json, write_json
+    from worldmodels.store import episode_length, episode_path, list_episodes
+
+    source = root / "data" / "bench" / "rollouts"
+    originals = list_episodes(source)[:episodes]
+    manifest = read_json(source / "manifest.json") if (source / "manifest.json").exists() \
+        else None
+    sizes = {}
+    for name, count in (("memory-small", episodes), ("memory-large", episodes * copies)):
+        directory = root / "data" / name / "rollouts"
+        directory.mkdir(parents=True, exist_ok=True)
+        for index in range(count):  # the same real episodes, repeated under new names
+            shutil.copyfile(originals[index % episodes], episode_path(directory, index))
+        write_json(directory / "manifest.json", manifest or {
+            "stage": "collect", "run_id": f"bench-{name}", "status": "complete",
+            "config": {}, "seed": 0, "inputs": {}})
+        frames = sum(episode_length(p) + 1 for p in list_episodes(directory))
+        command = [sys.executable, "-c", "from commands.cli import main; main()", "train-vae",
+                   "--preset", "small", "--name", name, "--data-dir", str(root / "data"),
+                   "--results-dir", str(root / "results"), "--epochs", "1",
+                   "--shuffle-episodes", str(episodes)]
+        sizes[name] = (_peak_rss_mb(command), frames)
+        log(f"train-vae on {count} episodes ({frames} frames): peak RSS {sizes[name][0]:.0f} MB")
+    (large, large_frames), (small, small_frames) = sizes["memory-large"], sizes["memory-small"]
+    return [_ratio_row(f"train-vae: peak RSS, {copies}x episodes vs 1x", large, small, "MB",
+                       goal_max=1.2,
+                       detail=f"{small_frames} vs {large_frames} frames "
+                              f"({large_frames * 64 * 64 * 3 / 2**20:.0f} MB of frames), "
+                              f"shuffle buffer {episodes} episodes")]
+
+
+# ---------------------------------------------------------------------------------------------
+# the dream
+
+
+def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log) -> list[Row]:
+    import tensorflow as tf
+
+    from worldmodels.controller import Controller
+    from worldmodels.dream import make_dream, run_dream, sample_next_z
+    from worldmodels.rnn import MDNRNN
+
+    rnn = MDNRNN(32, 256, 5)
+    # Random weights, but a done head that never fires: every agent runs all the steps.
+    rnn.done_head.kernel.assign(np.zeros(rnn.done_head.kernel.shape, np.float32))
+    rnn.done_head.bias.assign([-1000.0])  # sigmoid(-1000) is exactly 0 in float32
+    spec = Controller("zh", 32, 256)
+    agents = population * trials
+    rng = np.random.default_rng(0)
+    candidates = rng.normal(0, 0.1, (population, spec.param_count)).astype(np.float32)
+    params = np.repeat(candidates, trials, axis=0)
+    z0 = rng.normal(size=(agents, 32)).astype(np.float32)
+    dream = make_dream(rnn, spec)
+    run_dream(dream, params, z0, 1.15, 2, 0)  # trace
+    started = time.perf_counter()
+    _, lengths = run_dream(dream, params, z0, 1.15, steps, 1)
+    wall = time.perf_counter() - started
+    assert lengths.min() == steps, "every dream must run to the end for the benchmark"
+    batched_rate = agents * steps / wall
+    log(f"dream: {agents} agents x {steps} steps in {wall:.1f} s")
+
+    # The straightforward loop: one rollout at a time, one compiled step per time step.
+    @tf.function
+    def one_step(p, z, h, c, seed):
+        action = spec.act_batch(p, z, h)
+        predictions, (h2, c2) = rnn.step(tf.concat([z, action], -1), [h, c])
+        z2 = sample_next_z(predictions, tf.constant(1.15), seed)
+        done = tf.random.stateless_uniform((1,), seed + 1) < tf.sigmoid(
+            predictions["done_logit"])
+        return z2, h2, c2, predictions["reward"], done
+
+    p = tf.constant(params[:1])
+    z, h, c = tf.constant(z0[:1]), tf.zeros((1, 256)), tf.zeros((1, 256))
+    one_step(p, z, h, c, tf.constant([0, 0], tf.int64))
+    started = time.perf_counter()
+    total = 0.0
+    for t in range(naive_steps):
+        z, h, c, reward, done = one_step(p, z, h, c, tf.constant([1, t], tf.int64))
+        total += float(reward[0])
+        if bool(done[0]):
+            break
+    naive_rate = naive_steps / (time.perf_counter() - started)
+    log(f"dream: batched {batched_rate:.0f} agent-steps/s, one rollout at a time "
+        f"{naive_rate:.0f} agent-steps/s")
+    return [
+        _ratio_row("dream: one generation, seconds vs 15 s", wall * 1000 / steps, 15.0, "s",
+                   goal_max=1.0,
+                   detail=f"{population} x {trials} agents x {steps} steps measured"
+                          + ("" if steps == 1000 else ", scaled to 1,000 steps")),
+        _ratio_row("dream: batched vs one-rollout loop agent-steps/s", batched_rate,
+                   naive_rate, "agent-steps/s", goal_min=50.0,
+                   detail=f"loop: {naive_steps} steps of one rollout with the same model"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# the real env
+
+
+def _replay(jobs) -> int:
+    """Step episodes with recorded actions: the env's own work, no model."""
+    from worldmodels.env import make_env
+
+    env_id, max_steps, episodes = jobs
+    env = make_env(env_id, max_steps)
+    steps = 0
+    for seed, actions in episodes:
+        env.reset(seed=seed)
+        for action in actions:
+            env.step(action)
+            steps += 1
+    env.close()
+    return steps
+
+
+def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
+    from worldmodels.agent import make_agent_step, run_real_episodes
+    from worldmodels.controller import Controller
+    from worldmodels.env import EnvPool
+    from worldmodels.rnn import MDNRNN
+    from worldmodels.vae import ConvVAE
+
+    env_id = "CarRacing-v3"
+    vae, rnn = ConvVAE(32), MDNRNN(32, 256, 5)
+    spec = Controller("zh", 32, 256)
+    step = make_agent_step(vae, rnn, spec)
+    rng = np.random.default_rng(0)
+    params = rng.normal(0, 0.1, (episodes, spec.param_count)).astype(np.float32)
+    params[:, -2] += 1.0  # some gas, so that the car drives
+    seeds = [10_000 + i for i in range(episodes)]
+    with EnvPool(env_id, 5, workers) as pool:  # trace the model outside the timing
+        run_real_episodes(pool, step, params[:2], seeds[:2], 32, 256, 0, progress=False)
+    actions: dict = {}
+    started = time.perf_counter()
+    with EnvPool(env_id, max_steps, workers) as pool:
+        run_real_episodes(pool, step, params, seeds, 32, 256, 0, progress=False,
+                          actions_out=actions)
+    wall = time.perf_counter() - started
+    steps = sum(len(a) for a in actions.values())
+    jobs = [(env_id, max_steps, [(seeds[e], actions[e]) for e in range(episodes)
+                                 if e % workers == k]) for k in range(workers)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        raw_steps = sum(pool.map(_replay, jobs))
+    raw_wall = time.perf_counter() - started
+    assert raw_steps == steps
+    log(f"real: agent {steps / wall:.0f} steps/s, replay without model "
+        f"{raw_steps / raw_wall:.0f} steps/s")
+    return [_ratio_row("real: V+M+C wall time vs raw env stepping", wall, raw_wall, "s",
+                       goal_max=1.2,
+                       detail=f"{workers} processes, {episodes} episodes x {max_steps} steps; "
+                              "the raw run replays the same actions on the same tracks")]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def run_bench(targets, quick: bool, workers: int, log=print, root: Path | None = None) -> dict:
+    """Measure ``targets``; returns the bench.json payload."""
+    scale = {
+        True: dict(collect_episodes=2 * workers, collect_steps=250, memory_episodes=4,
+                   memory_copies=10, dream_steps=1000, naive_steps=200, real_episodes=4 * workers,
+                   real_steps=250),
+        False: dict(collect_episodes=2 * workers, collect_steps=1000, memory_episodes=4,
+                    memory_copies=10, dream_steps=1000, naive_steps=1000,
+                    real_episodes=8 * workers, real_steps=1000),
+    }[quick]
+    rows: list[Row] = []
+    cleanup = root is None
+    root = Path(root or tempfile.mkdtemp(prefix="worldmodels-bench-"))
+    started = time.time()
+    try:
+        if "startup" in targets:
+            rows += bench_startup(log)
+        needs_rollouts = any(t in targets for t in ("collect", "stream", "memory"))
+        if needs_rollouts:
+            rows_collect = bench_collect(root, workers, scale["collect_episodes"],
+                                         scale["collect_steps"], log)
+            if "collect" in targets:
+                rows += rows_collect
+        if "stream" in targets:
+            rows += bench_stream(root, log)
+        if "memory" in targets:
+            rows += bench_memory(root, scale["memory_episodes"], scale["memory_copies"], log)
+        if "dream" in targets:
+            rows += bench_dream(64, 16, scale["dream_steps"], scale["naive_steps"], log)
+        if "real" in targets:
+            rows += bench_real(workers, scale["real_episodes"], scale["real_steps"], log)
+    finally:
+        if cleanup:
+            shutil.rmtree(root, ignore_errors=True)
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "quick": quick,
+        "workers": workers,
+        "wall_seconds": round(time.time() - started, 1),
+        "rows": [asdict(row) for row in rows],
+        "all_met": all(row.met for row in rows),
+    }
+
+
+def table(payload: dict) -> str:
+    """The Markdown table of a bench.json payload."""
+    lines = [f"`worldmodels bench{' --quick' if payload['quick'] else ''}`, "
+             f"{payload['date']}, {payload['machine']}, {payload['workers']} workers, "
+             f"{payload['wall_seconds']:.0f} s", "",
+             "| target | figure | baseline | ratio | goal | met |",
+             "|---|---|---|---|---|---|"]
+    for row in payload["rows"]:
+        lines.append(f"| {row['target']} | {row['figure']:,.1f} {row['unit']} | "
+                     f"{row['baseline']:,.1f} {row['unit']} | {row['ratio']:.2f} | "
+                     f"{row['goal']} | {'yes' if row['met'] else '**no**'} |")
+    return "\n".join(lines)
+
