@@ -98,7 +98,7 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
     from worldmodels.figures import plot_controller_history
 
     plot_controller_history(history, directory / "history.png",
-                            f"C ({spec.variant}) trained in the {where}")
+                            f"C ({spec.variant}) trained in the {where}", where)
     best = max(row["best_so_far"] for row in history)
     finish_manifest(directory, manifest, wall_seconds=time.time() - started,
                     parameters=dimensions, best_fitness=best, final_mean=history[-1]["mean"])

@@ -74,7 +74,7 @@ def test_compare_writes_the_table_and_runs_the_real_env_once(drawn):
     lines = [line for line in markdown.splitlines() if line.startswith("| ")][1:]
     assert len(lines) == len(TEMPERATURES)
     assert all(real_cell in line and line.endswith(f"| {EPISODES} |") for line in lines)
-    assert "[^real]:" in markdown and "does not depend on τ" in markdown
+    assert "[^real-dream-best]:" in markdown and "does not depend on τ" in markdown
     assert real_cell in outputs["compare"]
 
     again = invoke("compare", *common(root), "--temperatures", "0.5,1,1.3", "--episodes",

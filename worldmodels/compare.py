@@ -162,10 +162,12 @@ def write_comparison(result: dict, directory: Path, stem: str) -> list[Path]:
 
 
 def markdown_table(result: dict) -> str:
-    """The dream-vs-real table, with its footnotes."""
+    """The dream-vs-real table, with its footnotes (labelled by controller, so that several
+    tables can share a page)."""
+    note = "real-" + output_stem(result["trained_in"], result["variant"], result["params"])
     trained = result["train_temperature"] if result["trained_in"] == "dream" else None
     lines = ["| dream temperature τ | dream mean ± std | dream length: median, mean (steps) | "
-             "real mean ± std [^real] | episodes (each) |",
+             f"real mean ± std [^{note}] | episodes (each) |",
              "|---|---|---|---|---|"]
     for row in result["rows"]:
         label = f"{row['temperature']:g}"
@@ -177,7 +179,7 @@ def markdown_table(result: dict) -> str:
             f"{row['real_mean']:.1f} ± {row['real_std']:.1f} | "
             f"{row['episodes']} |"
         )
-    lines += ["", "[^real]: " + REAL_FOOTNOTE.format(episodes=result["episodes"]), "",
+    lines += ["", f"[^{note}]: " + REAL_FOOTNOTE.format(episodes=result["episodes"]), "",
               DREAM_FOOTNOTE]
     return "\n".join(lines) + "\n"
 

@@ -56,19 +56,21 @@ def plot_metrics(rows: list[dict], terms: list[str], path: Path, title: str,
     return _save(figure, path)
 
 
-def plot_controller_history(rows: list[dict], path: Path, title: str) -> Path:
-    """Fitness per generation (best, mean and worst candidate, best so far) and, where the run
-    measured it, the real-env score of the best so far and of the CMA-ES mean."""
+def plot_controller_history(rows: list[dict], path: Path, title: str,
+                            where: str = "dream") -> Path:
+    """Fitness per generation (best, mean and worst candidate, best so far; scored ``where``)
+    and, where the run measured it, the real-env score of the best so far and of the CMA-ES
+    mean."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7.5, 4.2))
     generations = [row["generation"] for row in rows]
     axis.fill_between(generations, [row["worst"] for row in rows],
                       [row["best"] for row in rows], color="tab:blue", alpha=0.12,
-                      label="candidates (worst to best)")
+                      label=f"{where} fitness: candidates (worst to best)")
     axis.plot(generations, [row["mean"] for row in rows], color="tab:blue",
-              label="fitness: population mean")
+              label=f"{where} fitness: population mean")
     axis.plot(generations, [row["best_so_far"] for row in rows], color="tab:blue", ls="--",
-              label="fitness: best so far")
+              label=f"{where} fitness: best so far")
     for key, colour, label in (("real_best", "tab:red", "real env: best so far"),
                                ("real_mean", "tab:orange", "real env: CMA-ES mean")):
         points = [(row["generation"], row[key]) for row in rows

@@ -197,8 +197,11 @@ class Report:
         if not timings:
             return "\n".join(lines + [f"not run: {self.command('pipeline')}", ""])
         lines += ["| stage | wall time |", "|---|---|"]
-        lines += [f"| {stage} | {_seconds(value)} |" for stage, value in timings.items()
-                  if stage not in ("preset", "seed")]
+        order = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate")
+        stages = sorted((stage for stage in timings if stage not in ("preset", "seed")),
+                        key=lambda s: (next((i for i, o in enumerate(order) if s.startswith(o)),
+                                            len(order)), s))
+        lines += [f"| {stage} | {_seconds(timings[stage])} |" for stage in stages]
         lines += ["", f"Preset {timings.get('preset')}; stages skipped as already complete "
                   "keep the time of the run that made them.", ""]
         return "\n".join(lines)

@@ -164,7 +164,7 @@ def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_step
     picks = list(range(0, len(frames), every))
     if picks[-1] != len(frames) - 1:
         picks.append(len(frames) - 1)
-    captions = [f"dream t={t} tau={temperature:g} R={returns[t]:.0f}" for t in picks]
+    captions = [f"t={t} R={returns[t]:.0f}" for t in picks]
     write_gif(frames[picks], path, captions, fps=50 // every)
     record = {"dreams": len(lengths), "rule": "longest", "temperature": temperature,
               "lengths": lengths.tolist(), "median_length": float(np.median(lengths)),
@@ -196,7 +196,8 @@ def draw_curves(layout: Layout, directory: Path) -> list[Path]:
         name = history.parent.name
         written.append(plot_controller_history(
             read_rows(history), directory / f"{name}-training.png",
-            f"C ({name}): fitness per generation and real-env checks"))
+            f"C ({name}): fitness per generation and real-env checks",
+            "real" if name.startswith("controller-real") else "dream"))
     return written
 
 
