@@ -46,11 +46,21 @@ def friendly_errors(function):
     return wrapper
 
 
-def setup_tensorflow(seed: int) -> None:
-    """Quiet TensorFlow's start-up logs and seed Python, NumPy and TensorFlow."""
+def setup_tensorflow(seed: int, threads: int | None = None) -> None:
+    """Quiet TensorFlow's start-up logs and seed Python, NumPy and TensorFlow. ``threads``
+    limits TensorFlow's thread pools: stages that step env processes use 1, because the agent's
+    small batched forward pass gains little from threads, and idle pool threads spinning on the
+    cores slow the env processes down (measured by `worldmodels bench --targets real`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+    import tensorflow as tf
 
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # TensorFlow already started in this process (tests run stages in-process)
     keras.utils.set_random_seed(seed)
 
 

@@ -71,7 +71,7 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
             return "complete"
     if force:
         partial.unlink(missing_ok=True)
-    setup_tensorflow(seed)
+    setup_tensorflow(seed, threads=1 if where == "real" else None)
     from worldmodels.evaluation import evaluate
 
     result = evaluate(layout, controller, directory, params, where, config, seed,

@@ -80,7 +80,7 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
     manifest = begin(directory, "train-controller", to_dict(config), seed, inputs, force)
     if manifest is None:
         return "complete"
-    setup_tensorflow(seed)
+    setup_tensorflow(seed, threads=1 if where == "real" else None)
     checking = where == "dream" and config.real_every > 0
     world = load_world(layout, need_vae=(where == "real" or checking))
     from worldmodels.controller import Controller

@@ -63,3 +63,23 @@ def test_cma_es_maximises_and_is_deterministic():
     assert np.abs(mean - target).max() < 0.05
     np.testing.assert_array_equal(mean, run(3))
     assert not np.array_equal(mean, run(4))
+
+
+def test_mixture_sampling_draws_components_with_their_probabilities():
+    from worldmodels.dream import sample_next_z
+
+    n = 40_000
+    logits = np.log(np.array([0.1, 0.2, 0.3, 0.15, 0.25], np.float32))
+    means = np.array([-20.0, -10.0, 0.0, 10.0, 20.0], np.float32)
+    predictions = {
+        "logits": tf.constant(np.broadcast_to(logits, (n, 1, 5))),
+        "mu": tf.constant(np.broadcast_to(means, (n, 1, 5))),
+        "logstd": tf.constant(np.full((n, 1, 5), -5.0, np.float32)),
+    }
+    z = sample_next_z(predictions, 1.0, tf.constant([3, 4], tf.int64)).numpy()[:, 0]
+    frequencies = np.array([np.mean(np.abs(z - m) < 1.0) for m in means])
+    np.testing.assert_allclose(frequencies, np.exp(logits), atol=0.01)
+    # Temperature flattens the mixture: tau = 1e3 makes the components nearly equally likely.
+    z = sample_next_z(predictions, 1e3, tf.constant([3, 5], tf.int64)).numpy()[:, 0]
+    frequencies = np.array([np.mean(np.abs(z - m) < 5.0) for m in means])
+    np.testing.assert_allclose(frequencies, 0.2, atol=0.015)

@@ -130,3 +130,16 @@ def test_controller_variants_have_the_papers_shapes_and_batch_like_numpy():
     b = spec.act_batch(tf.constant(params[:, :spec.param_count]), tf.constant(z),
                        tf.constant(h * 0 + 9))
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_fused_step_gives_the_numbers_of_step():
+    rnn = MDNRNN(6, 16, 3)
+    rng = np.random.default_rng(0)
+    inputs = tf.constant(rng.normal(size=(5, 9)), tf.float32)
+    state = [tf.constant(rng.normal(size=(5, 16)), tf.float32) for _ in range(2)]
+    expected, (h, c) = rnn.step(inputs, state)
+    got, (h2, c2) = rnn.fused_step(inputs, state, rnn.fused_weights())
+    np.testing.assert_allclose(h2.numpy(), h.numpy(), atol=1e-5)
+    np.testing.assert_allclose(c2.numpy(), c.numpy(), atol=1e-5)
+    for key in expected:
+        np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-5)

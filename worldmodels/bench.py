@@ -141,7 +141,7 @@ def _timed(run) -> float:
     return time.perf_counter() - started
 
 
-def bench_stream(root: Path, log) -> list[Row]:
+def bench_stream(root: Path, log, batches: int = 30) -> list[Row]:
     import tensorflow as tf
 
     from worldmodels import vae as vae_module
@@ -160,7 +160,12 @@ def bench_stream(root: Path, log) -> list[Row]:
     config = VaeConfig(batch_size=max(1, min(100, len(frames) // 8)), shuffle_episodes=2)
     model = vae_module.ConvVAE(config.z_size)
     step = vae_module.make_train_step(model, keras.optimizers.Adam(1e-4), config)
-    batches = len(frames) // config.batch_size
+    # The episodes are streamed as many times as it takes to make ``batches`` batches, so that
+    # the stream's start-up weighs as little as in a real epoch.
+    passes = max(1, -(-batches * config.batch_size // len(frames)))
+    paths = paths * passes
+    frames = np.concatenate([frames] * passes)
+    batches = min(batches, len(frames) // config.batch_size)
     in_memory = [tf.constant(frames[i * config.batch_size:(i + 1) * config.batch_size])
                  for i in range(batches)]
     step(in_memory[0])  # compile
@@ -192,7 +197,7 @@ def bench_stream(root: Path, log) -> list[Row]:
     with require_series(series_path) as series:
         lengths = series["lengths"][()]
         rng = np.random.default_rng(0)
-        count = 12
+        count = max(12, batches // 3)
         plans = []
         for _ in range(count):
             indices = np.sort(rng.integers(0, len(lengths), rnn_config.batch_size))
@@ -290,7 +295,8 @@ def bench_memory(root: Path, episodes: int, copies: int, log) -> list[Row]:
 # the dream
 
 
-def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log) -> list[Row]:
+def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log,
+                generations: int = 1) -> list[Row]:
     import tensorflow as tf
 
     from worldmodels.controller import Controller
@@ -309,12 +315,15 @@ def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log)
     z0 = rng.normal(size=(agents, 32)).astype(np.float32)
     dream = make_dream(rnn, spec)
     run_dream(dream, params, z0, 1.15, 2, 0)  # trace
-    started = time.perf_counter()
-    _, lengths = run_dream(dream, params, z0, 1.15, steps, 1)
-    wall = time.perf_counter() - started
-    assert lengths.min() == steps, "every dream must run to the end for the benchmark"
+    walls = []
+    for generation in range(generations):
+        started = time.perf_counter()
+        _, lengths = run_dream(dream, params, z0, 1.15, steps, 1 + generation)
+        walls.append(time.perf_counter() - started)
+        assert lengths.min() == steps, "every dream must run to the end for the benchmark"
+        log(f"dream: {agents} agents x {steps} steps in {walls[-1]:.1f} s")
+    wall = float(np.median(walls))
     batched_rate = agents * steps / wall
-    log(f"dream: {agents} agents x {steps} steps in {wall:.1f} s")
 
     # The straightforward loop: one rollout at a time, one compiled step per time step.
     @tf.function
@@ -342,7 +351,8 @@ def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log)
     return [
         _ratio_row("dream: one generation, seconds vs 15 s", wall * 1000 / steps, 15.0, "s",
                    goal_max=1.0,
-                   detail=f"{population} x {trials} agents x {steps} steps measured"
+                   detail=f"{population} x {trials} agents x {steps} steps, median of "
+                          f"{generations} generation(s)"
                           + ("" if steps == 1000 else ", scaled to 1,000 steps")),
         _ratio_row("dream: batched vs one-rollout loop agent-steps/s", batched_rate,
                    naive_rate, "agent-steps/s", goal_min=50.0,
@@ -370,7 +380,8 @@ def _replay(jobs) -> int:
     return steps
 
 
-def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
+def bench_real(workers: int, episodes: int, max_steps: int, log,
+               envs_per_worker: int | None = None) -> list[Row]:
     from worldmodels.agent import make_agent_step, run_real_episodes
     from worldmodels.controller import Controller
     from worldmodels.env import EnvPool
@@ -389,7 +400,8 @@ def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
         run_real_episodes(pool, step, params[:2], seeds[:2], 32, 256, 0, progress=False)
     actions: dict = {}
     started = time.perf_counter()
-    with EnvPool(env_id, max_steps, workers) as pool:
+    with EnvPool(env_id, max_steps, workers, *([envs_per_worker] if envs_per_worker else [])
+                 ) as pool:
         run_real_episodes(pool, step, params, seeds, 32, 256, 0, progress=False,
                           actions_out=actions)
     wall = time.perf_counter() - started
@@ -412,49 +424,88 @@ def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_bench(targets, quick: bool, workers: int, log=print, root: Path | None = None) -> dict:
-    """Measure ``targets``; returns the bench.json payload."""
-    scale = {
-        True: dict(collect_episodes=2 * workers, collect_steps=250, memory_episodes=4,
-                   memory_copies=10, dream_steps=1000, naive_steps=200, real_episodes=4 * workers,
-                   real_steps=250),
-        False: dict(collect_episodes=2 * workers, collect_steps=1000, memory_episodes=4,
-                    memory_copies=10, dream_steps=1000, naive_steps=1000,
-                    real_episodes=8 * workers, real_steps=1000),
-    }[quick]
-    rows: list[Row] = []
-    cleanup = root is None
-    root = Path(root or tempfile.mkdtemp(prefix="worldmodels-bench-"))
+def _scale(quick: bool, workers: int) -> dict:
+    if quick:
+        return dict(collect_episodes=2 * workers, collect_steps=250, stream_batches=30,
+                    memory_episodes=4, memory_copies=10, generations=1, naive_steps=200,
+                    real_episodes=4 * workers, real_steps=300)
+    return dict(collect_episodes=2 * workers, collect_steps=1000, stream_batches=100,
+                memory_episodes=4, memory_copies=10, generations=3, naive_steps=1000,
+                real_episodes=8 * workers, real_steps=1000)
+
+
+def measure(target: str, quick: bool, workers: int, root: Path, log=print) -> list[Row]:
+    """One target, in this process (``run_bench`` gives each target a fresh process)."""
+    scale = _scale(quick, workers)
+    if target == "startup":
+        return bench_startup(log)
+    if target == "collect":
+        return bench_collect(root, workers, scale["collect_episodes"], scale["collect_steps"],
+                             log)
+    if target == "stream":
+        return bench_stream(root, log, batches=scale["stream_batches"])
+    if target == "memory":
+        return bench_memory(root, scale["memory_episodes"], scale["memory_copies"], log)
+    if target == "dream":
+        return bench_dream(64, 16, 1000, scale["naive_steps"], log,
+                           generations=scale["generations"])
+    if target == "real":
+        # As `evaluate --where real` runs it: TensorFlow on one thread beside the env processes.
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        return bench_real(workers, scale["real_episodes"], scale["real_steps"], log)
+    raise ValueError(f"unknown target {target!r}")
+
+
+def run_bench(targets, quick: bool, workers: int, log=print) -> dict:
+    """Measure ``targets``, each in a fresh process (so that no target inherits another's
+    threads, memory or caches); returns the bench.json payload."""
+    order = [t for t in TARGETS if t in targets]
+    if ("stream" in order or "memory" in order) and "collect" not in order:
+        order.insert(1 if order[0] == "startup" else 0, "collect")  # they train on its rollouts
+    rows: list[dict] = []
+    root = Path(tempfile.mkdtemp(prefix="worldmodels-bench-"))
     started = time.time()
     try:
-        if "startup" in targets:
-            rows += bench_startup(log)
-        needs_rollouts = any(t in targets for t in ("collect", "stream", "memory"))
-        if needs_rollouts:
-            rows_collect = bench_collect(root, workers, scale["collect_episodes"],
-                                         scale["collect_steps"], log)
-            if "collect" in targets:
-                rows += rows_collect
-        if "stream" in targets:
-            rows += bench_stream(root, log)
-        if "memory" in targets:
-            rows += bench_memory(root, scale["memory_episodes"], scale["memory_copies"], log)
-        if "dream" in targets:
-            rows += bench_dream(64, 16, scale["dream_steps"], scale["naive_steps"], log)
-        if "real" in targets:
-            rows += bench_real(workers, scale["real_episodes"], scale["real_steps"], log)
+        for target in order:
+            measured = _in_subprocess(target, quick, workers, root, log)
+            if target in targets:
+                rows += measured
     finally:
-        if cleanup:
-            shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
     return {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": machine(),
         "quick": quick,
         "workers": workers,
         "wall_seconds": round(time.time() - started, 1),
-        "rows": [asdict(row) for row in rows],
-        "all_met": all(row.met for row in rows),
+        "rows": rows,
+        "all_met": all(row["met"] for row in rows),
     }
+
+
+def _in_subprocess(target, quick, workers, root, log) -> list[dict]:
+    import json
+
+    from worldmodels.errors import WorldModelsError
+
+    command = [sys.executable, "-m", "worldmodels.bench", target, str(workers), str(root)]
+    command += ["--quick"] if quick else []
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    rows = None
+    for line in process.stdout:
+        if line.startswith("ROWS "):
+            rows = json.loads(line[5:])
+        else:
+            log(line.rstrip())
+    error = process.stderr.read()
+    if process.wait() != 0 or rows is None:
+        last = [line for line in error.splitlines() if line.strip()][-1:] or ["no output"]
+        raise WorldModelsError(f"bench target {target} failed: {last[0]}")
+    return rows
 
 
 def table(payload: dict) -> str:
@@ -470,3 +521,11 @@ def table(payload: dict) -> str:
                      f"{row['goal']} | {'yes' if row['met'] else '**no**'} |")
     return "\n".join(lines)
 
+
+
+if __name__ == "__main__":
+    import json
+
+    _target, _workers, _root = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    _rows = measure(_target, "--quick" in sys.argv, _workers, _root, log=print)
+    print("ROWS " + json.dumps([asdict(row) for row in _rows]), flush=True)

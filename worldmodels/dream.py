@@ -10,20 +10,30 @@ from worldmodels.controller import Controller
 from worldmodels.rnn import MDNRNN
 
 
-def sample_next_z(predictions: dict, temperature, seed):
-    """Sample z_{t+1} from the mixture at ``temperature``: logits / tau, noise * sqrt(tau).
-    The component is drawn with the Gumbel-max trick (argmax of logits / tau plus Gumbel
-    noise, the same distribution as a categorical draw, and cheaper on CPU). ``seed`` is a
-    stateless seed of shape (2,)."""
-    logits, mu, logstd = predictions["logits"], predictions["mu"], predictions["logstd"]
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    uniform = tf.random.stateless_uniform(tf.shape(logits), seeds[0], minval=1e-20, maxval=1.0)
-    component = tf.argmax(logits / temperature - tf.math.log(-tf.math.log(uniform)), axis=-1)
+@tf.function(jit_compile=True)
+def _mixture_draw(logits, mu, logstd, uniform, eps, temperature):
+    """The arithmetic of one draw per latent dimension, fused by XLA: the component by the
+    inverse CDF of softmax(logits / tau) at ``uniform``, then its mean plus its standard
+    deviation * sqrt(tau) * ``eps``. (The random numbers come from TensorFlow's own generator
+    outside: XLA's is slow on CPU.)"""
+    cdf = tf.cumsum(tf.nn.softmax(logits / temperature), axis=-1)
+    component = tf.reduce_sum(tf.cast(cdf[..., :-1] < uniform[..., None], tf.int32), -1)
     chosen = tf.one_hot(component, tf.shape(logits)[-1])
     chosen_mu = tf.reduce_sum(mu * chosen, axis=-1)
     chosen_logstd = tf.reduce_sum(logstd * chosen, axis=-1)
-    eps = tf.random.stateless_normal(tf.shape(chosen_mu), seeds[1])
     return chosen_mu + tf.exp(chosen_logstd) * tf.sqrt(temperature) * eps
+
+
+def sample_next_z(predictions: dict, temperature, seed):
+    """Sample z_{t+1} from the mixture at ``temperature``: logits / tau, noise * sqrt(tau).
+    ``seed`` is a stateless seed of shape (2,)."""
+    logits = predictions["logits"]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    shape = tf.shape(logits)[:-1]
+    uniform = tf.random.stateless_uniform(shape, seeds[0])
+    eps = tf.random.stateless_normal(shape, seeds[1])
+    return _mixture_draw(logits, predictions["mu"], predictions["logstd"], uniform, eps,
+                         tf.cast(temperature, tf.float32))
 
 
 def make_dream(rnn: MDNRNN, controller: Controller | None = None):
@@ -40,12 +50,13 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None):
         alive = tf.ones((B,), tf.bool)
         totals = tf.zeros((B,))
         lengths = tf.zeros((B,), tf.int32)
+        weights = rnn.fused_weights()
 
         def body(t, z, h, c, alive, totals, lengths):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
             action = controller.act_batch(params, z, h)
-            predictions, (h2, c2) = rnn.step(tf.concat([z, action], -1), [h, c])
+            predictions, (h2, c2) = rnn.fused_step(tf.concat([z, action], -1), (h, c), weights)
             z2 = sample_next_z(predictions, temperature, seeds[0])
             p_done = tf.sigmoid(predictions["done_logit"])
             done = tf.random.stateless_uniform((B,), seeds[1]) < p_done

@@ -24,6 +24,14 @@ tfd = tfp.distributions
 REFERENCE_PARAMETERS = 422_368  # LSTM 256 + MDN head, without reward and done heads
 
 
+@tf.function(jit_compile=True)
+def _lstm_gates(gates, bias, c):
+    """The LSTM's gate arithmetic (Keras order i, f, g, o), fused by XLA into one pass."""
+    i, f, g, o = tf.split(gates + bias, 4, axis=-1)
+    c2 = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c2), c2
+
+
 class MDNRNN(keras.Model):
     """LSTM over [z, a] with an MDN head (logits, means, log-stds per latent dimension) and
     reward and done heads."""
@@ -66,6 +74,31 @@ class MDNRNN(keras.Model):
         """One step for a batch: inputs (B, z+3), state [h, c] -> predictions, new state."""
         h, new_state = self.lstm.cell(inputs, state)
         return self.heads(h), new_state
+
+    def fused_weights(self) -> tuple:
+        """The weights of ``fused_step``: the LSTM's input and recurrent kernels stacked, and
+        the three heads' kernels side by side (read once per dream, outside its loop)."""
+        cell = self.lstm.cell
+        heads = (self.mdn_head, self.reward_head, self.done_head)
+        return (tf.concat([cell.kernel, cell.recurrent_kernel], 0),
+                tf.convert_to_tensor(cell.bias),
+                tf.concat([head.kernel for head in heads], 1),
+                tf.concat([head.bias for head in heads], 0))
+
+    def fused_step(self, inputs, state, weights):
+        """``step`` with one matmul for the LSTM and one for all heads (the dream's inner loop;
+        the same numbers as ``step``, fewer ops)."""
+        kernel, bias, head_kernel, head_bias = weights
+        h, c = state
+        gates = tf.matmul(tf.concat([inputs, h], -1), kernel)
+        h2, c2 = _lstm_gates(gates, bias, c)
+        out = tf.matmul(h2, head_kernel) + head_bias
+        mdn_size = self.z_size * self.mixtures * 3
+        params = tf.reshape(out[:, :mdn_size], (-1, self.z_size, 3 * self.mixtures))
+        logits, mu, logstd = tf.split(params, 3, axis=-1)
+        predictions = {"logits": logits, "mu": mu, "logstd": logstd,
+                       "reward": out[:, mdn_size], "done_logit": out[:, mdn_size + 1]}
+        return predictions, (h2, c2)
 
     def initial_state(self, batch_size: int):
         zeros = tf.zeros((batch_size, self.hidden_size))

@@ -105,12 +105,15 @@ def frame_dataset(paths, config: VaeConfig, seed: int, skip_batches: int = 0) ->
     rng = np.random.default_rng(seed)
 
     def generate():
+        # Whole batches cross into TensorFlow (one hand-over per batch, not per frame).
         frames = stream_frames(paths, config.shuffle_episodes, rng)
-        yield from itertools.islice(frames, skip_batches * config.batch_size, None)
+        frames = itertools.islice(frames, skip_batches * config.batch_size, None)
+        while batch := list(itertools.islice(frames, config.batch_size)):
+            yield np.stack(batch)
 
-    signature = tf.TensorSpec((FRAME_SIZE, FRAME_SIZE, 3), tf.uint8)
+    signature = tf.TensorSpec((None, FRAME_SIZE, FRAME_SIZE, 3), tf.uint8)
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return dataset.batch(config.batch_size).prefetch(2)
+    return dataset.prefetch(2)
 
 
 def make_train_step(model: ConvVAE, optimizer, config: VaeConfig):
