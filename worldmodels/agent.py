@@ -20,7 +20,9 @@ def make_agent_step(vae: ConvVAE, rnn: MDNRNN, controller: Controller | None = N
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
-    @tf.function(reduce_retracing=True)
+    # XLA: one compiled program per batch size; on one CPU thread it takes 2.2 ms instead of
+    # 3.3 ms for a batch of 2 and 3.1 instead of 3.9 for 4 (the groups of an EnvPool).
+    @tf.function(jit_compile=True)
     def step(frames, h, c, params, eps):
         mu, logvar = vae.encode(to_unit(frames))
         z = mu + tf.exp(0.5 * logvar) * eps

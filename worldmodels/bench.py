@@ -428,10 +428,10 @@ def _scale(quick: bool, workers: int) -> dict:
     if quick:
         return dict(collect_episodes=2 * workers, collect_steps=250, stream_batches=30,
                     memory_episodes=4, memory_copies=10, generations=1, naive_steps=200,
-                    real_episodes=4 * workers, real_steps=300)
+                    real_episodes=4 * workers, real_steps=300)  # one episode per env slot
     return dict(collect_episodes=2 * workers, collect_steps=1000, stream_batches=100,
                 memory_episodes=4, memory_copies=10, generations=3, naive_steps=1000,
-                real_episodes=8 * workers, real_steps=1000)
+                real_episodes=8 * workers, real_steps=1000)  # two per env slot
 
 
 def measure(target: str, quick: bool, workers: int, root: Path, log=print) -> list[Row]:

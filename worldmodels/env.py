@@ -87,7 +87,7 @@ class EnvPool:
     the env processes never wait for the model. A worker that dies is reported by ``send`` or
     ``receive`` and can be replaced with ``restart``."""
 
-    def __init__(self, env_id: str, max_steps: int, workers: int, envs_per_worker: int = 2):
+    def __init__(self, env_id: str, max_steps: int, workers: int, envs_per_worker: int = 4):
         check_env_id(env_id)
         self.env_id, self.max_steps = env_id, max_steps
         self.workers, self.envs_per_worker = workers, envs_per_worker
