@@ -64,8 +64,9 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
                       population=population, trials=trials, generations=generations,
                       sigma=sigma, max_steps=max_steps, workers=workers,
                       real_every=real_every, real_episodes=real_episodes)
-    if config.population < 2:
-        raise click.BadParameter("CMA-ES needs a population of at least 2",
+    if config.population < 3:
+        # cma's step-size adaptation fails from the second generation with 2 in high dimensions.
+        raise click.BadParameter("CMA-ES needs a population of at least 3",
                                  param_hint="--population")
     layout = Layout(data_dir, results_dir, name)
     directory = layout.controller(where, variant)

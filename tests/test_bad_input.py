@@ -103,6 +103,7 @@ def test_out_of_range_options(tmp_path):
     assert "--temperature" in _error("train-controller", *common(tmp_path),
                                      "--temperature", "-0.5")
     assert "--population" in _error("train-controller", *common(tmp_path), "--population", "1")
+    assert "at least 3" in _error("train-controller", *common(tmp_path), "--population", "2")
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
 
 

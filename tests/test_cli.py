@@ -65,7 +65,7 @@ def test_evaluation_tracks_differ_from_collection_tracks(smoke_run):
 
 def test_real_controller_training_and_pipeline_skip(smoke_run):
     root, _ = smoke_run
-    output = invoke("train-controller", *common(root), "--where", "real", "--population", "2",
+    output = invoke("train-controller", *common(root), "--where", "real", "--population", "3",
                     "--trials", "1", "--generations", "1", "--max-steps", "20").output
     assert "scored in the real" in output
     assert (root / "results/smoke/controller-real/best.npy").exists()
@@ -77,7 +77,7 @@ def test_real_controller_training_and_pipeline_skip(smoke_run):
 def test_controller_variants_train_and_evaluate_in_their_own_folders(smoke_run):
     root, _ = smoke_run
     layout = Layout(root / "data", root / "results", "smoke")
-    small = ("--population", "2", "--trials", "1", "--generations", "1", "--max-steps", "20")
+    small = ("--population", "3", "--trials", "1", "--generations", "2", "--max-steps", "20")
     output = invoke("train-controller", *common(root), "--variant", "z-hidden", *small).output
     assert "z-hidden controller on z, 40 tanh hidden units, 1443 parameters" in output
     assert np.load(layout.controller("dream", "z-hidden") / "best.npy").shape == (1443,)
