@@ -42,11 +42,16 @@ from commands.common import (
                    "preset: 25 in small and paper, 0 in smoke).")
 @click.option("--real-episodes", type=int,
               help="Real episodes for each of the best and the mean at every check.")
+@click.option("--burn-in", type=int,
+              help="Start each dream after M has read the first N real steps (z and actions) "
+                   "of a collected episode, instead of from its first frame with a blank "
+                   "memory (default from the preset: 0). The N steps count against "
+                   "--max-steps.")
 @force_option
 @friendly_errors
 def train_controller_command(preset, name, data_dir, results_dir, seed, where, variant,
                              temperature, population, trials, generations, sigma, max_steps,
-                             workers, real_every, real_episodes, force):
+                             workers, real_every, real_episodes, burn_in, force):
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE[-VARIANT]."""
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
     from worldmodels.config import get_preset, override, to_dict
@@ -60,10 +65,14 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
     positive("workers", workers)
     positive("real-every", real_every, allow_zero=True)
     positive("real-episodes", real_episodes)
+    positive("burn-in", burn_in, allow_zero=True)
     config = override(get_preset(preset).controller, where=where, temperature=temperature,
                       population=population, trials=trials, generations=generations,
                       sigma=sigma, max_steps=max_steps, workers=workers,
-                      real_every=real_every, real_episodes=real_episodes)
+                      real_every=real_every, real_episodes=real_episodes, burn_in=burn_in)
+    if config.burn_in >= config.max_steps:
+        raise click.BadParameter(f"the burn-in ({config.burn_in}) must be shorter than "
+                                 f"--max-steps ({config.max_steps})", param_hint="--burn-in")
     if config.population < 3:
         # cma's step-size adaptation fails from the second generation with 2 in high dimensions.
         raise click.BadParameter("CMA-ES needs a population of at least 3",
@@ -83,7 +92,8 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
         return "complete"
     setup_tensorflow(seed, threads=1 if where == "real" else None)
     checking = where == "dream" and config.real_every > 0
-    world = load_world(layout, need_vae=(where == "real" or checking))
+    world = load_world(layout, need_vae=(where == "real" or checking),
+                       burn_in=config.burn_in if where == "dream" else 0)
     from worldmodels.controller import Controller
 
     spec = Controller(variant, world["z_size"], world["hidden_size"])

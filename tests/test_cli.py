@@ -88,6 +88,24 @@ def test_controller_variants_train_and_evaluate_in_their_own_folders(smoke_run):
         "evaluate", *common(root), "--variant", "z")
 
 
+def test_dreams_after_a_burn_in_train_and_evaluate(smoke_run, tmp_path):
+    root, _ = smoke_run
+    results = tmp_path / "results"
+    import shutil
+
+    shutil.copytree(root / "results" / "smoke", results / "smoke")
+    args = ["--preset", "smoke", "--name", "smoke", "--data-dir", root / "data",
+            "--results-dir", results, "--seed", 0]
+    invoke("train-controller", *args, "--burn-in", "5", "--population", "3", "--generations",
+           "2", "--force")
+    manifest = read_json(results / "smoke" / "controller-dream" / "manifest.json")
+    assert manifest["config"]["burn_in"] == 5
+    invoke("evaluate", *args, "--where", "dream", "--force")
+    scores = read_json(results / "smoke" / "evaluate" / "dream-dream-best.json")
+    assert scores["burn_in"] == 5 and max(scores["lengths"]) <= 40 - 5
+    assert "shorter than --max-steps" in _error("train-controller", *args, "--burn-in", "40")
+
+
 def _error(*args):
     result = invoke(*args, expect_ok=False)
     assert result.exit_code != 0

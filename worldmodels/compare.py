@@ -59,7 +59,9 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
     from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer
 
     started = time.time()
-    world = load_world(layout, need_vae=True)
+    # Dreams start as they did while C was trained (after the same burn-in).
+    world = load_world(layout, need_vae=True,
+                       burn_in=int(controller_manifest["config"].get("burn_in", 0)))
     if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "

@@ -110,6 +110,9 @@ class ControllerConfig:
     generations (0: never); the paper re-evaluated its best every 25 generations."""
     real_episodes: int = 16
     """Real-env episodes for each of the best and the mean at each such check."""
+    burn_in: int = 0
+    """Dreams start after M has read the first burn_in real steps (z and actions) of a
+    collected episode; 0 starts them from an episode's first frame with a blank memory."""
 
 
 @dataclass(frozen=True)

@@ -37,16 +37,17 @@ def sample_next_z(predictions: dict, temperature, seed):
 
 
 def make_dream(rnn: MDNRNN, controller: Controller | None = None):
-    """A compiled function (params (B, P), z0 (B, Z), temperature, max_steps, seed (2,)) ->
+    """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
+    memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
     ``max_steps``. ``controller`` defaults to the linear one on [z, h]."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
     @tf.function(reduce_retracing=True)
-    def dream(params, z0, temperature, max_steps, seed):
+    def dream(params, z0, h0, c0, temperature, max_steps, seed):
         B = tf.shape(z0)[0]
-        state = rnn.initial_state(B)
+        state = rnn.initial_state(B) if h0 is None else (h0, c0)
         alive = tf.ones((B,), tf.bool)
         totals = tf.zeros((B,))
         lengths = tf.zeros((B,), tf.int32)
@@ -85,11 +86,29 @@ def initial_latents(mu0: np.ndarray, logvar0: np.ndarray, count: int,
     return (mu0[picks] + np.exp(0.5 * logvar0[picks]) * eps).astype(np.float32), picks
 
 
+def burn_in_starts(rnn: MDNRNN, starts: dict, count: int, rng: np.random.Generator):
+    """Dream starts after a burn-in: for ``count`` random collected episodes, M reads the real
+    z (sampled from V's posterior) and actions of the first ``burn_in`` steps; the dream starts
+    from z at step ``burn_in`` with M's memory of them. ``starts`` holds mu and logvar of steps
+    0..burn_in and the actions of steps 0..burn_in-1 of every episode (see models.load_world).
+    Returns (z0, (h0, c0), episode indices)."""
+    mu, logvar, actions = starts["mu"], starts["logvar"], starts["actions"]
+    picks = rng.integers(0, len(mu), size=count)
+    eps = rng.standard_normal(mu[picks].shape).astype(np.float32)
+    z = (mu[picks] + np.exp(0.5 * logvar[picks]) * eps).astype(np.float32)
+    inputs = np.concatenate([z[:, :-1], actions[picks]], axis=-1)
+    _, (h, c) = rnn(tf.constant(inputs, tf.float32))
+    return z[:, -1], (h.numpy(), c.numpy()), picks
+
+
 def run_dream(dream, params: np.ndarray, z0: np.ndarray, temperature: float, max_steps: int,
-              seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run the compiled dream on NumPy inputs; returns (returns, lengths) as NumPy."""
+              seed: int, state: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run the compiled dream on NumPy inputs from z0 and M's ``state`` (h, c; default a blank
+    memory); returns (returns, lengths) as NumPy."""
+    h0, c0 = (None, None) if state is None else (tf.constant(state[0], tf.float32),
+                                                 tf.constant(state[1], tf.float32))
     totals, lengths = dream(
-        tf.constant(params, tf.float32), tf.constant(z0, tf.float32),
+        tf.constant(params, tf.float32), tf.constant(z0, tf.float32), h0, c0,
         tf.constant(float(temperature)), tf.constant(int(max_steps)),
         tf.constant([seed % (2**31), 0], tf.int64),
     )

@@ -21,7 +21,9 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
     from ``seed``, disjoint from collection and training seeds. In the real env, each finished
     episode is saved to ``partial_path`` and a re-run skips the episodes found there."""
-    world = load_world(layout, need_vae=(where == "real"))
+    # Dreams start as they did while C was trained (after the same burn-in).
+    burn_in = int(controller_manifest["config"].get("burn_in", 0)) if where == "dream" else 0
+    world = load_world(layout, need_vae=(where == "real"), burn_in=burn_in)
     if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "
@@ -38,7 +40,8 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
         scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec)
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
-        result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed])
+        result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed],
+                      burn_in=burn_in)
     else:
         scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path,
                                 spec)

@@ -28,9 +28,11 @@ def check_world(layout: Layout) -> tuple[dict, dict]:
     return vae_manifest, rnn_manifest
 
 
-def load_world(layout: Layout, need_vae: bool = True) -> dict:
+def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> dict:
     """The trained V (optional) and M of an experiment, their manifests, and the first-frame
-    posteriors of the series (dream starts), after ``check_world``."""
+    posteriors of the series (dream starts), after ``check_world``. With ``burn_in`` > 0, also
+    ``starts``: mu and logvar of the first burn_in + 1 steps and the first burn_in actions of
+    every episode longer than that (dreams that start after a burn-in)."""
     vae_manifest, rnn_manifest = check_world(layout)
     from worldmodels.rnn import load_rnn
     from worldmodels.store import require_series
@@ -48,4 +50,15 @@ def load_world(layout: Layout, need_vae: bool = True) -> dict:
     with require_series(layout.series) as series:
         world["mu0"] = np.asarray(series["mu"][:, 0])
         world["logvar0"] = np.asarray(series["logvar"][:, 0])
+        world["burn_in"] = burn_in
+        if burn_in:
+            long_enough = np.flatnonzero(series["lengths"][()] > burn_in)
+            if len(long_enough) == 0:
+                raise WorldModelsError(f"no collected episode is longer than the burn-in of "
+                                       f"{burn_in} steps: use a shorter --burn-in")
+            world["starts"] = {
+                "mu": np.asarray(series["mu"][:, : burn_in + 1])[long_enough],
+                "logvar": np.asarray(series["logvar"][:, : burn_in + 1])[long_enough],
+                "actions": np.asarray(series["actions"][:, :burn_in])[long_enough],
+            }
     return world

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from worldmodels.collect import episode_seeds
-from worldmodels.dream import initial_latents, make_dream, run_dream
+from worldmodels.dream import burn_in_starts, initial_latents, make_dream, run_dream
 
 TRAIN_STAGE_KEY = 1
 EVALUATE_STAGE_KEY = 2
@@ -28,8 +28,15 @@ class DreamScorer:
         """Returns and lengths of one dream per row of ``params`` (at ``temperature``, default
         the scorer's); the starts and noise depend only on the seeds, not the temperature."""
         rng = np.random.default_rng([self.seed, call_seed])
-        z0, _ = initial_latents(self.world["mu0"], self.world["logvar0"], len(params), rng)
         temperature = self.temperature if temperature is None else temperature
+        burn_in = self.world.get("burn_in", 0)
+        if burn_in:
+            # The burn-in steps count against the episode's time limit, as in the real env.
+            z0, state, _ = burn_in_starts(self.world["rnn"], self.world["starts"], len(params),
+                                          rng)
+            return run_dream(self.dream, params, z0, temperature, self.max_steps - burn_in,
+                             seed=int(rng.integers(2**31)), state=state)
+        z0, _ = initial_latents(self.world["mu0"], self.world["logvar0"], len(params), rng)
         return run_dream(self.dream, params, z0, temperature, self.max_steps,
                          seed=int(rng.integers(2**31)))
 
