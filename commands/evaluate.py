@@ -59,8 +59,7 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     directory = layout.controller(trained_in, variant)
     controller = require_manifest(directory, f"controller trained in the {trained_in}",
                                   f"train-controller --where {trained_in} --variant {variant}")
-    suffix = "" if variant == "zh" else f"-{variant}"
-    path = layout.evaluations / f"{where}-{trained_in}{suffix}-{params}.json"
+    path = layout.evaluation(where, trained_in, variant, params)
     partial = path.with_name(path.stem + ".partial.json")
     ensure_writable(layout.evaluations)
     if path.exists() and not force:

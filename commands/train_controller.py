@@ -124,25 +124,25 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
 
 
 def _run(world, config, seed, directory, spec):
+    from contextlib import nullcontext
+
     from worldmodels.env import EnvPool, default_workers
     from worldmodels.evolution import evolve
     from worldmodels.scoring import DreamScorer, RealScorer
 
-    progress = progress_enabled()
-    if config.where == "dream" and config.real_every == 0:
-        scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec)
+    checking = config.where == "dream" and config.real_every > 0
+    pool = nullcontext()
+    if config.where == "real" or checking:
+        workers = default_workers(config.workers)
+        if checking:  # a check runs the best and the mean, real_episodes each
+            workers = min(workers, 2 * config.real_episodes)
+        pool = EnvPool(config.env_id, config.max_steps, workers)
+    with pool:
+        real = RealScorer(world, pool, seed, controller=spec) if isinstance(pool, EnvPool) \
+            else None
+        scorer = real if config.where == "real" else DreamScorer(
+            world, config.temperature, config.max_steps, seed, spec)
+        check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
+            if checking else None
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,
-                      seed, directory, progress)
-    if config.where == "dream":
-        workers = min(default_workers(config.workers), 2 * config.real_episodes)
-        with EnvPool(config.env_id, config.max_steps, workers) as pool:
-            scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec)
-            real = RealScorer(world, pool, seed, controller=spec)
-            return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count,
-                          config, seed, directory, progress,
-                          check_fn=lambda best, mean: real.check(best, mean,
-                                                                 config.real_episodes))
-    with EnvPool(config.env_id, config.max_steps, default_workers(config.workers)) as pool:
-        scorer = RealScorer(world, pool, seed, controller=spec)
-        return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,
-                      seed, directory, progress)
+                      seed, directory, progress_enabled(), check_fn=check_fn)

@@ -129,21 +129,20 @@ def run_real_episodes(pool: EnvPool, step, params: np.ndarray, seeds: list[int],
                 for worker in dead:
                     crashed(worker)
             ops = {}
-            thinking = [s for s in slots if episode_of[s] >= 0 and not resetting[s]]
+            thinking = [(row, slot) for row, slot in enumerate(slots)
+                        if episode_of[slot] >= 0 and not resetting[slot]]
             if thinking:
                 eps = np.zeros((len(slots), z_size), np.float32)
-                for row, slot in enumerate(slots):
-                    if slot in thinking:
-                        eps[row] = rngs[slot].standard_normal(z_size)
+                for row, slot in thinking:
+                    eps[row] = rngs[slot].standard_normal(z_size)
                 actions, h_new, c_new = step(frames[slots], h[slots], c[slots],
                                              slot_params[slots], eps)
                 actions, h_new, c_new = actions.numpy(), h_new.numpy(), c_new.numpy()
-                for row, slot in enumerate(slots):
-                    if slot in thinking:
-                        h[slot], c[slot] = h_new[row], c_new[row]
-                        ops[slot] = ("step", actions[row])
-                        if actions_out is not None:
-                            actions_out[episode_of[slot]].append(actions[row])
+                for row, slot in thinking:
+                    h[slot], c[slot] = h_new[row], c_new[row]
+                    ops[slot] = ("step", actions[row])
+                    if actions_out is not None:
+                        actions_out[episode_of[slot]].append(actions[row])
             for slot in slots:
                 if episode_of[slot] >= 0 and resetting[slot]:
                     ops[slot] = ("reset", seeds[episode_of[slot]])

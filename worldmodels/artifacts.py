@@ -33,6 +33,11 @@ from worldmodels.errors import WorldModelsError
 VERSION = "0.1.0"
 
 
+def variant_suffix(variant: str) -> str:
+    """How a controller variant shows in file names: nothing for zh, -z, -z-hidden."""
+    return "" if variant == "zh" else f"-{variant}"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Paths of one experiment."""
@@ -68,8 +73,11 @@ class Layout:
     def controller(self, where: str, variant: str = "zh") -> Path:
         """controller-WHERE for the full [z, h] controller, controller-WHERE-VARIANT for the
         others."""
-        suffix = "" if variant == "zh" else f"-{variant}"
-        return self.experiment / f"controller-{where}{suffix}"
+        return self.experiment / f"controller-{where}{variant_suffix(variant)}"
+
+    def evaluation(self, where: str, trained_in: str, variant: str, params: str) -> Path:
+        """evaluate's scores: WHERE-TRAINED_IN[-VARIANT]-PARAMS.json."""
+        return self.evaluations / f"{where}-{trained_in}{variant_suffix(variant)}-{params}.json"
 
     @property
     def evaluations(self) -> Path:

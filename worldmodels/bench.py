@@ -204,18 +204,17 @@ def bench_stream(root: Path, log, batches: int = 30) -> list[Row]:
             starts = [int(rng.integers(0, max(1, lengths[i] - rnn_config.sequence_length + 1)))
                       for i in indices]
             plans.append((indices, starts))
-        ready = [make_batch(read_windows(series, i, s, rnn_config.sequence_length),
-                            np.random.default_rng(k)) for k, (i, s) in enumerate(plans)]
+        def windows():
+            for k, (i, s) in enumerate(plans):
+                yield make_batch(read_windows(series, i, s, rnn_config.sequence_length),
+                                 np.random.default_rng(k))
+
+        ready = list(windows())
         rnn_train(*ready[0])  # compile
 
         def rnn_memory():
             for batch in ready:
                 float(rnn_train(*batch)["loss"])
-
-        def windows():
-            for k, (i, s) in enumerate(plans):
-                yield make_batch(read_windows(series, i, s, rnn_config.sequence_length),
-                                 np.random.default_rng(k))
 
         def rnn_stream():
             for batch in prefetch(windows()):

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import Layout, read_json, write_csv, write_json
+from worldmodels.artifacts import Layout, read_json, variant_suffix, write_csv, write_json
 from worldmodels.collect import episode_seeds
 from worldmodels.config import CompareConfig, to_dict
-from worldmodels.controller import Controller
-from worldmodels.errors import WorldModelsError
 
 REAL_FOOTNOTE = (
     "The real env is run once, on the same tracks as `worldmodels evaluate` (its first "
@@ -35,8 +33,7 @@ DREAM_FOOTNOTE = (
 
 def output_stem(trained_in: str, variant: str, params_name: str) -> str:
     """The name of a comparison's files, as evaluate names its JSONs: dream-best, dream-z-best."""
-    suffix = "" if variant == "zh" else f"-{variant}"
-    return f"{trained_in}{suffix}-{params_name}"
+    return f"{trained_in}{variant_suffix(variant)}-{params_name}"
 
 
 def comparison_key(controller_manifest: dict, params_name: str, variant: str,
@@ -54,21 +51,12 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
     """Scores of a trained controller in the dream at each of ``config.temperatures`` and in the
     real env, ``config.episodes`` each. Finished parts are kept in ``partial_path`` (each
     temperature, each real episode), so a re-run continues where a killed one stopped."""
-    from worldmodels.evaluation import load_controller
-    from worldmodels.models import load_world
+    from worldmodels.evaluation import load_trained
     from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer
 
     started = time.time()
-    # Dreams start as they did while C was trained (after the same burn-in).
-    world = load_world(layout, need_vae=True,
-                       burn_in=int(controller_manifest["config"].get("burn_in", 0)))
-    if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
-        raise WorldModelsError(
-            f"the controller in {directory} was trained with another M than {layout.rnn}: "
-            "re-run `worldmodels train-controller`"
-        )
-    spec = Controller(variant, world["z_size"], world["hidden_size"])
-    flat = load_controller(Path(directory) / f"{params_name}.npy", spec)
+    world, spec, flat = load_trained(layout, controller_manifest, directory, params_name,
+                                     variant, need_vae=True, dreams=True)
     params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
     key = dict(comparison_key(controller_manifest, params_name, variant, config, seed),
@@ -94,8 +82,7 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
 
 
 def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, progress):
-    from worldmodels.env import EnvPool, default_workers
-    from worldmodels.scoring import RealScorer
+    from worldmodels.evaluation import run_real
 
     done = {int(i): score for i, score in partial["real"].items()}
     if len(done) == len(seeds):
@@ -105,10 +92,8 @@ def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, p
         partial["real"][str(index)] = score
         write_json(partial_path, partial)
 
-    workers = min(default_workers(config.workers), config.episodes)
-    with EnvPool(config.env_id, config.max_steps, workers) as pool:
-        scorer = RealScorer(world, pool, seed, progress=progress, controller=spec)
-        return scorer.run(params, seeds, desc="compare (real)", done=done, on_episode=save)
+    return run_real(world, spec, params, seeds, config, seed, progress, "compare (real)", done,
+                    save)
 
 
 def _result(partial, real_scores, seeds, controller_manifest, directory, config, wall):

@@ -21,16 +21,10 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
     from ``seed``, disjoint from collection and training seeds. In the real env, each finished
     episode is saved to ``partial_path`` and a re-run skips the episodes found there."""
-    # Dreams start as they did while C was trained (after the same burn-in).
-    burn_in = int(controller_manifest["config"].get("burn_in", 0)) if where == "dream" else 0
-    world = load_world(layout, need_vae=(where == "real"), burn_in=burn_in)
-    if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
-        raise WorldModelsError(
-            f"the controller in {directory} was trained with another M than {layout.rnn}: "
-            "re-run `worldmodels train-controller`"
-        )
-    spec = Controller(variant, world["z_size"], world["hidden_size"])
-    flat = load_controller(Path(directory) / f"{params_name}.npy", spec)
+    world, spec, flat = load_trained(layout, controller_manifest, directory, params_name,
+                                     variant, need_vae=(where == "real"),
+                                     dreams=(where == "dream"))
+    burn_in = world["burn_in"]
     params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
     result = {"env": config.env_id, "where": where, "episodes": config.episodes,
@@ -51,8 +45,6 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
 
 
 def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, spec):
-    from worldmodels.env import EnvPool, default_workers
-
     key = {"seeds": seeds, "params": params[0].tolist()}
     done = {}
     if partial_path is not None and Path(partial_path).exists():
@@ -65,10 +57,36 @@ def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, s
         if partial_path is not None:
             write_json(partial_path, {"key": key, "scores": done})
 
-    workers = min(default_workers(config.workers), config.episodes)
+    return run_real(world, spec, params, seeds, config, seed, progress, "evaluate", dict(done),
+                    save)
+
+
+def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_episode):
+    """Episodes of ``params`` on the tracks of ``seeds`` over a fresh pool of env processes
+    (``config``: env_id, max_steps, workers); episodes in ``done`` are not run again."""
+    from worldmodels.env import EnvPool, default_workers
+
+    workers = min(default_workers(config.workers), len(seeds))
     with EnvPool(config.env_id, config.max_steps, workers) as pool:
         scorer = RealScorer(world, pool, seed, progress=progress, controller=spec)
-        return scorer.run(params, seeds, desc="evaluate", done=dict(done), on_episode=save)
+        return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode)
+
+
+def load_trained(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
+                 variant: str, need_vae: bool, dreams: bool) -> tuple[dict, Controller,
+                                                                      np.ndarray]:
+    """The world a trained controller drives and the controller itself: refuses a controller
+    trained with another M or of another shape. With ``dreams``, the world's dreams start as
+    they did while C was trained (after the same burn-in)."""
+    burn_in = int(controller_manifest["config"].get("burn_in", 0)) if dreams else 0
+    world = load_world(layout, need_vae=need_vae, burn_in=burn_in)
+    if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
+        raise WorldModelsError(
+            f"the controller in {directory} was trained with another M than {layout.rnn}: "
+            "re-run `worldmodels train-controller`"
+        )
+    spec = Controller(variant, world["z_size"], world["hidden_size"])
+    return world, spec, load_controller(Path(directory) / f"{params_name}.npy", spec)
 
 
 def load_controller(path: Path, spec: Controller) -> np.ndarray:

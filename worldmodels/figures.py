@@ -30,6 +30,17 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
+def _finish_returns_plot(figure, axis, xlabel: str, title: str, path: Path) -> Path:
+    """Labels, grid and legend of a one-panel plot of returns; saves it."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("return")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def read_rows(path: Path) -> list[dict]:
     """A CSV written by a stage, as dicts of floats (None for empty cells)."""
     with open(path, newline="") as file:
@@ -77,13 +88,7 @@ def plot_controller_history(rows: list[dict], path: Path, title: str,
                   if row.get(key) not in (None, "")]
         if points:
             axis.plot(*zip(*points), color=colour, marker="o", label=label)
-    axis.set_xlabel("generation")
-    axis.set_ylabel("return")
-    axis.set_title(title, fontsize=10)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    return _save(figure, path)
+    return _finish_returns_plot(figure, axis, "generation", title, path)
 
 
 def plot_compare(rows: list[dict], real: dict, train_temperature: float | None, path: Path,
@@ -100,13 +105,7 @@ def plot_compare(rows: list[dict], real: dict, train_temperature: float | None, 
     axis.axhline(real["mean"], color="tab:red", label="real env (mean)")
     if train_temperature is not None:
         axis.axvline(train_temperature, color="grey", ls=":", label="trained at")
-    axis.set_xlabel("dream temperature τ")
-    axis.set_ylabel("return")
-    axis.set_title(title, fontsize=10)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    return _save(figure, path)
+    return _finish_returns_plot(figure, axis, "dream temperature τ", title, path)
 
 
 def image_grid(rows: list[tuple[str, np.ndarray]], path: Path, title: str,

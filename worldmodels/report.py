@@ -75,9 +75,8 @@ class Report:
     def evaluation(self, evaluated_in: str, where: str, variant: str) -> tuple[dict | None, str]:
         """An evaluate JSON of the best parameters and, if it is missing or older than the
         controller's best.npy, the text to show instead."""
-        suffix = "" if variant == "zh" else f"-{variant}"
-        path = self.layout.evaluations / f"{evaluated_in}-{where}{suffix}-best.json"
-        options = ["--controller", where] + (["--variant", variant] if suffix else [])
+        path = self.layout.evaluation(evaluated_in, where, variant, "best")
+        options = ["--controller", where] + (["--variant", variant] if variant != "zh" else [])
         if evaluated_in == "dream":
             options = ["--where", "dream", *options]
         command = self.command("evaluate", *options)

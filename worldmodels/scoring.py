@@ -31,14 +31,14 @@ class DreamScorer:
         temperature = self.temperature if temperature is None else temperature
         burn_in = self.world.get("burn_in", 0)
         if burn_in:
-            # The burn-in steps count against the episode's time limit, as in the real env.
             z0, state, _ = burn_in_starts(self.world["rnn"], self.world["starts"], len(params),
                                           rng)
-            return run_dream(self.dream, params, z0, temperature, self.max_steps - burn_in,
-                             seed=int(rng.integers(2**31)), state=state)
-        z0, _ = initial_latents(self.world["mu0"], self.world["logvar0"], len(params), rng)
-        return run_dream(self.dream, params, z0, temperature, self.max_steps,
-                         seed=int(rng.integers(2**31)))
+        else:
+            z0, _ = initial_latents(self.world["mu0"], self.world["logvar0"], len(params), rng)
+            state = None
+        # The burn-in steps count against the episode's time limit, as in the real env.
+        return run_dream(self.dream, params, z0, temperature, self.max_steps - burn_in,
+                         seed=int(rng.integers(2**31)), state=state)
 
     def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
         params = np.repeat(candidates, trials, axis=0)
