@@ -1,0 +1,188 @@
+"""The Ray backend: the tasks of a run as Ray tasks on a cluster, or on a private Ray instance
+on this machine, with the interface of ``worldmodels.workers.LocalBackend``. Imported only by
+``make_backend`` when a Ray address is given, so the rest of the package never imports Ray.
+
+Why Ray tasks rather than actors:
+
+- Ray keeps a worker process and hands it task after task, so a module-level cache in the
+  worker (``_STATE``) holds the models that ``shared.build()`` made, as a local worker does:
+  they are built once per worker process and reused across tasks and runs.
+- Ray retries a task whose worker process (or node) died, on any node with a free CPU, and
+  places each task where a CPU is free. Actors would need our own restarts, our own load
+  balancing across nodes, and an actor that dies takes the calls queued on it with it.
+
+A task is submitted with ``num_cpus=1``, ``max_retries=max_crashes`` (retries of a dead
+worker) and ``retry_exceptions=False``: an exception of the task itself is caught in the
+worker and reported as ``TaskFailed`` with the message the local backend gives, never re-run.
+One difference from the local backend: ``max_crashes`` counts the crashes of one task (Ray
+retries each task on its own), not crashes in a row across tasks.
+
+The worker returns each result pickled, as the local backend's pipes carry it, so arrays
+come back writable and do not pin Ray's object store while the caller keeps them."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import pickle
+import socket
+import traceback
+
+from worldmodels.errors import WorldModelsError
+from worldmodels.workers import TaskFailed, WorkerCrashes, run_task
+
+INSTALL = "the Ray backend needs Ray: pip install 'worldmodels[ray]'"
+CONNECT_TIMEOUT_S = 10  # ray.init retries an unreachable address for many minutes
+
+# The shared state built in this Ray worker process (see workers.run_task). A Ray worker is
+# a plain process serving task after task; a module global is its only place to keep state.
+_STATE: dict = {}
+
+
+def _execute(fn, shared, args) -> bytes:
+    """Run one task in a Ray worker; answer (attempt, ok, result) pickled, where attempt
+    counts the times Ray re-ran this task after its worker died."""
+    try:
+        reply = (True, run_task(_STATE, fn, shared, args))
+    except WorldModelsError as error:
+        reply = (False, str(error))
+    except Exception:  # noqa: BLE001 - shown to the user with its traceback
+        reply = (False, traceback.format_exc())
+    return pickle.dumps((_attempt(), *reply), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _attempt() -> int:
+    import ray
+
+    try:  # not public API: without it, retries still happen but go unreported
+        return int(ray._private.worker.global_worker.core_worker
+                   .get_current_task_attempt_number())
+    except AttributeError:
+        return 0
+
+
+class RayBackend:
+    """Tasks run as Ray tasks, one CPU each. ``address`` is "local" (start a private Ray
+    instance on this machine with ``workers`` CPUs, shut down by ``close``), "auto" (join the
+    cluster started with ``ray start`` on this machine) or a cluster address ("host:port").
+    A Ray session this process already has is used as it is and left running. ``workers`` is
+    how many tasks run at once: the given number, or the cluster's CPU count."""
+
+    name = "ray"
+
+    def __init__(self, address: str, workers: int | None):
+        if workers is not None and workers < 1:
+            raise WorldModelsError(f"workers must be >= 1, got {workers}")
+        try:
+            import ray
+        except ImportError:
+            raise WorldModelsError(INSTALL) from None
+        self._ray = ray
+        self._started = False
+        if address != "local":
+            _check_reachable(address)
+        if not ray.is_initialized():
+            self._init(address, workers)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        self.workers = workers or max(1, cpus)
+        self._remote = ray.remote(_execute)
+
+    def _init(self, address: str, workers: int | None) -> None:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        self._auth_mode = os.environ.get("RAY_AUTH_MODE")  # ray.init may set it
+        options = dict(logging_level=logging.ERROR, log_to_driver=False)
+        try:
+            if address == "local":
+                self._ray.init(address="local", num_cpus=workers or os.cpu_count(),
+                               include_dashboard=False, **options)
+            else:
+                self._ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise WorldModelsError(
+                f"cannot start or join Ray at {address!r}: {_first_line(error)}") from None
+        self._started = True
+
+    def run(self, fn, tasks: dict, shared=None, max_crashes: int = 3, on_crash=None):
+        """Yield (key, result) for every task of ``tasks`` ({key: args}) as they finish,
+        submitting them in the order of ``tasks``, at most two per worker in flight.
+        ``on_crash(None, key)`` is called once for each time Ray re-ran task ``key`` because
+        its worker died (after the fact: Ray retries on its own). A task whose worker died
+        ``max_crashes + 1`` times ends the run with ``WorkerCrashes``."""
+        ray = self._ray
+        remote = self._remote.options(num_cpus=1, max_retries=max_crashes,
+                                      retry_exceptions=False)
+        shared_ref = ray.put(shared)  # once per run, read by every task
+        pending = iter(tasks.items())
+        running: dict = {}  # ObjectRef -> key
+        try:
+            while True:
+                for key, args in itertools.islice(pending, 2 * self.workers - len(running)):
+                    running[remote.remote(fn, shared_ref, args)] = key
+                if not running:
+                    return
+                [ready], _ = ray.wait(list(running), num_returns=1)
+                key = running.pop(ready)
+                attempt, ok, result = self._reply(ready, max_crashes)
+                if on_crash is not None:
+                    for _ in range(attempt):
+                        on_crash(None, key)
+                if not ok:
+                    raise TaskFailed(result)
+                yield key, result
+        finally:
+            for ref in running:  # a run left early: nothing will read these
+                ray.cancel(ref)
+
+    def _reply(self, ref, max_crashes: int) -> tuple:
+        exceptions = self._ray.exceptions
+        try:
+            return pickle.loads(self._ray.get(ref))
+        except (exceptions.WorkerCrashedError, exceptions.NodeDiedError,
+                exceptions.LocalRayletDiedError, exceptions.OutOfMemoryError) as error:
+            raise WorkerCrashes(max_crashes + 1) from error
+        except exceptions.RayTaskError as error:  # e.g. arguments the worker cannot unpickle
+            raise TaskFailed(str(error)) from None
+
+    def close(self) -> None:
+        """Shut Ray down if this object started it; a session it joined is left running."""
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+            if self._auth_mode is None:
+                os.environ.pop("RAY_AUTH_MODE", None)
+        self._started = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds with one line where ray.init would wait for minutes."""
+    if address == "auto":
+        try:  # not public API: how ray.init itself resolves "auto"
+            from ray._private.services import canonicalize_bootstrap_address
+        except ImportError:
+            return
+        try:
+            address = canonicalize_bootstrap_address("auto")
+        except ConnectionError as error:
+            raise WorldModelsError(f"no Ray cluster to join ('auto'): {_first_line(error)} "
+                                   "Start one with `ray start --head`.") from None
+        if address is None:
+            raise WorldModelsError("no Ray cluster to join ('auto'): "
+                                   "start one with `ray start --head`")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        return  # ray.init reports a malformed address itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise WorldModelsError(f"cannot reach a Ray cluster at {address}: "
+                               f"{error.strerror or error}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
