@@ -13,6 +13,7 @@ from commands.common import (
     friendly_errors,
     positive,
     progress_enabled,
+    ray_option,
     summary,
 )
 
@@ -25,10 +26,11 @@ from commands.common import (
               help="Exploration policy (default: pilot, a noisy road follower).")
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
+@ray_option
 @force_option
 @friendly_errors
 def collect_command(preset, name, data_dir, results_dir, seed, episodes, max_steps, policy,
-                    workers, env_id, force):
+                    workers, env_id, ray_address, force):
     """Collect rollouts into DATA/NAME/rollouts (one HDF5 file per episode)."""
     from worldmodels.config import get_preset, override, to_dict
     from worldmodels.env import check_env_id
@@ -52,7 +54,8 @@ def collect_command(preset, name, data_dir, results_dir, seed, episodes, max_ste
     manifest = begin(layout.rollouts, "collect", to_dict(config), seed, {}, force)
     if manifest is None:
         return "complete"
-    result = collect(layout.rollouts, config, seed, progress=progress_enabled())
+    result = collect(layout.rollouts, config, seed, progress=progress_enabled(),
+                     ray_address=ray_address)
     finish_manifest(layout.rollouts, manifest, wall_seconds=time.time() - started, **result)
     click.echo(f"wrote {layout.rollouts}/episode_*.h5")
     summary(f"collect: {result['episodes']} episodes, mean return {result['mean_return']:.1f}, "

@@ -89,6 +89,11 @@ variant_option = click.option(
     "--variant", type=click.Choice(["zh", "z", "z-hidden"]), default="zh", show_default=True,
     help="Controller inputs, as in the paper's CarRacing table: zh = [z, h] (full world "
          "model), z = V only, z-hidden = V only with 40 tanh hidden units.")
+ray_option = click.option(
+    "--ray-address", metavar="ADDRESS",
+    help="Run the episodes on Ray instead of local worker processes: 'local' starts a private "
+         "Ray instance on this machine, 'auto' joins the cluster this machine belongs to, or "
+         "give a cluster's address. Needs `pip install 'worldmodels[ray]'` on every node.")
 skip_corrupt_option = click.option("--skip-corrupt", is_flag=True,
                                    help="Leave out corrupt episode files instead of stopping.")
 

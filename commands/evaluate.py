@@ -12,6 +12,7 @@ from commands.common import (
     friendly_errors,
     positive,
     progress_enabled,
+    ray_option,
     setup_tensorflow,
     summary,
     variant_option,
@@ -30,12 +31,16 @@ from commands.common import (
 @click.option("--episodes", type=int, help="Episodes (default 100).")
 @click.option("--max-steps", type=int, help="Steps per episode.")
 @click.option("--temperature", type=float, help="Dream temperature (with --where dream).")
-@click.option("--workers", type=int, help="Env processes (with --where real).")
+@click.option("--workers", type=int,
+              help="Worker processes (with --where real; default: one per core, or with "
+                   "--ray-address the cluster's CPUs).")
 @click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
+@ray_option
 @force_option
 @friendly_errors
 def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_in, variant,
-                     params, episodes, max_steps, temperature, workers, env_id, force):
+                     params, episodes, max_steps, temperature, workers, env_id, ray_address,
+                     force):
     """Score a trained agent; write RESULTS/NAME/evaluate/*.json."""
     from worldmodels.artifacts import (
         Layout,
@@ -52,6 +57,8 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
                           ("temperature", temperature)):
         positive(option, value)
     positive("workers", workers)
+    if ray_address and where != "real":
+        raise click.BadParameter("runs only with --where real", param_hint="--ray-address")
     config = override(get_preset(preset).evaluate, episodes=episodes, max_steps=max_steps,
                       temperature=temperature, workers=workers, env_id=env_id)
     check_env_id(config.env_id)
@@ -70,11 +77,12 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
             return "complete"
     if force:
         partial.unlink(missing_ok=True)
-    setup_tensorflow(seed, threads=1 if where == "real" else None)
+    setup_tensorflow(seed)
     from worldmodels.evaluation import evaluate
 
     result = evaluate(layout, controller, directory, params, where, config, seed,
-                      progress_enabled(), partial_path=partial, variant=variant)
+                      progress_enabled(), partial_path=partial, variant=variant,
+                      ray_address=ray_address)
     result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started)
     write_json(path, result)
     partial.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ from commands.common import (
     friendly_errors,
     positive,
     progress_enabled,
+    ray_option,
     setup_tensorflow,
     summary,
     variant_option,
@@ -34,7 +35,8 @@ from commands.common import (
 @click.option("--sigma", type=float, help="Initial CMA-ES step size.")
 @click.option("--max-steps", type=int, help="Steps per rollout.")
 @click.option("--workers", type=int,
-              help="Env processes for --where real and for the real checks.")
+              help="Worker processes for --where real and for the real checks (default: one "
+                   "per core; with --ray-address, the cluster's CPUs).")
 @click.option("--real-every", type=int,
               help="With --where dream: every K generations (and at the last), run the best "
                    "candidate so far and the CMA-ES mean in the real env; history.csv records "
@@ -47,11 +49,12 @@ from commands.common import (
                    "of a collected episode, instead of from its first frame with a blank "
                    "memory (default from the preset: 0). The N steps count against "
                    "--max-steps.")
+@ray_option
 @force_option
 @friendly_errors
 def train_controller_command(preset, name, data_dir, results_dir, seed, where, variant,
                              temperature, population, trials, generations, sigma, max_steps,
-                             workers, real_every, real_episodes, burn_in, force):
+                             workers, real_every, real_episodes, burn_in, ray_address, force):
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE[-VARIANT]."""
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
     from worldmodels.config import get_preset, override, to_dict
@@ -73,6 +76,9 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
     if config.burn_in >= config.max_steps:
         raise click.BadParameter(f"the burn-in ({config.burn_in}) must be shorter than "
                                  f"--max-steps ({config.max_steps})", param_hint="--burn-in")
+    if ray_address and not (where == "real" or config.real_every > 0):
+        raise click.BadParameter("runs only with --where real or with real checks",
+                                 param_hint="--ray-address")
     if config.population < 3:
         # cma's step-size adaptation fails from the second generation with 2 in high dimensions.
         raise click.BadParameter("CMA-ES needs a population of at least 3",
@@ -105,7 +111,7 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
     if checking:
         click.echo(f"real checks: best so far and mean, {config.real_episodes} episodes each, "
                    f"every {config.real_every} generations")
-    history = _run(world, config, seed, directory, spec)
+    history = _run(world, config, seed, directory, spec, ray_address)
     from worldmodels.figures import plot_controller_history
 
     plot_controller_history(history, directory / "history.png",
@@ -123,23 +129,22 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
             f"{history[-1]['mean']:.1f}{real}", started)
 
 
-def _run(world, config, seed, directory, spec):
+def _run(world, config, seed, directory, spec, ray_address):
     from contextlib import nullcontext
 
-    from worldmodels.env import EnvPool, default_workers
+    from worldmodels.env import default_workers
     from worldmodels.evolution import evolve
     from worldmodels.scoring import DreamScorer, RealScorer
+    from worldmodels.workers import make_backend
 
     checking = config.where == "dream" and config.real_every > 0
-    pool = nullcontext()
+    backend = nullcontext()
     if config.where == "real" or checking:
-        workers = default_workers(config.workers)
-        if checking:  # a check runs the best and the mean, real_episodes each
-            workers = min(workers, 2 * config.real_episodes)
-        pool = EnvPool(config.env_id, config.max_steps, workers)
-    with pool:
-        real = RealScorer(world, pool, seed, controller=spec) if isinstance(pool, EnvPool) \
-            else None
+        workers = config.workers if ray_address else default_workers(config.workers)
+        backend = make_backend(workers, ray_address)
+    with backend:
+        real = None if isinstance(backend, nullcontext) else RealScorer(
+            world, backend, seed, config.env_id, config.max_steps, controller=spec)
         scorer = real if config.where == "real" else DreamScorer(
             world, config.temperature, config.max_steps, seed, spec)
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \

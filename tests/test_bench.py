@@ -49,27 +49,36 @@ def test_bench_dream_and_real_on_tiny_runs():
         _check(row)
 
 
-def test_real_episodes_do_not_depend_on_how_the_pool_is_laid_out():
-    from worldmodels.agent import make_agent_step, run_real_episodes
+def test_real_episodes_do_not_depend_on_the_workers_or_on_resuming():
+    from worldmodels.agent import AgentSetup, run_real_episodes
     from worldmodels.controller import Controller
-    from worldmodels.env import EnvPool
     from worldmodels.rnn import MDNRNN
     from worldmodels.vae import ConvVAE
+    from worldmodels.workers import LocalBackend
 
     spec = Controller("zh", 8, 16)
-    step = make_agent_step(ConvVAE(8), MDNRNN(8, 16, 2), spec)
-    params = np.random.default_rng(3).normal(0, 0.5, (5, spec.param_count)).astype(np.float32)
-    seeds = [21, 22, 23, 24, 25]
+    world = {"vae": ConvVAE(8), "rnn": MDNRNN(8, 16, 2), "z_size": 8, "hidden_size": 16}
+    setup = AgentSetup.from_world(world, spec, "CarRacing-v3", 25, noise_seed=7)
+    params = np.random.default_rng(3).normal(0, 0.5, (6, spec.param_count)).astype(np.float32)
+    seeds = [21, 22, 23, 24, 25, 26]
     scores, actions = [], []
-    for workers, envs in ((1, 1), (2, 2), (1, 4)):
+    for workers in (1, 2):
         recorded = {}
-        with EnvPool("CarRacing-v3", 25, workers, envs) as pool:
-            scores.append(run_real_episodes(pool, step, params, seeds, 8, 16, noise_seed=7,
-                                            progress=False, actions_out=recorded))
+        with LocalBackend(workers) as backend:
+            scores.append(run_real_episodes(backend, setup, params, seeds, progress=False,
+                                            actions_out=recorded))
+            # Resumed with episodes 1 and 4 done: the others score as in a whole run.
+            seen = {}
+            resumed = run_real_episodes(backend, setup, params, seeds, progress=False,
+                                        done={1: -5.0, 4: -6.0}, on_episode=seen.__setitem__)
         actions.append(recorded)
-    for other in scores[1:]:
-        np.testing.assert_allclose(other, scores[0], rtol=1e-6)
-    assert all(len(actions[0][e]) == 25 for e in range(5))
+    np.testing.assert_array_equal(scores[1], scores[0])
+    assert sorted(seen) == [0, 2, 3, 5]
+    np.testing.assert_array_equal(resumed[[0, 2, 3, 5]], scores[0][[0, 2, 3, 5]])
+    assert resumed[1] == -5.0 and resumed[4] == -6.0
+    assert all(len(actions[0][e]) == 25 for e in range(6))
+    for e in range(6):
+        np.testing.assert_array_equal(actions[1][e], actions[0][e])
 
 
 def test_prefetch_yields_everything_in_order_and_raises_the_producers_error():

@@ -186,18 +186,18 @@ def test_real_checks_keep_the_resumed_trajectory(smoke_run, tmp_path):
     """A run resumed from its state.pkl gives the history of an uninterrupted one, real
     checks included (the checks draw nothing from CMA-ES's generator)."""
     from worldmodels.controller import Controller
-    from worldmodels.env import EnvPool
     from worldmodels.evolution import evolve
     from worldmodels.models import load_world
     from worldmodels.scoring import DreamScorer, RealScorer
+    from worldmodels.workers import LocalBackend
 
     root, _ = smoke_run
     world = load_world(Layout(root / "data", root / "results", "smoke"), need_vae=True)
     spec = Controller("z", world["z_size"], world["hidden_size"])
     config = override(get_preset("smoke").controller, population=4, trials=1, max_steps=20,
                       real_every=2, real_episodes=1, generations=4)
-    with EnvPool(config.env_id, config.max_steps, 2) as pool:
-        real = RealScorer(world, pool, seed=0, controller=spec)
+    with LocalBackend(2) as backend:
+        real = RealScorer(world, backend, 0, config.env_id, config.max_steps, controller=spec)
         dream = DreamScorer(world, config.temperature, config.max_steps, 0, spec)
 
         def run(directory, generations):

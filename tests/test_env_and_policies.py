@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from worldmodels.collect import episode_seeds, run_episode
-from worldmodels.env import EnvPool, make_env, preprocess_frame
+from worldmodels.env import make_env, preprocess_frame
 from worldmodels.errors import WorldModelsError
 from worldmodels.policies import POLICIES, make_policy
 
@@ -58,20 +58,3 @@ def test_episode_arrays_line_up():
     assert T == 30
     assert episode["frames"].shape == (T + 1, 64, 64, 3)
     assert episode["rewards"].shape == episode["terminations"].shape == (T,)
-
-
-def test_env_pool_matches_a_plain_env():
-    action = np.array([0.1, 0.5, 0.0], np.float32)
-    env = make_env("CarRacing-v3", 20)
-    observation, _ = env.reset(seed=11)
-    expected = [preprocess_frame(observation)]
-    for _ in range(5):
-        expected.append(preprocess_frame(env.step(action)[0]))
-    env.close()
-    with EnvPool("CarRacing-v3", 20, 2) as pool:
-        got = [pool.reset(1, 11)]
-        for _ in range(5):
-            results, crashed = pool.step({1: action})
-            assert not crashed
-            got.append(results[1][0])
-    np.testing.assert_array_equal(np.stack(got), np.stack(expected))

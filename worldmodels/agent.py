@@ -1,17 +1,34 @@
-"""The whole agent (V + M + C) in the real env: many episodes over a pool of env processes,
-the agents' forward passes batched across envs."""
+"""The whole agent (V + M + C) in the real env. Each worker (a local process or a Ray worker,
+``worldmodels.workers``) holds its own copy of V and M and runs a task of a few episodes in
+lockstep, the agents' forward passes batched across them: no frame crosses a process
+boundary, and the env processes never wait on a busy model process.
+
+Reproducibility: an episode's return depends only on its task (its track, its controller and
+its place in the task), never on which worker ran it or how many there are: floating-point
+results of a batched forward pass depend on the batch's shape, so tasks always hold the same
+episodes (``EPISODES_PER_TASK`` consecutive ones) and the batch shape at each step follows
+from the task alone."""
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from worldmodels.controller import Controller
-from worldmodels.env import EnvPool
+from worldmodels.env import make_env, preprocess_frame
 from worldmodels.errors import WorldModelsError
 from worldmodels.rnn import MDNRNN
 from worldmodels.vae import ConvVAE, to_unit
+from worldmodels.workers import WorkerCrashes
+
+# Episodes per worker task, run in lockstep. Part of what fixes an episode's floating-point
+# results (see the module docstring), so it is a constant, not a setting.
+EPISODES_PER_TASK = 4
 
 
 def make_agent_step(vae: ConvVAE, rnn: MDNRNN, controller: Controller | None = None):
@@ -21,7 +38,7 @@ def make_agent_step(vae: ConvVAE, rnn: MDNRNN, controller: Controller | None = N
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
     # XLA: one compiled program per batch size; on one CPU thread it takes 2.2 ms instead of
-    # 3.3 ms for a batch of 2 and 3.1 instead of 3.9 for 4 (the groups of an EnvPool).
+    # 3.3 ms for a batch of 2 and 3.1 instead of 3.9 for 4.
     @tf.function(jit_compile=True)
     def step(frames, h, c, params, eps):
         mu, logvar = vae.encode(to_unit(frames))
@@ -33,123 +50,174 @@ def make_agent_step(vae: ConvVAE, rnn: MDNRNN, controller: Controller | None = N
     return step
 
 
-def run_real_episodes(pool: EnvPool, step, params: np.ndarray, seeds: list[int],
-                      z_size: int, hidden_size: int, noise_seed: int, progress: bool = True,
-                      desc: str = "real", done: dict | None = None, on_episode=None,
-                      max_crashes: int = 3, actions_out: dict | None = None) -> np.ndarray:
-    """Run episode i with controller ``params[i]`` on the track of ``seeds[i]``; returns the
-    episode returns in the order of ``seeds``. Episodes in ``done`` (index -> return) are not
-    run again; ``on_episode(index, return)`` is called as each one ends. An episode whose
-    worker crashes is redone on a fresh worker; ``max_crashes`` crashes in a row with no
-    episode finished in between stop the run with an error. The sampling noise of each episode
-    comes from its own generator, so scores do not depend on which env ran it. With
-    ``actions_out`` (a dict), the actions of each episode are recorded there (benchmarks replay
-    them).
+@dataclass(frozen=True, eq=False)
+class AgentSetup:
+    """What a worker needs to run the agent: the env, V's and M's weights, the controller's
+    shape and the seed of the sampling noise. Sent to each worker once per run and built
+    there (``build``) into envs and a compiled agent step."""
 
-    The pool's slots form two groups: while one group's envs step, the agents of the other
-    group are encoded and advanced in one batched call, so env processes do not wait for the
-    model."""
+    env_id: str
+    max_steps: int
+    z_size: int
+    hidden_size: int
+    mixtures: int
+    variant: str
+    noise_seed: int
+    vae_weights: tuple
+    rnn_weights: tuple
+
+    @classmethod
+    def from_world(cls, world: dict, controller: Controller | None, env_id: str,
+                   max_steps: int, noise_seed: int) -> AgentSetup:
+        rnn = world["rnn"]
+        return cls(env_id, max_steps, world["z_size"], world["hidden_size"], rnn.mixtures,
+                   controller.variant if controller is not None else "zh", noise_seed,
+                   tuple(world["vae"].get_weights()), tuple(rnn.get_weights()))
+
+    @cached_property
+    def key(self) -> str:
+        """Identifies the setup, so a worker builds it once and rebuilds it when it changes."""
+        digest = hashlib.sha1(repr((self.env_id, self.max_steps, self.z_size, self.hidden_size,
+                                    self.mixtures, self.variant, self.noise_seed)).encode())
+        for array in self.vae_weights + self.rnn_weights:
+            digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()
+
+    def build(self) -> AgentWorker:
+        return AgentWorker(self)
+
+
+class AgentWorker:
+    """A worker's envs and compiled agent step (TensorFlow on one thread: the worker's core
+    also steps the envs)."""
+
+    def __init__(self, setup: AgentSetup):
+        limit_threads(1)
+        vae, rnn = ConvVAE(setup.z_size), MDNRNN(setup.z_size, setup.hidden_size, setup.mixtures)
+        vae.set_weights(list(setup.vae_weights))
+        rnn.set_weights(list(setup.rnn_weights))
+        self.setup = setup
+        self.step = make_agent_step(vae, rnn, Controller(setup.variant, setup.z_size,
+                                                         setup.hidden_size))
+        self.envs = [make_env(setup.env_id, setup.max_steps) for _ in range(EPISODES_PER_TASK)]
+
+
+def limit_threads(threads: int) -> None:
+    """TensorFlow's thread pools of this process, if it has not started yet."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # already started (a worker that built an earlier setup)
+
+
+def batch_rows(alive: int) -> int:
+    """The batch shape for ``alive`` episodes: padded to a power of two, so a worker compiles
+    at most three programs (1, 2 and 4 rows)."""
+    rows = 1
+    while rows < alive:
+        rows *= 2
+    return rows
+
+
+def warm_up(worker: AgentWorker, _) -> None:
+    """A worker task that compiles the agent step for every batch shape a task can use."""
+    setup = worker.setup
+    for B in (1, 2, EPISODES_PER_TASK):
+        worker.step(np.zeros((B, 64, 64, 3), np.uint8), np.zeros((B, setup.hidden_size),
+                    np.float32), np.zeros((B, setup.hidden_size), np.float32),
+                    np.zeros((B, Controller(setup.variant, setup.z_size,
+                                            setup.hidden_size).param_count), np.float32),
+                    np.zeros((B, setup.z_size), np.float32))
+
+
+def run_agent_episodes(worker: AgentWorker, episodes: list) -> list:
+    """A worker task: episodes [(seed, params, record_actions)] in lockstep; returns
+    [(return, steps, actions or None)] in the same order."""
+    assert len(episodes) <= EPISODES_PER_TASK, f"{len(episodes)} episodes in one task"
+    setup, n = worker.setup, len(episodes)
+    Z, H = setup.z_size, setup.hidden_size
+    frames = np.zeros((n, 64, 64, 3), np.uint8)
+    h, c = np.zeros((n, H), np.float32), np.zeros((n, H), np.float32)
+    params = np.stack([np.asarray(p, np.float32) for _, p, _ in episodes])
+    rngs = [np.random.default_rng([setup.noise_seed, seed]) for seed, _, _ in episodes]
+    returns, steps = np.zeros(n), np.zeros(n, int)
+    actions = [[] if record else None for _, _, record in episodes]
+    for i, (seed, _, _) in enumerate(episodes):
+        observation, _ = worker.envs[i].reset(seed=int(seed))
+        frames[i] = preprocess_frame(observation)
+    alive = list(range(n))
+    while alive:
+        B = batch_rows(len(alive))
+        rows = alive + [alive[0]] * (B - len(alive))  # padding rows repeat a live one
+        eps = np.zeros((B, Z), np.float32)
+        for row, i in enumerate(alive):
+            eps[row] = rngs[i].standard_normal(Z)
+        out = worker.step(frames[rows], h[rows], c[rows], params[rows], eps)
+        a, h_new, c_new = (x.numpy() for x in out)
+        still = []
+        for row, i in enumerate(alive):
+            h[i], c[i] = h_new[row], c_new[row]
+            observation, reward, terminated, truncated, _ = worker.envs[i].step(a[row])
+            frames[i] = preprocess_frame(observation)
+            returns[i] += reward
+            steps[i] += 1
+            if actions[i] is not None:
+                actions[i].append(a[row])
+            if not (terminated or truncated):
+                still.append(i)
+        alive = still
+    return [(float(returns[i]), int(steps[i]),
+             None if actions[i] is None else np.stack(actions[i])) for i in range(n)]
+
+
+def run_real_episodes(backend, setup: AgentSetup, params: np.ndarray, seeds: list[int],
+                      progress: bool = True, desc: str = "real", done: dict | None = None,
+                      on_episode=None, max_crashes: int = 3,
+                      actions_out: dict | None = None) -> np.ndarray:
+    """Run episode i with controller ``params[i]`` on the track of ``seeds[i]`` on ``backend``;
+    returns the episode returns in the order of ``seeds``. Episodes in ``done`` (index ->
+    return) keep their returns; ``on_episode(index, return)`` is called as each other one
+    ends. The episodes of a worker that crashes are redone on a fresh one; ``max_crashes``
+    crashes in a row stop the run with an error. With ``actions_out`` (a dict), the actions
+    of each episode are recorded there (benchmarks replay them)."""
     assert len(params) == len(seeds), f"{len(params)} controllers for {len(seeds)} seeds"
-    S = pool.size
     done = dict(done or {})
     returns = np.zeros(len(seeds))
+    tasks, members = {}, {}
+    record = actions_out is not None
+    for start in range(0, len(seeds), EPISODES_PER_TASK):
+        indices = list(range(start, min(start + EPISODES_PER_TASK, len(seeds))))
+        if all(i in done for i in indices):
+            continue
+        # A task is always run whole, finished episodes included: its shape fixes the floats.
+        tasks[start] = [(seeds[i], params[i], record) for i in indices]
+        members[start] = indices
+    bar = tqdm(total=len(seeds), initial=len(done), desc=desc, unit="ep", disable=not progress)
+
+    def crashed(worker, task):
+        where = "a worker" if worker is None else f"env worker {worker}"
+        bar.write(f"{where} crashed; redoing episode(s) {', '.join(map(str, members[task]))}")
+
+    try:
+        for task, results in backend.run(run_agent_episodes, tasks, shared=setup,
+                                         max_crashes=max_crashes, on_crash=crashed):
+            for index, (value, _, actions) in zip(members[task], results):
+                if record:
+                    actions_out[index] = actions
+                if index in done:
+                    continue
+                done[index] = value
+                bar.update(1)
+                if on_episode is not None:
+                    on_episode(index, value)
+    except WorkerCrashes as error:
+        raise WorldModelsError(
+            f"env workers crashed {error.crashes} times in a row; {len(done)} finished episodes "
+            "are kept: re-run the same command to continue"
+        ) from None
+    finally:
+        bar.close()
     for index, value in done.items():
         returns[index] = value
-    frames = np.zeros((S, 64, 64, 3), np.uint8)
-    h = np.zeros((S, hidden_size), np.float32)
-    c = np.zeros((S, hidden_size), np.float32)
-    slot_params = np.zeros((S, params.shape[1]), np.float32)
-    rngs = [None] * S
-    episode_of = [-1] * S
-    resetting = [False] * S
-    pending = [i for i in range(len(seeds)) if i not in done][::-1]
-    groups = pool.groups()
-    waiting: list[set[int]] = [set() for _ in groups]  # workers with a message out, per group
-    bar = tqdm(total=len(seeds), initial=len(done), desc=desc, unit="ep", disable=not progress)
-    crashes = 0
-
-    def start(slot, episode):
-        episode_of[slot], resetting[slot] = episode, True
-        returns[episode] = 0.0
-        h[slot] = c[slot] = 0.0
-        slot_params[slot] = params[episode]
-        rngs[slot] = np.random.default_rng([noise_seed, seeds[episode]])
-        if actions_out is not None:
-            actions_out[episode] = []
-
-    def crashed(worker):
-        nonlocal crashes
-        crashes += 1
-        if crashes > max_crashes:
-            bar.close()
-            raise WorldModelsError(
-                f"env workers crashed {crashes} times in a row; {len(done)} finished episodes "
-                "are kept: re-run the same command to continue"
-            )
-        lost = [episode_of[s] for s in pool.slots_of(worker) if episode_of[s] >= 0]
-        bar.write(f"env worker {worker} crashed; redoing episode(s) "
-                  f"{', '.join(map(str, lost))}")
-        pool.restart(worker)
-        for waiting_workers in waiting:
-            waiting_workers.discard(worker)
-        for slot in pool.slots_of(worker):
-            if episode_of[slot] >= 0:
-                start(slot, episode_of[slot])
-
-    def finish(slot):
-        nonlocal crashes
-        episode = episode_of[slot]
-        done[episode] = float(returns[episode])
-        crashes = 0
-        bar.update(1)
-        if on_episode is not None:
-            on_episode(episode, done[episode])
-        episode_of[slot] = -1
-        if pending:
-            start(slot, pending.pop())
-
-    for slot in pool.spread()[:len(pending)]:
-        start(slot, pending.pop())
-    while any(e >= 0 for e in episode_of):
-        for g, slots in enumerate(groups):
-            if waiting[g]:
-                results, dead = pool.receive(sorted(waiting[g]))
-                waiting[g] = set()
-                for slot, result in results.items():
-                    if episode_of[slot] < 0:
-                        continue
-                    if resetting[slot]:
-                        frames[slot], resetting[slot] = result, False
-                        continue
-                    frame, reward, terminated, truncated = result
-                    frames[slot] = frame
-                    returns[episode_of[slot]] += reward
-                    if terminated or truncated:
-                        finish(slot)
-                for worker in dead:
-                    crashed(worker)
-            ops = {}
-            thinking = [(row, slot) for row, slot in enumerate(slots)
-                        if episode_of[slot] >= 0 and not resetting[slot]]
-            if thinking:
-                eps = np.zeros((len(slots), z_size), np.float32)
-                for row, slot in thinking:
-                    eps[row] = rngs[slot].standard_normal(z_size)
-                actions, h_new, c_new = step(frames[slots], h[slots], c[slots],
-                                             slot_params[slots], eps)
-                actions, h_new, c_new = actions.numpy(), h_new.numpy(), c_new.numpy()
-                for row, slot in thinking:
-                    h[slot], c[slot] = h_new[row], c_new[row]
-                    ops[slot] = ("step", actions[row])
-                    if actions_out is not None:
-                        actions_out[episode_of[slot]].append(actions[row])
-            for slot in slots:
-                if episode_of[slot] >= 0 and resetting[slot]:
-                    ops[slot] = ("reset", seeds[episode_of[slot]])
-            if ops:
-                sent, dead = pool.send(ops)
-                waiting[g] = sent
-                for worker in dead:
-                    crashed(worker)
-    bar.close()
     return returns

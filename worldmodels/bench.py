@@ -363,61 +363,50 @@ def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log,
 # the real env
 
 
-def _replay(jobs) -> int:
-    """Step episodes with recorded actions: the env's own work, no model."""
-    from worldmodels.env import make_env
-
-    env_id, max_steps, episodes = jobs
-    env = make_env(env_id, max_steps)
-    steps = 0
-    for seed, actions in episodes:
-        env.reset(seed=seed)
-        for action in actions:
-            env.step(action)
-            steps += 1
-    env.close()
-    return steps
-
-
-def bench_real(workers: int, episodes: int, max_steps: int, log,
-               envs_per_worker: int | None = None) -> list[Row]:
-    from worldmodels.agent import make_agent_step, run_real_episodes
+def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
+    """The agent (untrained V, M and C of the paper's sizes, some gas so the car drives) over
+    ``episodes`` real episodes on ``workers`` local worker processes, against the same worker
+    processes replaying the recorded actions on the same tracks with no model. Both are timed
+    after their workers have started and built what they hold."""
+    from worldmodels.agent import EPISODES_PER_TASK, AgentSetup, run_real_episodes, warm_up
     from worldmodels.controller import Controller
-    from worldmodels.env import EnvPool
+    from worldmodels.env import EnvSetup, replay_episodes
     from worldmodels.rnn import MDNRNN
     from worldmodels.vae import ConvVAE
+    from worldmodels.workers import LocalBackend
 
     env_id = "CarRacing-v3"
-    vae, rnn = ConvVAE(32), MDNRNN(32, 256, 5)
     spec = Controller("zh", 32, 256)
-    step = make_agent_step(vae, rnn, spec)
+    world = {"vae": ConvVAE(32), "rnn": MDNRNN(32, 256, 5), "z_size": 32, "hidden_size": 256}
+    setup = AgentSetup.from_world(world, spec, env_id, max_steps, noise_seed=0)
     rng = np.random.default_rng(0)
     params = rng.normal(0, 0.1, (episodes, spec.param_count)).astype(np.float32)
     params[:, -2] += 1.0  # some gas, so that the car drives
     seeds = [10_000 + i for i in range(episodes)]
-    with EnvPool(env_id, 5, workers) as pool:  # trace the model outside the timing
-        run_real_episodes(pool, step, params[:2], seeds[:2], 32, 256, 0, progress=False)
     actions: dict = {}
-    started = time.perf_counter()
-    with EnvPool(env_id, max_steps, workers, *([envs_per_worker] if envs_per_worker else [])
-                 ) as pool:
-        run_real_episodes(pool, step, params, seeds, 32, 256, 0, progress=False,
-                          actions_out=actions)
-    wall = time.perf_counter() - started
+    with LocalBackend(workers) as backend:
+        list(backend.run(warm_up, dict.fromkeys(range(workers)), shared=setup))
+        started = time.perf_counter()
+        run_real_episodes(backend, setup, params, seeds, progress=False, actions_out=actions)
+        wall = time.perf_counter() - started
     steps = sum(len(a) for a in actions.values())
-    jobs = [(env_id, max_steps, [(seeds[e], actions[e]) for e in range(episodes)
-                                 if e % workers == k]) for k in range(workers)]
-    started = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        raw_steps = sum(pool.map(_replay, jobs))
-    raw_wall = time.perf_counter() - started
-    assert raw_steps == steps
+    tasks = {start: [(seeds[e], actions[e]) for e in range(start, min(start + EPISODES_PER_TASK,
+                                                                      episodes))]
+             for start in range(0, episodes, EPISODES_PER_TASK)}
+    envs = EnvSetup(env_id, max_steps, EPISODES_PER_TASK)
+    with LocalBackend(workers) as backend:
+        list(backend.run(replay_episodes, {w: [(0, [])] for w in range(workers)}, shared=envs))
+        started = time.perf_counter()
+        raw_steps = sum(n for _, n in backend.run(replay_episodes, tasks, shared=envs))
+        raw_wall = time.perf_counter() - started
+    assert raw_steps == steps, f"replayed {raw_steps} steps of {steps}"
     log(f"real: agent {steps / wall:.0f} steps/s, replay without model "
         f"{raw_steps / raw_wall:.0f} steps/s")
     return [_ratio_row("real: V+M+C wall time vs raw env stepping", wall, raw_wall, "s",
                        goal_max=1.2,
-                       detail=f"{workers} processes, {episodes} episodes x {max_steps} steps; "
-                              "the raw run replays the same actions on the same tracks")]
+                       detail=f"{workers} processes, {episodes} episodes x {max_steps} steps, "
+                              f"{EPISODES_PER_TASK} per task; the raw run replays the same "
+                              "actions on the same tracks")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,11 +438,6 @@ def measure(target: str, quick: bool, workers: int, root: Path, log=print) -> li
         return bench_dream(64, 16, 1000, scale["naive_steps"], log,
                            generations=scale["generations"])
     if target == "real":
-        # As `evaluate --where real` runs it: TensorFlow on one thread beside the env processes.
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
         return bench_real(workers, scale["real_episodes"], scale["real_steps"], log)
     raise ValueError(f"unknown target {target!r}")
 

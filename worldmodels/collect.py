@@ -1,10 +1,7 @@
-"""Collection of rollouts: worker processes each run whole episodes and write their own file."""
+"""Collection of rollouts: workers (``worldmodels.workers``) each run whole episodes."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -52,24 +49,37 @@ def run_episode(env_id: str, max_steps: int, policy_name: str, seed: int) -> dic
     }
 
 
-def _collect_one(task) -> tuple[int, float, int]:
+def collect_task(_, task) -> tuple:
+    """A worker task: one episode. With a directory, the worker writes the episode file and
+    returns (return, length, None); without (Ray with no shared filesystem), it returns the
+    arrays too, for the driver to write."""
     directory, index, seed, config = task
     episode = run_episode(config.env_id, config.max_steps, config.policy, seed)
     total = float(episode["rewards"].sum())
+    if directory is None:
+        return total, len(episode["actions"]), episode
+    _write(directory, index, seed, config, episode)
+    return total, len(episode["actions"]), None
+
+
+def _write(directory: Path, index: int, seed: int, config: CollectConfig, episode: dict) -> None:
     write_episode(
         episode_path(directory, index), **episode,
         env_id=config.env_id, seed=seed, policy=config.policy,
-        length=len(episode["actions"]), **{"return": total},
+        length=len(episode["actions"]), **{"return": float(episode["rewards"].sum())},
     )
-    return index, total, len(episode["actions"])
 
 
 def collect(directory: Path, config: CollectConfig, seed: int, progress: bool = True,
-            max_restarts: int = 3) -> dict:
+            max_restarts: int = 3, ray_address: str | None = None) -> dict:
     """Collect ``config.episodes`` episodes into ``directory``, keeping every episode already
-    written (a killed run resumes where it stopped). A crashed worker is replaced and its
-    episodes redone; after ``max_restarts`` crashes with no episode finished in between, the
-    run stops with an error (the finished episodes stay on disk)."""
+    written (a killed run resumes where it stopped). Episodes run on local worker processes,
+    which write their own files, or on Ray with ``ray_address``, whose workers send the arrays
+    back for this process to write. A crashed worker is replaced and its episode redone; after
+    ``max_restarts`` crashes with no episode finished in between, the run stops with an error
+    (the finished episodes stay on disk)."""
+    from worldmodels.workers import WorkerCrashes, make_backend
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.tmp*"):
@@ -77,30 +87,34 @@ def collect(directory: Path, config: CollectConfig, seed: int, progress: bool = 
     seeds = episode_seeds(seed, config.episodes)
     done = {int(p.stem.split("_")[1]) for p in list_episodes(directory)}
     pending = {i: s for i, s in enumerate(seeds) if i not in done}
-    workers = min(default_workers(config.workers), max(1, len(pending)))
-    returns, lengths, crashes = [], [], 0
+    workers = config.workers if ray_address else min(default_workers(config.workers),
+                                                     max(1, len(pending)))
+    returns, lengths = [], []
     bar = tqdm(total=config.episodes, initial=len(done), desc="collect", unit="ep",
                disable=not progress)
-    while pending:
-        try:
-            for index, total, length in _run_pool(directory, pending, config, workers):
-                del pending[index]
+    try:
+        with make_backend(workers, ray_address) as backend:
+            workers = backend.workers
+            here = None if backend.name == "ray" else directory
+            tasks = {i: (here, i, s, config) for i, s in sorted(pending.items())}
+            crashed = lambda worker, index: bar.write(  # noqa: E731
+                f"a worker crashed; restarting and redoing episode {index}")
+            for index, (total, length, episode) in backend.run(
+                    collect_task, tasks, max_crashes=max_restarts, on_crash=crashed):
+                if episode is not None:
+                    _write(directory, index, seeds[index], config, episode)
                 returns.append(total)
                 lengths.append(length)
-                crashes = 0
                 bar.update(1)
                 bar.set_postfix(ret=f"{np.mean(returns):.1f}")
-        except BrokenProcessPool:
-            crashes += 1
-            if crashes > max_restarts:
-                bar.close()
-                raise WorldModelsError(
-                    f"collection workers crashed {crashes} times in a row; "
-                    f"{config.episodes - len(pending)} finished episodes are saved in "
-                    f"{directory}: re-run the same command to continue"
-                ) from None
-            bar.write(f"a worker crashed; restarting and redoing {len(pending)} episodes")
-    bar.close()
+    except WorkerCrashes as error:
+        raise WorldModelsError(
+            f"collection workers crashed {error.crashes} times in a row; "
+            f"{len(list_episodes(directory))} finished episodes are saved in {directory}: "
+            "re-run the same command to continue"
+        ) from None
+    finally:
+        bar.close()
     return {
         "episodes": len(list_episodes(directory)),
         "collected": len(returns),
@@ -108,14 +122,3 @@ def collect(directory: Path, config: CollectConfig, seed: int, progress: bool = 
         "mean_length": float(np.mean(lengths)) if lengths else float("nan"),
         "workers": workers,
     }
-
-
-def _run_pool(directory: Path, pending: dict, config: CollectConfig, workers: int):
-    """Yield (index, return, length) as episodes finish; raises BrokenProcessPool if a worker
-    dies."""
-    context = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = [pool.submit(_collect_one, (directory, i, s, config))
-                   for i, s in sorted(pending.items())]
-        for future in as_completed(futures):
-            yield future.result()

@@ -17,7 +17,8 @@ from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, RealScorer
 
 def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
              where: str, config: EvaluateConfig, seed: int, progress: bool = True,
-             partial_path: Path | None = None, variant: str = "zh") -> dict:
+             partial_path: Path | None = None, variant: str = "zh",
+             ray_address: str | None = None) -> dict:
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
     from ``seed``, disjoint from collection and training seeds. In the real env, each finished
     episode is saved to ``partial_path`` and a re-run skips the episodes found there."""
@@ -38,13 +39,14 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
                       burn_in=burn_in)
     else:
         scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path,
-                                spec)
+                                spec, ray_address)
     scores = np.asarray(scores, dtype=float)
     result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist())
     return result
 
 
-def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, spec):
+def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, spec,
+                   ray_address):
     key = {"seeds": seeds, "params": params[0].tolist()}
     done = {}
     if partial_path is not None and Path(partial_path).exists():
@@ -58,17 +60,23 @@ def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, s
             write_json(partial_path, {"key": key, "scores": done})
 
     return run_real(world, spec, params, seeds, config, seed, progress, "evaluate", dict(done),
-                    save)
+                    save, ray_address)
 
 
-def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_episode):
-    """Episodes of ``params`` on the tracks of ``seeds`` over a fresh pool of env processes
-    (``config``: env_id, max_steps, workers); episodes in ``done`` are not run again."""
-    from worldmodels.env import EnvPool, default_workers
+def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_episode,
+             ray_address: str | None = None):
+    """Episodes of ``params`` on the tracks of ``seeds`` (``config``: env_id, max_steps,
+    workers) on local worker processes, or on Ray with ``ray_address``; episodes in ``done``
+    are not run again."""
+    from worldmodels.agent import EPISODES_PER_TASK
+    from worldmodels.env import default_workers
+    from worldmodels.workers import make_backend
 
-    workers = min(default_workers(config.workers), len(seeds))
-    with EnvPool(config.env_id, config.max_steps, workers) as pool:
-        scorer = RealScorer(world, pool, seed, progress=progress, controller=spec)
+    tasks = -(-len(seeds) // EPISODES_PER_TASK)
+    workers = config.workers if ray_address else min(default_workers(config.workers), tasks)
+    with make_backend(workers, ray_address) as backend:
+        scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps,
+                            progress=progress, controller=spec)
         return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode)
 
 

@@ -48,23 +48,23 @@ class DreamScorer:
 
 class RealScorer:
     """Mean real-env return of candidates over ``trials`` tracks each; the tracks of a
-    generation are shared by all candidates and differ between generations."""
+    generation are shared by all candidates and differ between generations. Episodes run on
+    ``backend`` (``worldmodels.workers``), each worker with its own V and M."""
 
-    def __init__(self, world: dict, pool, seed: int, progress: bool = False, controller=None):
-        from worldmodels.agent import make_agent_step
+    def __init__(self, world: dict, backend, seed: int, env_id: str, max_steps: int,
+                 progress: bool = False, controller=None):
+        from worldmodels.agent import AgentSetup
 
-        self.world, self.pool, self.seed, self.progress = world, pool, seed, progress
-        self.step = make_agent_step(world["vae"], world["rnn"], controller)
+        self.backend, self.seed, self.progress = backend, seed, progress
+        self.setup = AgentSetup.from_world(world, controller, env_id, max_steps, seed)
 
     def run(self, params: np.ndarray, seeds: list[int], desc: str = "real", done=None,
             on_episode=None) -> np.ndarray:
         from worldmodels.agent import run_real_episodes
 
-        return run_real_episodes(
-            self.pool, self.step, params.astype(np.float32), seeds, self.world["z_size"],
-            self.world["hidden_size"], self.seed, progress=self.progress, desc=desc,
-            done=done, on_episode=on_episode,
-        )
+        return run_real_episodes(self.backend, self.setup, params.astype(np.float32), seeds,
+                                 progress=self.progress, desc=desc, done=done,
+                                 on_episode=on_episode)
 
     def check(self, best: np.ndarray, mean: np.ndarray, episodes: int) -> tuple[float, float]:
         """Mean real return of the ``best`` and the ``mean`` controllers, each over the same

@@ -13,6 +13,7 @@ run with ``WorkerCrashes``; the results already yielded are the caller's to keep
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import traceback
 from collections import deque
 from multiprocessing.connection import wait
@@ -32,28 +33,33 @@ class TaskFailed(WorldModelsError):
     """A task raised an exception in its worker (not a crash: re-running would fail again)."""
 
 
-def run_task(cache: dict, fn, shared, args):
+def run_task(cache: dict, fn, shared, args, shared_key=None):
     """Run one task in a worker, building ``shared``'s state when the worker lacks it; the
-    cache holds one state at a time (a new run's models replace the old)."""
-    state = None
+    cache holds one state at a time (a new run's models replace the old). ``shared`` may be
+    left out (None) when the worker already holds the state of ``shared_key``."""
     if shared is not None:
-        if shared.key not in cache:
+        shared_key = shared.key
+    state = None
+    if shared_key is not None:
+        if shared_key not in cache:
             cache.clear()
-            cache[shared.key] = shared.build()
-        state = cache[shared.key]
+            cache[shared_key] = shared.build()
+        state = cache[shared_key]
     return fn(state, args)
 
 
 def _serve(connection) -> None:
-    """A local worker: answer each (key, fn, shared, args) with (key, ok, result)."""
+    """A local worker: answer each (key, fn, shared key, shared or None, args) with (key, ok,
+    result)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before a task imports TensorFlow
     cache: dict = {}
     while True:
         message = connection.recv()
         if message is None:
             break
-        key, fn, shared, args = message
+        key, fn, shared_key, shared, args = message
         try:
-            reply = (key, True, run_task(cache, fn, shared, args))
+            reply = (key, True, run_task(cache, fn, shared, args, shared_key))
         except WorldModelsError as error:
             reply = (key, False, str(error))
         except Exception:  # noqa: BLE001 - shown to the user with its traceback
@@ -114,7 +120,8 @@ class LocalBackend:
                         key, args = pending.popleft()
                         send = shared if self._holds[worker] != _key_of(shared) else None
                         try:
-                            self._connections[worker].send((key, fn, send, args))
+                            self._connections[worker].send(
+                                (key, fn, _key_of(shared), send, args))
                         except OSError:
                             pass  # found dead below, through its sentinel
                         self._holds[worker] = _key_of(shared)

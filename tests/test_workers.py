@@ -1,0 +1,49 @@
+"""The local backend: worker processes that run tasks keyed by key, and what they report."""
+
+import numpy as np
+import pytest
+
+from worldmodels.collect import collect_task, run_episode
+from worldmodels.config import CollectConfig
+from worldmodels.env import EnvSetup, replay_episodes
+from worldmodels.errors import WorldModelsError
+from worldmodels.workers import LocalBackend, TaskFailed, make_backend
+
+
+def test_tasks_come_back_under_their_keys_with_the_results_of_a_plain_run():
+    config = CollectConfig(episodes=3, max_steps=15, workers=2)
+    seeds = {"a": 11, "b": 12, "c": 13}
+    with LocalBackend(2) as backend:
+        results = dict(backend.run(collect_task, {k: (None, i, s, config)
+                                                   for i, (k, s) in enumerate(seeds.items())}))
+    assert sorted(results) == ["a", "b", "c"]
+    for key, seed in seeds.items():
+        total, length, episode = results[key]
+        expected = run_episode(config.env_id, config.max_steps, config.policy, seed)
+        for name in ("frames", "actions", "rewards"):
+            np.testing.assert_array_equal(episode[name], expected[name])
+        assert length == 15 and total == pytest.approx(float(expected["rewards"].sum()))
+
+
+def test_replay_steps_every_recorded_action_on_workers_that_keep_their_envs():
+    envs = EnvSetup("CarRacing-v3", 30, envs=2)
+    tasks = {0: [(5, np.zeros((12, 3), np.float32)), (6, np.ones((7, 3), np.float32))],
+             1: [(7, np.zeros((3, 3), np.float32))]}
+    with LocalBackend(2) as backend:
+        assert dict(backend.run(replay_episodes, tasks, shared=envs)) == {0: 19, 1: 3}
+        assert dict(backend.run(replay_episodes, {2: tasks[1]}, shared=envs)) == {2: 3}
+
+
+def test_an_error_in_a_task_stops_the_run_with_its_message():
+    config = CollectConfig(episodes=1, max_steps=5, policy="no-such-policy")
+    with LocalBackend(1) as backend:
+        with pytest.raises(TaskFailed, match="unknown policy 'no-such-policy'"):
+            list(backend.run(collect_task, {0: (None, 0, 1, config)}))
+        # The worker survives its task's error and serves the next run.
+        assert dict(backend.run(replay_episodes, {0: [(5, np.zeros((2, 3)))]},
+                                shared=EnvSetup("CarRacing-v3", 5))) == {0: 2}
+
+
+def test_the_local_backend_refuses_zero_workers():
+    with pytest.raises(WorldModelsError, match="workers must be >= 1"):
+        make_backend(0)
