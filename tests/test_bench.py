@@ -1,6 +1,7 @@
 """The benchmark's measurements at a tiny scale (the figures themselves are machine-dependent;
 these check that each measurement runs the real thing and reports a consistent row), and the
-machinery the performance work added: the pipelined env pool and the reader thread."""
+machinery the performance work added: real episodes on worker processes and the reader
+thread."""
 
 import json
 
@@ -47,6 +48,15 @@ def test_bench_dream_and_real_on_tiny_runs():
     assert len(rows) == 3
     for row in rows:
         _check(row)
+
+
+def test_bench_ray_collect_on_a_tiny_run(tmp_path):
+    pytest.importorskip("ray")
+    rows = bench.bench_ray_collect(tmp_path, workers=2, episodes=2, max_steps=15, log=print)
+    assert len(rows) == 1 and rows[0].unit == "frames/s"
+    _check(rows[0])
+    for backend in ("local", "ray"):  # both collected every episode
+        assert len(list((tmp_path / "data" / f"bench-{backend}" / "rollouts").glob("*.h5"))) == 2
 
 
 def test_real_episodes_do_not_depend_on_the_workers_or_on_resuming():

@@ -50,6 +50,9 @@ def test_evaluate_writes_scores_json(smoke_run):
     assert real["where"] == "real" and real["episodes"] == 2 == len(real["scores"])
     assert np.isclose(real["mean"], np.mean(real["scores"]))
     assert len(set(real["seeds"])) == 2
+    controller = json.loads((root / "results/smoke/controller-dream/manifest.json").read_text())
+    assert real["controller_run_id"] == controller["run_id"]
+    assert real["code"] is None or len(real["code"]) >= 12  # a commit, where run from git
     dream = json.loads((evaluations / "dream-dream-best.json").read_text())
     assert dream["where"] == "dream" and "temperature" in dream
     assert "±" in outputs["evaluate"].splitlines()[-1]

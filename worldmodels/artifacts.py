@@ -156,6 +156,25 @@ def begin_stage(directory: Path, stage: str, config: dict, seed: int, inputs: di
     return start_manifest(directory, stage, config, seed, inputs), "new"
 
 
+def code_commit() -> str | None:
+    """The git commit of the checkout this package runs from ("+changes" when it has
+    uncommitted changes), or None outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                                capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no", "--", "worldmodels"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return commit.stdout.strip() + ("+changes" if dirty else "")
+
+
 def start_manifest(directory: Path, stage: str, config: dict, seed: int, inputs: dict) -> dict:
     """Write the provenance of a stage about to run; returns the manifest."""
     manifest = {

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-TARGETS = ("startup", "collect", "stream", "memory", "dream", "real")
+TARGETS = ("startup", "collect", "stream", "memory", "dream", "real", "ray-collect")
 
 
 @dataclass
@@ -129,6 +129,38 @@ def bench_collect(root: Path, workers: int, episodes: int, max_steps: int, log) 
                        "frames/s", goal_min=0.9,
                        detail=f"{workers} processes, {episodes} episodes x {max_steps} steps, "
                               f"policy {config.policy}")]
+
+
+def bench_ray_collect(root: Path, workers: int, episodes: int, max_steps: int, log
+                      ) -> list[Row]:
+    """`collect` on a private local Ray instance against the local backend: the same episodes,
+    the same number of workers. Ray starts before the timing (as a cluster is up before a
+    run); the worker processes of both start inside it. Ray's workers send each episode back
+    and this process writes it; local workers write their own files."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        log("ray-collect: skipped, Ray is not installed (pip install 'worldmodels[ray]')")
+        return []
+    from worldmodels.collect import collect
+    from worldmodels.config import CollectConfig
+    from worldmodels.ray_backend import RayBackend
+    from worldmodels.store import episode_length, list_episodes
+
+    config = CollectConfig(episodes=episodes, max_steps=max_steps, workers=workers)
+    rates = {}
+    with RayBackend("local", workers):
+        for backend, address in (("local", None), ("ray", "local")):
+            directory = root / "data" / f"bench-{backend}" / "rollouts"
+            started = time.perf_counter()
+            collect(directory, config, 0, progress=False, ray_address=address)
+            wall = time.perf_counter() - started
+            rates[backend] = sum(episode_length(p) for p in list_episodes(directory)) / wall
+    log(f"ray-collect: Ray {rates['ray']:.0f} frames/s, local {rates['local']:.0f} frames/s")
+    return [_ratio_row("collect: Ray frames/s vs local backend frames/s", rates["ray"],
+                       rates["local"], "frames/s", goal_min=0.9,
+                       detail=f"{workers} workers, {episodes} episodes x {max_steps} steps, "
+                              "a private local Ray instance started before the timing")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,6 +471,9 @@ def measure(target: str, quick: bool, workers: int, root: Path, log=print) -> li
                            generations=scale["generations"])
     if target == "real":
         return bench_real(workers, scale["real_episodes"], scale["real_steps"], log)
+    if target == "ray-collect":
+        return bench_ray_collect(root, workers, scale["collect_episodes"],
+                                 scale["collect_steps"], log)
     raise ValueError(f"unknown target {target!r}")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import Layout, read_json, write_json
+from worldmodels.artifacts import VERSION, Layout, code_commit, read_json, write_json
 from worldmodels.collect import episode_seeds
 from worldmodels.config import EvaluateConfig
 from worldmodels.controller import Controller
@@ -30,7 +30,10 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
     result = {"env": config.env_id, "where": where, "episodes": config.episodes,
               "controller": str(directory), "params": params_name, "variant": variant,
-              "seeds": seeds}
+              # Real scores depend on float-level details of the code: say which code and
+              # which trained controller made them.
+              "controller_run_id": controller_manifest.get("run_id"), "version": VERSION,
+              "code": code_commit(), "seeds": seeds}
     if where == "dream":
         scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec)
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)

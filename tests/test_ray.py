@@ -1,0 +1,143 @@
+"""The Ray backend on a private local Ray instance: the results of the local backend under the
+same keys, shared state built once per Ray worker process, a task's own error reported and
+not re-run, a killed worker's task re-run by Ray, and one-line errors where Ray is missing or
+a cluster cannot be reached."""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldmodels.collect import run_episode
+from worldmodels.errors import WorldModelsError
+from worldmodels.ray_backend import RayBackend  # imports Ray only when constructed
+from worldmodels.workers import LocalBackend, TaskFailed, WorkerCrashes, make_backend
+
+ray = pytest.importorskip("ray")
+
+# Ray workers import a pickled function's module by name, and a test module is importable
+# there only when the tests run from the repository root; by value it works from anywhere.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _episode(state, args):
+    seed, steps = args
+    return run_episode("CarRacing-v3", steps, "pilot", seed)
+
+
+class _PidState:
+    """Shared state that tells which process built it and which build it is."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def build(self):
+        return os.getpid(), os.urandom(8).hex()
+
+
+def _pid_and_state(state, args):
+    return os.getpid(), state
+
+
+def _fail(state, marker):
+    with open(marker, "a") as file:
+        file.write("ran\n")
+    raise WorldModelsError("no track for seed 7")
+
+
+def _die_once(state, args):
+    """Kill this worker process the first time the task runs (its marker is missing)."""
+    marker, value = args
+    if marker is not None and not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value * 10
+
+
+def _die(state, args):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    with RayBackend("local", 2) as backend:
+        yield backend
+    assert not ray.is_initialized()
+
+
+def test_ray_and_local_backends_give_the_same_episodes_under_the_same_keys(backend):
+    # The first task is three times longer, so it finishes after tasks handed out later.
+    tasks = {"c": (3, 60), "a": (1, 20), "d": (4, 20), "b": (2, 20)}
+    on_ray = dict(backend.run(_episode, tasks))
+    with LocalBackend(2) as local_backend:
+        on_local = dict(local_backend.run(_episode, tasks))
+    assert sorted(on_ray) == sorted(on_local) == ["a", "b", "c", "d"]
+    for key, (seed, steps) in tasks.items():
+        assert len(on_ray[key]["actions"]) == steps
+        for name in ("frames", "actions", "rewards", "terminations"):
+            np.testing.assert_array_equal(on_ray[key][name], on_local[key][name])
+        on_ray[key]["frames"][0] = 0  # results come back as writable arrays
+
+
+def test_shared_state_is_built_once_per_worker_process_and_kept_across_runs(backend):
+    first = dict(backend.run(_pid_and_state, dict.fromkeys(range(12)), shared=_PidState("v1")))
+    second = dict(backend.run(_pid_and_state, dict.fromkeys(range(6)), shared=_PidState("v1")))
+    builds = {}  # pid -> the states its tasks saw
+    for pid, state in [*first.values(), *second.values()]:
+        assert state[0] == pid, "state built in another process"
+        builds.setdefault(pid, set()).add(state)
+    assert all(len(states) == 1 for states in builds.values()), builds
+    assert len(builds) <= 2 + 1  # two CPUs; a spare worker Ray may start
+    third = dict(backend.run(_pid_and_state, dict.fromkeys(range(4)), shared=_PidState("v2")))
+    assert not {state for _, state in third.values()} & set.union(*builds.values())
+
+
+def test_an_error_in_a_task_stops_the_run_with_its_message_and_is_not_retried(
+        backend, tmp_path):
+    marker = tmp_path / "runs"
+    with pytest.raises(TaskFailed, match="no track for seed 7"):
+        list(backend.run(_fail, {0: str(marker)}))
+    assert marker.read_text() == "ran\n"
+    assert dict(backend.run(_die_once, {0: (None, 1)})) == {0: 10}
+
+
+def test_a_killed_worker_task_is_retried_with_no_result_lost_or_repeated(backend, tmp_path):
+    dies = {1, 4}
+    tasks = {k: (str(tmp_path / f"{k}") if k in dies else None, k) for k in range(6)}
+    crashes = []
+    results = list(backend.run(_die_once, tasks, max_crashes=2,
+                               on_crash=lambda worker, key: crashes.append((worker, key))))
+    assert sorted(results) == [(k, 10 * k) for k in range(6)]
+    assert sorted(crashes) == [(None, 1), (None, 4)]
+
+
+def test_a_task_whose_worker_always_dies_ends_the_run_with_worker_crashes(backend):
+    with pytest.raises(WorkerCrashes) as error:
+        list(backend.run(_die, {0: None}, max_crashes=1))
+    assert error.value.crashes == 2
+    assert dict(backend.run(_die_once, {0: (None, 2)})) == {0: 20}
+
+
+def test_a_running_ray_session_is_joined_and_left_running(backend):
+    for address in ("local", "auto"):
+        with make_backend(None, address) as joined:
+            assert joined.name == "ray" and joined.workers == 2
+    assert ray.is_initialized()
+    with make_backend(5, "local") as joined:
+        assert joined.workers == 5
+    assert dict(backend.run(_die_once, {0: (None, 3)})) == {0: 30}
+
+
+def test_an_unreachable_cluster_is_one_line_error():
+    with pytest.raises(WorldModelsError, match=r"^cannot reach a Ray cluster at 127\.0\.0\.1:1: "
+                                               r"[^\n]+$"):
+        RayBackend("127.0.0.1:1", 1)
+
+
+def test_without_ray_the_backend_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(WorldModelsError, match=r"^[^\n]*pip install 'worldmodels\[ray\]'$"):
+        make_backend(2, "local")
