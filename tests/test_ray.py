@@ -1,9 +1,12 @@
 """The Ray backend on a private local Ray instance: the results of the local backend under the
 same keys, shared state built once per Ray worker process, a task's own error reported and
-not re-run, a killed worker's task re-run by Ray, and one-line errors where Ray is missing or
-a cluster cannot be reached."""
+not re-run, a killed worker's task re-run by Ray, one-line errors where Ray is missing or a
+cluster cannot be reached; and the stages that take --ray-address give on Ray what they give
+on local workers."""
 
+import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -11,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import common, invoke
 from worldmodels.collect import run_episode
 from worldmodels.errors import WorldModelsError
 from worldmodels.ray_backend import RayBackend  # imports Ray only when constructed
+from worldmodels.store import list_episodes, read_episode
 from worldmodels.workers import LocalBackend, TaskFailed, WorkerCrashes, make_backend
 
 ray = pytest.importorskip("ray")
@@ -75,7 +80,7 @@ def test_ray_and_local_backends_give_the_same_episodes_under_the_same_keys(backe
     with LocalBackend(2) as local_backend:
         on_local = dict(local_backend.run(_episode, tasks))
     assert sorted(on_ray) == sorted(on_local) == ["a", "b", "c", "d"]
-    for key, (seed, steps) in tasks.items():
+    for key, (_, steps) in tasks.items():
         assert len(on_ray[key]["actions"]) == steps
         for name in ("frames", "actions", "rewards", "terminations"):
             np.testing.assert_array_equal(on_ray[key][name], on_local[key][name])
@@ -141,3 +146,69 @@ def test_without_ray_the_backend_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(WorldModelsError, match=r"^[^\n]*pip install 'worldmodels\[ray\]'$"):
         make_backend(2, "local")
+
+
+# ---------------------------------------------------------------------------------------------
+# the stages with --ray-address (joining the module's Ray instance, as `local` does when this
+# process already has one) against the same stages on local worker processes
+
+
+@pytest.fixture
+def ray_runs(backend, monkeypatch):
+    """The task functions the stages ran on Ray (the real runs, only recorded)."""
+    runs = []
+    run = RayBackend.run
+
+    def recorded(self, fn, tasks, *args, **kwargs):
+        runs.append(fn.__name__)
+        yield from run(self, fn, tasks, *args, **kwargs)
+
+    monkeypatch.setattr(RayBackend, "run", recorded)
+    return runs
+
+
+def test_collect_on_ray_writes_the_episodes_of_the_local_backend(ray_runs, tmp_path):
+    args = ("--episodes", "3", "--max-steps", "25")
+    invoke("collect", *common(tmp_path / "local"), *args)
+    invoke("collect", *common(tmp_path / "ray"), *args, "--ray-address", "local")
+    assert ray_runs == ["collect_task"]
+    local, on_ray = (list_episodes(tmp_path / where / "data/smoke/rollouts")
+                     for where in ("local", "ray"))
+    assert [p.name for p in local] == [p.name for p in on_ray] and len(local) == 3
+    for x, y in zip(map(read_episode, local), map(read_episode, on_ray)):
+        for name in ("frames", "actions", "rewards", "terminations"):
+            np.testing.assert_array_equal(x[name], y[name])
+        assert x["attrs"]["seed"] == y["attrs"]["seed"]
+
+
+def _results_copy(smoke_run, tmp_path, name):
+    root, _ = smoke_run
+    shutil.copytree(root / "results" / "smoke", tmp_path / name / "smoke")
+    return ["--preset", "smoke", "--name", "smoke", "--data-dir", root / "data",
+            "--results-dir", tmp_path / name, "--seed", 0]
+
+
+def test_evaluate_real_on_ray_scores_what_local_workers_score(smoke_run, ray_runs, tmp_path):
+    args = _results_copy(smoke_run, tmp_path, "ray")
+    local = json.loads((smoke_run[0] / "results/smoke/evaluate/real-dream-best.json")
+                       .read_text())  # written by the fixture on local workers
+    invoke("evaluate", *args, "--where", "real", "--ray-address", "local", "--force")
+    assert ray_runs == ["run_agent_episodes"]
+    on_ray = json.loads((tmp_path / "ray/smoke/evaluate/real-dream-best.json").read_text())
+    assert (on_ray["config"], on_ray["seed"]) == (local["config"], local["seed"])
+    assert on_ray["scores"] == local["scores"] and on_ray["seeds"] == local["seeds"]
+
+
+def test_train_controller_real_on_ray_evolves_what_local_workers_evolve(
+        smoke_run, ray_runs, tmp_path):
+    small = ("--where", "real", "--population", "3", "--trials", "1", "--generations", "2",
+             "--max-steps", "20", "--force")
+    invoke("train-controller", *_results_copy(smoke_run, tmp_path, "local"), *small)
+    invoke("train-controller", *_results_copy(smoke_run, tmp_path, "ray"), *small,
+           "--ray-address", "local")
+    assert ray_runs == ["run_agent_episodes"] * 2  # one run per generation
+    local, on_ray = (tmp_path / where / "smoke/controller-real" for where in ("local", "ray"))
+    history = (local / "history.csv").read_text()
+    assert len(history.splitlines()) == 3 and (on_ray / "history.csv").read_text() == history
+    for name in ("best.npy", "mean.npy"):
+        np.testing.assert_array_equal(np.load(on_ray / name), np.load(local / name))

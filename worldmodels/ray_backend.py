@@ -43,6 +43,7 @@ _STATE: dict = {}
 def _execute(fn, shared, args) -> bytes:
     """Run one task in a Ray worker; answer (attempt, ok, result) pickled, where attempt
     counts the times Ray re-ran this task after its worker died."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as local workers, before TensorFlow
     try:
         reply = (True, run_task(_STATE, fn, shared, args))
     except WorldModelsError as error:
