@@ -99,9 +99,16 @@ class RayBackend:
                                include_dashboard=False, **options)
             else:
                 self._ray.init(address=address, **options)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise WorldModelsError(
-                f"cannot start or join Ray at {address!r}: {_first_line(error)}") from None
+        except (ConnectionError, RuntimeError, ValueError,
+                self._ray.exceptions.AuthenticationError) as error:
+            if address == "local":
+                raise WorldModelsError(f"cannot start Ray: {_first_line(error)}") from None
+            refused = not isinstance(error, ValueError)  # a ValueError: a malformed address
+            hint = "" if os.environ.get("RAY_AUTH_MODE") == "token" or not refused else (
+                "; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token "
+                "and its token here (~/.ray/auth_token or RAY_AUTH_TOKEN)")
+            raise WorldModelsError(f"cannot join the Ray cluster at {address}: "
+                                   f"{_first_line(error)}{hint}") from None
         self._started = True
 
     def run(self, fn, tasks: dict, shared=None, max_crashes: int = 3, on_crash=None):
@@ -169,12 +176,11 @@ def _check_reachable(address: str) -> None:
             return
         try:
             address = canonicalize_bootstrap_address("auto")
-        except ConnectionError as error:
-            raise WorldModelsError(f"no Ray cluster to join ('auto'): {_first_line(error)} "
-                                   "Start one with `ray start --head`.") from None
+        except ConnectionError:
+            address = None
         if address is None:
-            raise WorldModelsError("no Ray cluster to join ('auto'): "
-                                   "start one with `ray start --head`")
+            raise WorldModelsError("no Ray cluster found on this machine for 'auto': start one "
+                                   "with `ray start --head`, or give a cluster's address")
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not port.isdigit():
         return  # ray.init reports a malformed address itself
