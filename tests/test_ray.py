@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,12 @@ def _die_once(state, args):
 
 def _die(state, args):
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _interval(state, seconds):
+    started = time.monotonic()  # one clock for every process of this machine
+    time.sleep(seconds)
+    return started, time.monotonic()
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +141,12 @@ def test_a_running_ray_session_is_joined_and_left_running(backend):
     with make_backend(5, "local") as joined:
         assert joined.workers == 5
     assert dict(backend.run(_die_once, {0: (None, 3)})) == {0: 30}
+
+
+def test_a_cluster_with_more_cpus_than_workers_runs_that_many_tasks_at_once(backend):
+    with make_backend(1, "auto") as joined:  # one worker on the instance's two CPUs
+        intervals = sorted(dict(joined.run(_interval, dict.fromkeys(range(3), 0.3))).values())
+    assert all(end <= start for (_, end), (start, _) in zip(intervals, intervals[1:]))
 
 
 def test_an_unreachable_cluster_is_one_line_error():

@@ -81,12 +81,16 @@ class RayBackend:
             raise WorldModelsError(INSTALL) from None
         self._ray = ray
         self._started = False
+        self._shared = (None, None)  # (key, object ref) of the last run's shared object
         if address != "local":
             _check_reachable(address)
         if not ray.is_initialized():
             self._init(address, workers)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         self.workers = workers or max(1, cpus)
+        # Tasks in flight: two per worker keep Ray's queue fed where its CPUs cap how many run
+        # at once; where the cluster has more CPUs than workers, the cap is ours.
+        self._in_flight = self.workers if cpus > self.workers else 2 * self.workers
         self._remote = ray.remote(_execute)
 
     def _init(self, address: str, workers: int | None) -> None:
@@ -113,19 +117,19 @@ class RayBackend:
 
     def run(self, fn, tasks: dict, shared=None, max_crashes: int = 3, on_crash=None):
         """Yield (key, result) for every task of ``tasks`` ({key: args}) as they finish,
-        submitting them in the order of ``tasks``, at most two per worker in flight.
+        submitting them in the order of ``tasks``, ``workers`` running at once.
         ``on_crash(None, key)`` is called once for each time Ray re-ran task ``key`` because
         its worker died (after the fact: Ray retries on its own). A task whose worker died
         ``max_crashes + 1`` times ends the run with ``WorkerCrashes``."""
         ray = self._ray
         remote = self._remote.options(num_cpus=1, max_retries=max_crashes,
                                       retry_exceptions=False)
-        shared_ref = ray.put(shared)  # once per run, read by every task
+        shared_ref = self._put(shared)
         pending = iter(tasks.items())
         running: dict = {}  # ObjectRef -> key
         try:
             while True:
-                for key, args in itertools.islice(pending, 2 * self.workers - len(running)):
+                for key, args in itertools.islice(pending, self._in_flight - len(running)):
                     running[remote.remote(fn, shared_ref, args)] = key
                 if not running:
                     return
@@ -142,6 +146,15 @@ class RayBackend:
             for ref in running:  # a run left early: nothing will read these
                 ray.cancel(ref)
 
+    def _put(self, shared):
+        """``shared`` in Ray's object store, put there once while runs share its key (the
+        generations of a CMA-ES run in the real env share V and M)."""
+        if shared is None:
+            return None
+        if self._shared[0] != shared.key:
+            self._shared = (shared.key, self._ray.put(shared))
+        return self._shared[1]
+
     def _reply(self, ref, max_crashes: int) -> tuple:
         exceptions = self._ray.exceptions
         try:
@@ -155,6 +168,7 @@ class RayBackend:
     def close(self) -> None:
         """Shut Ray down if this object started it; a session it joined is left running."""
         if self._started and self._ray.is_initialized():
+            self._shared = (None, None)
             self._ray.shutdown()
             if self._auth_mode is None:
                 os.environ.pop("RAY_AUTH_MODE", None)
