@@ -13,7 +13,7 @@ from commands.common import friendly_errors, positive
 @click.option("--targets", default="all", show_default=True,
               help="Comma-separated: startup, collect, stream, memory, dream, real (or all).")
 @click.option("--quick", is_flag=True, help="Shorter runs (about 2-3 minutes in all).")
-@click.option("--workers", type=int, help="Env processes (default: one per core).")
+@click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True, help="Where bench.json goes.")
 @friendly_errors

@@ -48,9 +48,9 @@ def friendly_errors(function):
 
 def setup_tensorflow(seed: int, threads: int | None = None) -> None:
     """Quiet TensorFlow's start-up logs and seed Python, NumPy and TensorFlow. ``threads``
-    limits TensorFlow's thread pools: stages that step env processes use 1, because the agent's
-    small batched forward pass gains little from threads, and idle pool threads spinning on the
-    cores slow the env processes down (measured by `worldmodels bench --targets real`)."""
+    limits TensorFlow's thread pools of this process: `train-controller --where real` uses 1,
+    because its work runs in worker processes (each with TensorFlow on one thread, see
+    ``worldmodels.agent``) and idle pool threads here would only take CPU from them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf

@@ -47,7 +47,7 @@ def _temperatures(context, parameter, value):
               help="Episodes in the dream at each temperature and in the real env (default "
                    "from the preset: 2 smoke, 20 small, 100 paper).")
 @click.option("--max-steps", type=int, help="Steps per episode.")
-@click.option("--workers", type=int, help="Env processes for the real env.")
+@click.option("--workers", type=int, help="Worker processes for the real env.")
 @force_option
 @friendly_errors
 def compare_command(preset, name, data_dir, results_dir, seed, variant, params, trained_in,

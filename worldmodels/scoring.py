@@ -1,5 +1,6 @@
 """Scoring controllers: in the dream (batched inside M) or in the real env (batched across a
-pool of env processes). Used by CMA-ES (fitness) and by evaluation."""
+set of worker processes, each running V + M + C beside its envs). Used by CMA-ES (fitness) and
+by evaluation."""
 
 from __future__ import annotations
 
