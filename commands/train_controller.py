@@ -132,7 +132,6 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
 def _run(world, config, seed, directory, spec, ray_address):
     from contextlib import nullcontext
 
-    from worldmodels.env import default_workers
     from worldmodels.evolution import evolve
     from worldmodels.scoring import DreamScorer, RealScorer
     from worldmodels.workers import make_backend
@@ -140,8 +139,7 @@ def _run(world, config, seed, directory, spec, ray_address):
     checking = config.where == "dream" and config.real_every > 0
     backend = nullcontext()
     if config.where == "real" or checking:
-        workers = config.workers if ray_address else default_workers(config.workers)
-        backend = make_backend(workers, ray_address)
+        backend = make_backend(config.workers, ray_address)
     with backend:
         real = None if isinstance(backend, nullcontext) else RealScorer(
             world, backend, seed, config.env_id, config.max_steps, controller=spec)

@@ -97,8 +97,8 @@ class AgentWorker:
         vae.set_weights(list(setup.vae_weights))
         rnn.set_weights(list(setup.rnn_weights))
         self.setup = setup
-        self.step = make_agent_step(vae, rnn, Controller(setup.variant, setup.z_size,
-                                                         setup.hidden_size))
+        self.controller = Controller(setup.variant, setup.z_size, setup.hidden_size)
+        self.step = make_agent_step(vae, rnn, self.controller)
         self.envs = [make_env(setup.env_id, setup.max_steps) for _ in range(EPISODES_PER_TASK)]
 
 
@@ -109,6 +109,13 @@ def limit_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # already started (a worker that built an earlier setup)
+
+
+def episode_tasks(count: int) -> list[list[int]]:
+    """The episodes (indices) of each task of a run of ``count`` episodes: consecutive groups
+    of ``EPISODES_PER_TASK``, always the same for the same count (see the module docstring)."""
+    return [list(range(start, min(start + EPISODES_PER_TASK, count)))
+            for start in range(0, count, EPISODES_PER_TASK)]
 
 
 def batch_rows(alive: int) -> int:
@@ -123,11 +130,10 @@ def batch_rows(alive: int) -> int:
 def warm_up(worker: AgentWorker, _) -> None:
     """A worker task that compiles the agent step for every batch shape a task can use."""
     setup = worker.setup
-    for B in (1, 2, EPISODES_PER_TASK):
-        worker.step(np.zeros((B, 64, 64, 3), np.uint8), np.zeros((B, setup.hidden_size),
-                    np.float32), np.zeros((B, setup.hidden_size), np.float32),
-                    np.zeros((B, Controller(setup.variant, setup.z_size,
-                                            setup.hidden_size).param_count), np.float32),
+    for B in sorted({batch_rows(n) for n in range(1, EPISODES_PER_TASK + 1)}):
+        state = np.zeros((B, setup.hidden_size), np.float32)
+        worker.step(np.zeros((B, 64, 64, 3), np.uint8), state, state,
+                    np.zeros((B, worker.controller.param_count), np.float32),
                     np.zeros((B, setup.z_size), np.float32))
 
 
@@ -186,13 +192,12 @@ def run_real_episodes(backend, setup: AgentSetup, params: np.ndarray, seeds: lis
     returns = np.zeros(len(seeds))
     tasks, members = {}, {}
     record = actions_out is not None
-    for start in range(0, len(seeds), EPISODES_PER_TASK):
-        indices = list(range(start, min(start + EPISODES_PER_TASK, len(seeds))))
+    for indices in episode_tasks(len(seeds)):
         if all(i in done for i in indices):
             continue
         # A task is always run whole, finished episodes included: its shape fixes the floats.
-        tasks[start] = [(seeds[i], params[i], record) for i in indices]
-        members[start] = indices
+        tasks[indices[0]] = [(seeds[i], params[i], record) for i in indices]
+        members[indices[0]] = indices
     bar = tqdm(total=len(seeds), initial=len(done), desc=desc, unit="ep", disable=not progress)
 
     def crashed(worker, task):

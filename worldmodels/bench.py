@@ -400,7 +400,13 @@ def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
     ``episodes`` real episodes on ``workers`` local worker processes, against the same worker
     processes replaying the recorded actions on the same tracks with no model. Both are timed
     after their workers have started and built what they hold."""
-    from worldmodels.agent import EPISODES_PER_TASK, AgentSetup, run_real_episodes, warm_up
+    from worldmodels.agent import (
+        EPISODES_PER_TASK,
+        AgentSetup,
+        episode_tasks,
+        run_real_episodes,
+        warm_up,
+    )
     from worldmodels.controller import Controller
     from worldmodels.env import EnvSetup, replay_episodes
     from worldmodels.rnn import MDNRNN
@@ -422,9 +428,8 @@ def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
         run_real_episodes(backend, setup, params, seeds, progress=False, actions_out=actions)
         wall = time.perf_counter() - started
     steps = sum(len(a) for a in actions.values())
-    tasks = {start: [(seeds[e], actions[e]) for e in range(start, min(start + EPISODES_PER_TASK,
-                                                                      episodes))]
-             for start in range(0, episodes, EPISODES_PER_TASK)}
+    tasks = {k: [(seeds[e], actions[e]) for e in indices]
+             for k, indices in enumerate(episode_tasks(episodes))}
     envs = EnvSetup(env_id, max_steps, EPISODES_PER_TASK)
     with LocalBackend(workers) as backend:
         list(backend.run(replay_episodes, {w: [(0, [])] for w in range(workers)}, shared=envs))

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels.config import CollectConfig
-from worldmodels.env import default_workers, make_env, preprocess_frame
+from worldmodels.env import make_env, preprocess_frame
 from worldmodels.errors import WorldModelsError
 from worldmodels.policies import make_policy
 from worldmodels.store import episode_path, list_episodes, write_episode
@@ -87,18 +87,18 @@ def collect(directory: Path, config: CollectConfig, seed: int, progress: bool = 
     seeds = episode_seeds(seed, config.episodes)
     done = {int(p.stem.split("_")[1]) for p in list_episodes(directory)}
     pending = {i: s for i, s in enumerate(seeds) if i not in done}
-    workers = config.workers if ray_address else min(default_workers(config.workers),
-                                                     max(1, len(pending)))
     returns, lengths = [], []
     bar = tqdm(total=config.episodes, initial=len(done), desc="collect", unit="ep",
                disable=not progress)
     try:
-        with make_backend(workers, ray_address) as backend:
+        with make_backend(config.workers, ray_address, tasks=len(pending)) as backend:
             workers = backend.workers
             here = None if backend.name == "ray" else directory
             tasks = {i: (here, i, s, config) for i, s in sorted(pending.items())}
-            crashed = lambda worker, index: bar.write(  # noqa: E731
-                f"a worker crashed; restarting and redoing episode {index}")
+
+            def crashed(worker, index):
+                bar.write(f"a worker crashed; restarting and redoing episode {index}")
+
             for index, (total, length, episode) in backend.run(
                     collect_task, tasks, max_crashes=max_restarts, on_crash=crashed):
                 if episode is not None:

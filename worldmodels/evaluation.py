@@ -71,13 +71,11 @@ def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_
     """Episodes of ``params`` on the tracks of ``seeds`` (``config``: env_id, max_steps,
     workers) on local worker processes, or on Ray with ``ray_address``; episodes in ``done``
     are not run again."""
-    from worldmodels.agent import EPISODES_PER_TASK
-    from worldmodels.env import default_workers
+    from worldmodels.agent import episode_tasks
     from worldmodels.workers import make_backend
 
-    tasks = -(-len(seeds) // EPISODES_PER_TASK)
-    workers = config.workers if ray_address else min(default_workers(config.workers), tasks)
-    with make_backend(workers, ray_address) as backend:
+    tasks = len(episode_tasks(len(seeds)))
+    with make_backend(config.workers, ray_address, tasks) as backend:
         scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps,
                             progress=progress, controller=spec)
         return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode)

@@ -178,13 +178,16 @@ def _key_of(shared):
     return None if shared is None else shared.key
 
 
-def make_backend(workers: int | None = None, ray_address: str | None = None):
-    """The local backend with ``workers`` processes (default one per core), or, with
-    ``ray_address`` ("auto", "local" or a cluster address), the Ray backend."""
+def make_backend(workers: int | None = None, ray_address: str | None = None,
+                 tasks: int | None = None):
+    """The local backend with ``workers`` processes (default one per core, and no more than
+    the run's ``tasks`` when given), or, with ``ray_address`` ("auto", "local" or a cluster
+    address), the Ray backend (``workers`` tasks at once; default the cluster's CPUs)."""
     if ray_address:
         from worldmodels.ray_backend import RayBackend
 
         return RayBackend(ray_address, workers)
     from worldmodels.env import default_workers
 
-    return LocalBackend(default_workers(workers))
+    workers = default_workers(workers)
+    return LocalBackend(workers if tasks is None else min(workers, max(1, tasks)))
