@@ -16,14 +16,16 @@ from commands.common import (
     ray_option,
     summary,
 )
+from worldmodels.policies import POLICIES
 
 
 @click.command("collect")
 @common_options
 @click.option("--episodes", type=int, help="Episodes to collect (overrides the preset).")
 @click.option("--max-steps", type=int, help="Time limit per episode.")
-@click.option("--policy", type=click.Choice(["pilot", "biased", "brownian", "random"]),
-              help="Exploration policy (default: pilot, a noisy road follower).")
+@click.option("--policy", type=click.Choice(list(POLICIES)),
+              help="Exploration policy (default: the preset's; pilot is a noisy road follower, "
+                   "rally the same with varied gas and braking).")
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
 @ray_option

@@ -73,6 +73,12 @@ def positive(name: str, value, allow_zero: bool = False) -> None:
         raise click.BadParameter(f"must be {bound}, got {value}", param_hint=f"--{name}")
 
 
+def rate_option(name: str, value) -> None:
+    """Reject a rate (dropout) outside [0, 1) with a one-line error."""
+    if value is not None and not 0 <= value < 1:
+        raise click.BadParameter(f"must be in [0, 1), got {value}", param_hint=f"--{name}")
+
+
 def summary(message: str, started: float) -> None:
     """The one-line summary every stage ends with."""
     click.echo(f"{message} ({time.time() - started:.1f} s)")

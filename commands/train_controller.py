@@ -13,6 +13,7 @@ from commands.common import (
     friendly_errors,
     positive,
     progress_enabled,
+    rate_option,
     ray_option,
     setup_tensorflow,
     summary,
@@ -49,12 +50,17 @@ from commands.common import (
                    "of a collected episode, instead of from its first frame with a blank "
                    "memory (default from the preset: 0). The N steps count against "
                    "--max-steps.")
+@click.option("--dropout", type=float,
+              help="Dropout rate on M's output at every dream step, so the dream is random "
+                   "where M knows little (default from the preset: 0, off). Meant for an M "
+                   "trained with `train-rnn --dropout`.")
 @ray_option
 @force_option
 @friendly_errors
 def train_controller_command(preset, name, data_dir, results_dir, seed, where, variant,
                              temperature, population, trials, generations, sigma, max_steps,
-                             workers, real_every, real_episodes, burn_in, ray_address, force):
+                             workers, real_every, real_episodes, burn_in, dropout, ray_address,
+                             force):
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE[-VARIANT]."""
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
     from worldmodels.config import get_preset, override, to_dict
@@ -69,10 +75,12 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
     positive("real-every", real_every, allow_zero=True)
     positive("real-episodes", real_episodes)
     positive("burn-in", burn_in, allow_zero=True)
+    rate_option("dropout", dropout)
     config = override(get_preset(preset).controller, where=where, temperature=temperature,
                       population=population, trials=trials, generations=generations,
                       sigma=sigma, max_steps=max_steps, workers=workers,
-                      real_every=real_every, real_episodes=real_episodes, burn_in=burn_in)
+                      real_every=real_every, real_episodes=real_episodes, burn_in=burn_in,
+                      dropout=dropout)
     if config.burn_in >= config.max_steps:
         raise click.BadParameter(f"the burn-in ({config.burn_in}) must be shorter than "
                                  f"--max-steps ({config.max_steps})", param_hint="--burn-in")
@@ -107,7 +115,9 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
     click.echo(f"C: {spec.describe()}; CMA-ES population "
                f"{config.population} x {config.trials} trials, {config.generations} generations, "
                f"scored in the {where}" + (f" at temperature {config.temperature}"
-                                            if where == "dream" else ""))
+                                            if where == "dream" else "")
+               + (f", dream dropout {config.dropout}"
+                  if where == "dream" and config.dropout else ""))
     if checking:
         click.echo(f"real checks: best so far and mean, {config.real_episodes} episodes each, "
                    f"every {config.real_every} generations")
@@ -144,7 +154,7 @@ def _run(world, config, seed, directory, spec, ray_address):
         real = None if isinstance(backend, nullcontext) else RealScorer(
             world, backend, seed, config.env_id, config.max_steps, controller=spec)
         scorer = real if config.where == "real" else DreamScorer(
-            world, config.temperature, config.max_steps, seed, spec)
+            world, config.temperature, config.max_steps, seed, spec, config.dropout)
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
             if checking else None
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,

@@ -13,6 +13,7 @@ from commands.common import (
     friendly_errors,
     positive,
     progress_enabled,
+    rate_option,
     setup_tensorflow,
     summary,
 )
@@ -24,10 +25,14 @@ from commands.common import (
 @click.option("--batch-size", type=int, help="Sequences per batch.")
 @click.option("--sequence-length", type=int, help="Steps per training sequence.")
 @click.option("--learning-rate", type=float, help="Adam learning rate.")
+@click.option("--dropout", type=float,
+              help="Dropout rate on the LSTM output that the heads read (default from the "
+                   "preset: 0). A controller can keep it on while dreaming: "
+                   "`train-controller --dropout`.")
 @force_option
 @friendly_errors
 def train_rnn_command(preset, name, data_dir, results_dir, seed, epochs, batch_size,
-                      sequence_length, learning_rate, force):
+                      sequence_length, learning_rate, dropout, force):
     """Train M on DATA/NAME/series; write RESULTS/NAME/rnn."""
     from worldmodels import checkpoint
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest, require_manifest
@@ -38,8 +43,10 @@ def train_rnn_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
     for option, value in (("epochs", epochs), ("batch-size", batch_size),
                           ("sequence-length", sequence_length), ("learning-rate", learning_rate)):
         positive(option, value)
+    rate_option("dropout", dropout)
     config = override(get_preset(preset).rnn, epochs=epochs, batch_size=batch_size,
-                      sequence_length=sequence_length, learning_rate=learning_rate)
+                      sequence_length=sequence_length, learning_rate=learning_rate,
+                      dropout=dropout)
     layout = Layout(data_dir, results_dir, name)
     series_manifest = require_manifest(layout.series_dir, "series", "encode")
     vae = require_manifest(layout.vae, "trained V", "train-vae")
@@ -62,7 +69,7 @@ def train_rnn_command(preset, name, data_dir, results_dir, seed, epochs, batch_s
     if manifest is None:
         series.close()
         return "complete"
-    model = MDNRNN(z_size, config.hidden_size, config.mixtures)
+    model = MDNRNN(z_size, config.hidden_size, config.mixtures, config.dropout)
     heads = model.reward_head.count_params() + model.done_head.count_params()
     click.echo(f"M: MDN-RNN with {model.count_params():,} parameters "
                f"({model.count_params() - heads:,} without the reward and done heads; "

@@ -109,6 +109,26 @@ def test_dreams_after_a_burn_in_train_and_evaluate(smoke_run, tmp_path):
     assert "shorter than --max-steps" in _error("train-controller", *args, "--burn-in", "40")
 
 
+def test_dropout_in_m_kept_on_while_dreaming(smoke_run, tmp_path):
+    root, _ = smoke_run
+    results = tmp_path / "results"
+    import shutil
+
+    shutil.copytree(root / "results" / "smoke", results / "smoke")
+    args = ["--preset", "smoke", "--name", "smoke", "--data-dir", root / "data",
+            "--results-dir", results, "--seed", 0]
+    invoke("train-rnn", *args, "--dropout", "0.2", "--force")
+    assert read_json(results / "smoke" / "rnn" / "manifest.json")["config"]["dropout"] == 0.2
+    output = invoke("train-controller", *args, "--dropout", "0.2", "--population", "3",
+                    "--generations", "2", "--force").output
+    assert "dream dropout 0.2" in output
+    invoke("evaluate", *args, "--where", "dream", "--force")
+    scores = read_json(results / "smoke" / "evaluate" / "dream-dream-best.json")
+    assert scores["dropout"] == 0.2
+    assert "must be in [0, 1)" in _error("train-controller", *args, "--dropout", "1")
+    assert "must be in [0, 1)" in _error("train-rnn", *args, "--dropout", "-0.1")
+
+
 def _error(*args):
     result = invoke(*args, expect_ok=False)
     assert result.exit_code != 0

@@ -107,3 +107,30 @@ def test_burn_in_starts_dreams_from_m_memory_of_real_steps():
     again = run_dream(dream, params, z0, 1.0, 10, seed=3, state=(h0, c0))
     np.testing.assert_array_equal(primed[0], again[0])
     assert not np.allclose(primed[0], blank[0])
+
+
+def test_dream_dropout_is_seeded_and_off_means_the_plain_dream():
+    rnn = MDNRNN(4, 16, 2, dropout=0.3)
+    rnn.done_head.bias.assign([-30.0])
+    rnn.reward_head.bias.assign([1.0])
+    rng = np.random.default_rng(0)
+    params = rng.normal(size=(6, param_count(20)), scale=0.1).astype(np.float32)
+    z0 = rng.normal(size=(6, 4)).astype(np.float32)
+    plain = run_dream(make_dream(rnn), params, z0, 1.0, 25, seed=7)
+    off = run_dream(make_dream(rnn, dropout=0.0), params, z0, 1.0, 25, seed=7)
+    dropped = make_dream(rnn, dropout=0.3)
+    first = run_dream(dropped, params, z0, 1.0, 25, seed=7)
+    again = run_dream(dropped, params, z0, 1.0, 25, seed=7)
+    np.testing.assert_array_equal(plain[0], off[0])
+    np.testing.assert_array_equal(first[0], again[0])
+    assert not np.allclose(first[0], plain[0])
+
+
+def test_training_dropout_only_while_training():
+    rnn = MDNRNN(4, 16, 2, dropout=0.5)
+    inputs = tf.random.stateless_normal((2, 5, 7), [1, 2])
+    eval_a, _ = rnn(inputs)
+    eval_b, _ = rnn(inputs)
+    train, _ = rnn(inputs, training=True)
+    np.testing.assert_array_equal(eval_a["reward"].numpy(), eval_b["reward"].numpy())
+    assert not np.allclose(train["mu"].numpy(), eval_a["mu"].numpy())

@@ -66,7 +66,8 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
         partial = read_json(partial_path)
         log(f"compare: continuing from {partial_path}")
 
-    scorer = DreamScorer(world, config.temperatures[0], config.max_steps, seed, spec)
+    scorer = DreamScorer(world, config.temperatures[0], config.max_steps, seed, spec,
+                         world["dropout"])
     for temperature in config.temperatures:
         label = f"{temperature:g}"
         if label not in partial["dream"]:

@@ -79,6 +79,9 @@ class RnnConfig:
     """Weight of the done (Bernoulli) loss."""
     done_pos_weight: float = 10.0
     """Weight of the rare positive class in the done loss."""
+    dropout: float = 0.0
+    """Dropout rate on the LSTM output that the heads read, while training (and in the dream
+    when the controller's ``dropout`` is set)."""
     checkpoint_every: int = 50
     """Batches between checkpoints (one is also written at the end of every epoch)."""
 
@@ -113,6 +116,10 @@ class ControllerConfig:
     burn_in: int = 0
     """Dreams start after M has read the first burn_in real steps (z and actions) of a
     collected episode; 0 starts them from an episode's first frame with a blank memory."""
+    dropout: float = 0.0
+    """Dropout rate on M's output at every dream step (0: off). Dropout kept on while dreaming
+    makes the dream random where M knows little, so C cannot exploit M's mistakes as
+    easily."""
 
 
 @dataclass(frozen=True)

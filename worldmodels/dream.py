@@ -36,11 +36,13 @@ def sample_next_z(predictions: dict, temperature, seed):
                          tf.cast(temperature, tf.float32))
 
 
-def make_dream(rnn: MDNRNN, controller: Controller | None = None):
+def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0):
     """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
     memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
-    ``max_steps``. ``controller`` defaults to the linear one on [z, h]."""
+    ``max_steps``. ``controller`` defaults to the linear one on [z, h]. With ``dropout`` > 0,
+    M's heads read its output through a fresh dropout mask at every step of every dream (MC
+    dropout: the dream is most random where M's training data say least)."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
@@ -57,7 +59,9 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
             action = controller.act_batch(params, z, h)
-            predictions, (h2, c2) = rnn.fused_step(tf.concat([z, action], -1), (h, c), weights)
+            drop_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
+            predictions, (h2, c2) = rnn.fused_step(tf.concat([z, action], -1), (h, c), weights,
+                                                   dropout, drop_seed)
             z2 = sample_next_z(predictions, temperature, seeds[0])
             p_done = tf.sigmoid(predictions["done_logit"])
             done = tf.random.stateless_uniform((B,), seeds[1]) < p_done

@@ -35,11 +35,12 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
               "controller_run_id": controller_manifest.get("run_id"), "version": VERSION,
               "code": code_commit(), "seeds": seeds}
     if where == "dream":
-        scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec)
+        scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec,
+                             world["dropout"])
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
         result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed],
-                      burn_in=burn_in)
+                      burn_in=burn_in, dropout=world["dropout"])
     else:
         scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path,
                                 spec, ray_address)
@@ -86,9 +87,11 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
                                                                       np.ndarray]:
     """The world a trained controller drives and the controller itself: refuses a controller
     trained with another M or of another shape. With ``dreams``, the world's dreams start as
-    they did while C was trained (after the same burn-in)."""
+    they did while C was trained (after the same burn-in), and ``world["dropout"]`` is the
+    dream dropout C was trained with."""
     burn_in = int(controller_manifest["config"].get("burn_in", 0)) if dreams else 0
     world = load_world(layout, need_vae=need_vae, burn_in=burn_in)
+    world["dropout"] = float(controller_manifest["config"].get("dropout", 0.0)) if dreams else 0.0
     if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "

@@ -4,7 +4,12 @@ Uniform random actions barely move the car, and blind Brownian actions drive it 
 (returns of -30 to -80 on CarRacing-v3), so the default policy is ``pilot``: a noisy road
 follower that steers towards the grey road pixels ahead of the car, with Brownian steering noise
 whose size is drawn per episode, so the data holds both good driving and mistakes (returns
-about 500-850 with little noise, lower with more). All policies are seeded per episode.
+about 500-850 with little noise, lower with more). The pilot never brakes and keeps its gas
+below 0.3, so an M trained on its data cannot know what braking or full throttle do, and a
+controller evolved in that M's dream brakes freely (it costs nothing there). ``rally`` is the
+pilot with the whole action box exercised: a Brownian throttle around a per-episode target,
+bursts of braking (with and without gas), and per-step jitter. All policies are seeded per
+episode.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import numpy as np
 
 from worldmodels.config import ACTION_SIZE
 
-POLICIES = ("pilot", "biased", "brownian", "random")
+POLICIES = ("pilot", "rally", "biased", "brownian", "random")
 LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)
 HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 BROWNIAN_SCALE = np.sqrt(1.0 / 50.0)
@@ -85,8 +90,42 @@ class PilotPolicy(Policy):
         return np.array([steer, gas, 0.0], dtype=np.float32)
 
 
+class RallyPolicy(PilotPolicy):
+    """The pilot's steering with varied speed: the throttle wanders (Brownian) around a target
+    drawn per episode in [0.1, 0.9], slowing for bends on careful episodes; bursts of 5-20 steps
+    of braking at a random strength start with probability 1/80 per step, half of them with
+    the gas still pressed; gas and brake get small per-step jitter."""
+
+    def __init__(self, rng):
+        super().__init__(rng)
+        self.target = rng.uniform(0.1, 0.9)
+        self.careful = rng.random() < 0.5
+        self.throttle = self.target
+        self.brake_left, self.brake, self.brake_gas = 0, 0.0, 0.0
+
+    def act(self, observation):
+        action = super().act(observation)
+        rng = self.rng
+        self.throttle += 0.1 * (self.target - self.throttle) + 0.1 * rng.standard_normal()
+        self.throttle = float(np.clip(self.throttle, 0.0, 1.0))
+        gas = self.throttle * (0.3 if self.careful and abs(action[0]) > 0.4 else 1.0)
+        brake = 0.0
+        if self.brake_left == 0 and rng.random() < 1 / 80:
+            self.brake_left = int(rng.integers(5, 21))
+            self.brake = rng.uniform(0.1, 1.0)
+            self.brake_gas = rng.uniform(0.0, 1.0) if rng.random() < 0.5 else 0.0
+        if self.brake_left > 0:
+            self.brake_left -= 1
+            gas, brake = self.brake_gas, self.brake
+        jitter = 0.05 * rng.standard_normal(2)
+        action[1] = np.clip(gas + jitter[0], 0.0, 1.0)
+        action[2] = np.clip(brake + jitter[1], 0.0, 1.0) if brake > 0 else max(0.0, jitter[1])
+        return action
+
+
 _POLICIES = {
     "pilot": PilotPolicy,
+    "rally": RallyPolicy,
     "biased": BiasedPolicy,
     "brownian": BrownianPolicy,
     "random": RandomPolicy,

@@ -36,9 +36,10 @@ class MDNRNN(keras.Model):
     """LSTM over [z, a] with an MDN head (logits, means, log-stds per latent dimension) and
     reward and done heads."""
 
-    def __init__(self, z_size=32, hidden_size=256, mixtures=5, **kwargs):
+    def __init__(self, z_size=32, hidden_size=256, mixtures=5, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.z_size, self.hidden_size, self.mixtures = z_size, hidden_size, mixtures
+        self.dropout = float(dropout)
         self.lstm = layers.LSTM(hidden_size, return_sequences=True, return_state=True,
                                 name="lstm")
         self.mdn_head = layers.Dense(z_size * mixtures * 3, name="mdn")
@@ -68,6 +69,9 @@ class MDNRNN(keras.Model):
     def call(self, inputs, initial_state=None, training=False):
         """inputs (B, T, z+3) -> predictions for every step, and the final (h, c)."""
         outputs, h, c = self.lstm(inputs, initial_state=initial_state, training=training)
+        if training and self.dropout > 0:
+            # Dropout on what the heads read, not on the memory carried to the next step.
+            outputs = tf.nn.dropout(outputs, self.dropout)
         return self.heads(outputs), (h, c)
 
     def step(self, inputs, state):
@@ -85,14 +89,20 @@ class MDNRNN(keras.Model):
                 tf.concat([head.kernel for head in heads], 1),
                 tf.concat([head.bias for head in heads], 0))
 
-    def fused_step(self, inputs, state, weights):
+    def fused_step(self, inputs, state, weights, dropout=0.0, seed=None):
         """``step`` with one matmul for the LSTM and one for all heads (the dream's inner loop;
-        the same numbers as ``step``, fewer ops)."""
+        the same numbers as ``step``, fewer ops). With ``dropout`` > 0 the heads read the
+        output through a dropout mask drawn from the stateless ``seed`` (M's training dropout
+        kept on while dreaming); the memory passed on is never dropped."""
         kernel, bias, head_kernel, head_bias = weights
         h, c = state
         gates = tf.matmul(tf.concat([inputs, h], -1), kernel)
         h2, c2 = _lstm_gates(gates, bias, c)
-        out = tf.matmul(h2, head_kernel) + head_bias
+        seen = h2
+        if dropout > 0:
+            keep = tf.random.stateless_uniform(tf.shape(h2), seed) >= dropout
+            seen = h2 * tf.cast(keep, h2.dtype) / (1.0 - dropout)
+        out = tf.matmul(seen, head_kernel) + head_bias
         mdn_size = self.z_size * self.mixtures * 3
         params = tf.reshape(out[:, :mdn_size], (-1, self.z_size, 3 * self.mixtures))
         logits, mu, logstd = tf.split(params, 3, axis=-1)
@@ -216,6 +226,6 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
 
 
 def load_rnn(directory: Path, z_size: int, config: dict) -> MDNRNN:
-    model = MDNRNN(z_size, config["hidden_size"], config["mixtures"])
+    model = MDNRNN(z_size, config["hidden_size"], config["mixtures"], config.get("dropout", 0.0))
     model.load_weights(Path(directory) / "rnn.weights.h5")
     return model
