@@ -76,7 +76,8 @@ def test_real_episodes_do_not_depend_on_the_workers_or_on_resuming():
         recorded = {}
         with LocalBackend(workers) as backend:
             scores.append(run_real_episodes(backend, setup, params, seeds, progress=False,
-                                            actions_out=recorded))
+                                            record="actions",
+                                            on_recorded=recorded.__setitem__))
             # Resumed with episodes 1 and 4 done: the others score as in a whole run.
             seen = {}
             resumed = run_real_episodes(backend, setup, params, seeds, progress=False,

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from worldmodels.controller import Controller
 from worldmodels.env import make_env, preprocess_frame
 from worldmodels.errors import WorldModelsError
+from worldmodels.policies import HIGH, LOW
 from worldmodels.rnn import MDNRNN
 from worldmodels.vae import ConvVAE, to_unit
 from worldmodels.workers import WorkerCrashes
@@ -138,20 +139,27 @@ def warm_up(worker: AgentWorker, _) -> None:
 
 
 def run_agent_episodes(worker: AgentWorker, episodes: list) -> list:
-    """A worker task: episodes [(seed, params, record_actions)] in lockstep; returns
-    [(return, steps, actions or None)] in the same order."""
+    """A worker task: episodes [(seed, params, record, noise)] in lockstep; returns
+    [(return, steps, recorded)] in the same order. ``record`` is False (``recorded`` is None),
+    "actions" (the actions taken) or "episode" (the rollout's frames, actions, rewards and
+    terminations, as collection stores them). ``noise`` > 0 adds Gaussian noise of that
+    standard deviation to every action (clipped to the action box), seeded by the episode:
+    exploration around a trained controller."""
     assert len(episodes) <= EPISODES_PER_TASK, f"{len(episodes)} episodes in one task"
     setup, n = worker.setup, len(episodes)
     Z, H = setup.z_size, setup.hidden_size
     frames = np.zeros((n, 64, 64, 3), np.uint8)
     h, c = np.zeros((n, H), np.float32), np.zeros((n, H), np.float32)
-    params = np.stack([np.asarray(p, np.float32) for _, p, _ in episodes])
-    rngs = [np.random.default_rng([setup.noise_seed, seed]) for seed, _, _ in episodes]
+    params = np.stack([np.asarray(p, np.float32) for _, p, _, _ in episodes])
+    rngs = [np.random.default_rng([setup.noise_seed, seed]) for seed, _, _, _ in episodes]
+    shakes = [np.random.default_rng([setup.noise_seed, seed, 1]) for seed, _, _, _ in episodes]
     returns, steps = np.zeros(n), np.zeros(n, int)
-    actions = [[] if record else None for _, _, record in episodes]
-    for i, (seed, _, _) in enumerate(episodes):
+    logs = [{"frames": [], "actions": [], "rewards": [], "terminations": []}
+            for _ in episodes]
+    for i, (seed, _, _, _) in enumerate(episodes):
         observation, _ = worker.envs[i].reset(seed=int(seed))
         frames[i] = preprocess_frame(observation)
+        logs[i]["frames"].append(frames[i].copy())
     alive = list(range(n))
     while alive:
         B = batch_rows(len(alive))
@@ -164,39 +172,61 @@ def run_agent_episodes(worker: AgentWorker, episodes: list) -> list:
         still = []
         for row, i in enumerate(alive):
             h[i], c[i] = h_new[row], c_new[row]
-            observation, reward, terminated, truncated, _ = worker.envs[i].step(a[row])
+            action = a[row]
+            noise = episodes[i][3]
+            if noise > 0:
+                action = np.clip(action + noise * shakes[i].standard_normal(action.shape),
+                                 LOW, HIGH).astype(np.float32)
+            observation, reward, terminated, truncated, _ = worker.envs[i].step(action)
             frames[i] = preprocess_frame(observation)
             returns[i] += reward
             steps[i] += 1
-            if actions[i] is not None:
-                actions[i].append(a[row])
+            record = episodes[i][2]
+            if record:
+                logs[i]["actions"].append(action)
+            if record == "episode":
+                logs[i]["frames"].append(frames[i].copy())
+                logs[i]["rewards"].append(reward)
+                logs[i]["terminations"].append(terminated)
             if not (terminated or truncated):
                 still.append(i)
         alive = still
-    return [(float(returns[i]), int(steps[i]),
-             None if actions[i] is None else np.stack(actions[i])) for i in range(n)]
+    return [(float(returns[i]), int(steps[i]), _recorded(episodes[i][2], logs[i]))
+            for i in range(n)]
+
+
+def _recorded(record, log: dict):
+    if not record:
+        return None
+    if record == "actions":
+        return np.stack(log["actions"])
+    return {"frames": np.stack(log["frames"]),
+            "actions": np.stack(log["actions"]).astype(np.float32),
+            "rewards": np.asarray(log["rewards"], np.float32),
+            "terminations": np.asarray(log["terminations"], np.uint8)}
 
 
 def run_real_episodes(backend, setup: AgentSetup, params: np.ndarray, seeds: list[int],
                       progress: bool = True, desc: str = "real", done: dict | None = None,
-                      on_episode=None, max_crashes: int = 3,
-                      actions_out: dict | None = None) -> np.ndarray:
+                      on_episode=None, max_crashes: int = 3, record=False,
+                      on_recorded=None, noise: float = 0.0) -> np.ndarray:
     """Run episode i with controller ``params[i]`` on the track of ``seeds[i]`` on ``backend``;
     returns the episode returns in the order of ``seeds``. Episodes in ``done`` (index ->
     return) keep their returns; ``on_episode(index, return)`` is called as each other one
     ends. The episodes of a worker that crashes are redone on a fresh one; ``max_crashes``
-    crashes in a row stop the run with an error. With ``actions_out`` (a dict), the actions
-    of each episode are recorded there (benchmarks replay them)."""
+    crashes in a row stop the run with an error. With ``record`` ("actions" or "episode", see
+    ``run_agent_episodes``), ``on_recorded(index, recorded)`` is called for every episode of
+    every task run (benchmarks replay the actions; collection with a controller writes the
+    rollouts). ``noise``: Gaussian noise added to every action."""
     assert len(params) == len(seeds), f"{len(params)} controllers for {len(seeds)} seeds"
     done = dict(done or {})
     returns = np.zeros(len(seeds))
     tasks, members = {}, {}
-    record = actions_out is not None
     for indices in episode_tasks(len(seeds)):
         if all(i in done for i in indices):
             continue
         # A task is always run whole, finished episodes included: its shape fixes the floats.
-        tasks[indices[0]] = [(seeds[i], params[i], record) for i in indices]
+        tasks[indices[0]] = [(seeds[i], params[i], record, noise) for i in indices]
         members[indices[0]] = indices
     bar = tqdm(total=len(seeds), initial=len(done), desc=desc, unit="ep", disable=not progress)
 
@@ -207,9 +237,9 @@ def run_real_episodes(backend, setup: AgentSetup, params: np.ndarray, seeds: lis
     try:
         for task, results in backend.run(run_agent_episodes, tasks, shared=setup,
                                          max_crashes=max_crashes, on_crash=crashed):
-            for index, (value, _, actions) in zip(members[task], results):
+            for index, (value, _, recorded) in zip(members[task], results):
                 if record:
-                    actions_out[index] = actions
+                    on_recorded(index, recorded)
                 if index in done:
                     continue
                 done[index] = value

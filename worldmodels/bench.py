@@ -425,7 +425,8 @@ def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
     with LocalBackend(workers) as backend:
         list(backend.run(warm_up, dict.fromkeys(range(workers)), shared=setup))
         started = time.perf_counter()
-        run_real_episodes(backend, setup, params, seeds, progress=False, actions_out=actions)
+        run_real_episodes(backend, setup, params, seeds, progress=False, record="actions",
+                          on_recorded=actions.__setitem__)
         wall = time.perf_counter() - started
     steps = sum(len(a) for a in actions.values())
     tasks = {k: [(seeds[e], actions[e]) for e in indices]

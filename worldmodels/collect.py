@@ -122,3 +122,38 @@ def collect(directory: Path, config: CollectConfig, seed: int, progress: bool = 
         "mean_length": float(np.mean(lengths)) if lengths else float("nan"),
         "workers": workers,
     }
+
+
+def collect_with_controller(directory: Path, world: dict, controller, params: np.ndarray,
+                            seeds: list[int], first_index: int, noise: float, env_id: str,
+                            max_steps: int, label: str, workers: int | None = None,
+                            ray_address: str | None = None, progress: bool = True) -> dict:
+    """Collect one episode per seed with a trained controller (V + M + C, as in the real env)
+    plus Gaussian action noise of std ``noise``, as episodes ``first_index``, ... of
+    ``directory``; episodes already there are kept (a killed run resumes). ``label`` is stored
+    as the episodes' policy. Iterative training: M learns what this controller's own driving
+    does, mistakes included."""
+    from worldmodels.agent import AgentSetup, episode_tasks, run_real_episodes
+    from worldmodels.workers import make_backend
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = CollectConfig(env_id=env_id, max_steps=max_steps, policy=label)
+    indices = [first_index + i for i in range(len(seeds))]
+    done = {i: 0.0 for i, index in enumerate(indices) if episode_path(directory, index).exists()}
+    setup = AgentSetup.from_world(world, controller, env_id, max_steps, noise_seed=first_index)
+    returns = {}
+
+    def write(i, episode):
+        returns[i] = float(episode["rewards"].sum())
+        if not episode_path(directory, indices[i]).exists():
+            _write(directory, indices[i], seeds[i], config, episode)
+
+    tasks = len(episode_tasks(len(seeds) - len(done)))
+    with make_backend(workers, ray_address, tasks=max(tasks, 1)) as backend:
+        run_real_episodes(backend, setup, np.repeat(params[None], len(seeds), 0), seeds,
+                          progress=progress, desc="collect (C + noise)", done=done,
+                          record="episode", on_recorded=write, noise=noise)
+    values = [returns[i] for i in returns if i not in done]
+    return {"collected": len(values),
+            "mean_return": float(np.mean(values)) if values else float("nan")}

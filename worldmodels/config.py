@@ -156,6 +156,23 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class IterateConfig:
+    """Iterative training (`worldmodels iterate`): rounds of collection with the controller plus
+    noise, then more training of M and C on old + new data."""
+
+    rounds: int = 3
+    """Rounds in all."""
+    episodes: int = 32
+    """Episodes collected with C + noise per round."""
+    noise: float = 0.1
+    """Standard deviation of the Gaussian noise added to every action of C."""
+    rnn_epochs: int = 50
+    """Further epochs of M per round."""
+    generations: int = 30
+    """Further CMA-ES generations of C per round."""
+
+
+@dataclass(frozen=True)
 class Preset:
     """All stage configs of one preset."""
 
@@ -165,6 +182,7 @@ class Preset:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    iterate: IterateConfig = field(default_factory=IterateConfig)
 
 
 def _smoke() -> Preset:
@@ -178,6 +196,7 @@ def _smoke() -> Preset:
         ),
         evaluate=EvaluateConfig(episodes=2, max_steps=60, workers=2),
         compare=CompareConfig(episodes=2, max_steps=60, workers=2),
+        iterate=IterateConfig(rounds=1, episodes=2, rnn_epochs=1, generations=1),
     )
 
 

@@ -1,0 +1,189 @@
+"""Iterative training, the paper's proposal for tasks whose first data cannot show everything:
+each round collects episodes with the current controller plus exploration noise, adds them to
+the experiment's rollouts, re-encodes, trains M further on old + new data and evolves C further
+in the new M's dream. M then learns what this controller's own driving does, so the exploits C
+found in the last dream stop paying in the next one.
+
+Every round continues the experiment's own runs: M from its checkpoint (``epochs`` grows by
+``rnn_epochs``), C from its CMA-ES state (``generations`` grows by ``generations``). Each
+step writes fresh manifests, so `evaluate` and `compare` work on the result as on any run.
+The rounds' figures are kept in RESULTS/NAME/iterate/rounds.json (and .csv), which also
+records where a killed run stopped: re-running the same command continues it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from worldmodels.artifacts import (
+    Layout,
+    finish_manifest,
+    read_json,
+    require_manifest,
+    start_manifest,
+    write_csv,
+    write_json,
+)
+from worldmodels.config import ControllerConfig, IterateConfig, RnnConfig
+from worldmodels.errors import WorldModelsError
+
+ITERATE_STAGE_KEY = 100  # + round: the tracks of each round's collection
+STEPS = ("collect", "encode", "rnn", "controller")
+
+
+def rounds_path(layout: Layout) -> Path:
+    return layout.experiment / "iterate" / "rounds.json"
+
+
+def load_progress(layout: Layout, config: IterateConfig, seed: int) -> dict:
+    """The progress of the iterate run in ``layout``, or a new one. A run is continued only with
+    the same settings per round; more rounds may be asked for later."""
+    path = rounds_path(layout)
+    settings = {"episodes": config.episodes, "noise": config.noise,
+                "rnn_epochs": config.rnn_epochs, "generations": config.generations,
+                "seed": seed}
+    if path.exists():
+        progress = read_json(path)
+        if progress["settings"] != settings:
+            raise WorldModelsError(
+                f"{path} holds rounds run with other settings ({progress['settings']}): use "
+                "the same --episodes, --noise, --rnn-epochs, --generations and --seed, or "
+                "another --name"
+            )
+        return progress
+    from worldmodels.store import list_episodes
+
+    base = len(list_episodes(layout.rollouts))
+    return {"settings": settings, "base": base, "rounds": [], "current": None}
+
+
+def round_seeds(seed: int, round_number: int, episodes: int) -> list[int]:
+    from worldmodels.collect import episode_seeds
+
+    return episode_seeds(seed, episodes, ITERATE_STAGE_KEY + round_number)
+
+
+def collect_round(layout: Layout, config: IterateConfig, seed: int, progress_data: dict,
+                  round_number: int, workers, ray_address, progress: bool) -> dict:
+    """Episodes of the current best controller plus noise, added to the rollouts."""
+    from worldmodels.collect import collect_with_controller
+    from worldmodels.controller import Controller
+    from worldmodels.evaluation import load_controller
+    from worldmodels.models import load_world
+
+    world = load_world(layout, need_vae=True)
+    spec = Controller("zh", world["z_size"], world["hidden_size"])
+    params = load_controller(layout.controller("dream") / "best.npy", spec)
+    first = progress_data["base"] + (round_number - 1) * config.episodes
+    result = collect_with_controller(
+        layout.rollouts, world, spec, params, round_seeds(seed, round_number, config.episodes),
+        first, config.noise, world_env(layout), world_max_steps(layout),
+        label=f"controller+noise(round {round_number})", workers=workers,
+        ray_address=ray_address, progress=progress)
+    manifest = read_json(layout.rollouts / "manifest.json")
+    manifest.setdefault("iterate", {})[str(round_number)] = {
+        "episodes": config.episodes, "first_index": first, "noise": config.noise,
+        "controller": str(layout.controller("dream") / "best.npy"), **result}
+    write_json(layout.rollouts / "manifest.json", manifest)
+    return result
+
+
+def world_env(layout: Layout) -> str:
+    return read_json(layout.rollouts / "manifest.json")["config"]["env_id"]
+
+
+def world_max_steps(layout: Layout) -> int:
+    return int(read_json(layout.rollouts / "manifest.json")["config"]["max_steps"])
+
+
+def train_rnn_round(layout: Layout, config: IterateConfig, seed: int, progress: bool) -> dict:
+    """M trained ``rnn_epochs`` more epochs, from its checkpoint, on the new series."""
+    from worldmodels.rnn import MDNRNN, train_rnn
+    from worldmodels.store import require_series
+
+    old = require_manifest(layout.rnn, "trained M", "train-rnn")
+    series_manifest = require_manifest(layout.series_dir, "series", "encode")
+    rnn_config = RnnConfig(**dict(old["config"], epochs=int(old["config"]["epochs"])
+                                  + config.rnn_epochs))
+    started = time.time()
+    with require_series(layout.series) as series:
+        z_size = int(series.attrs["z_size"])
+        inputs = dict(old["inputs"], series=series_manifest["run_id"])
+        manifest = start_manifest(layout.rnn, "train-rnn", _plain(rnn_config), old["seed"],
+                                  inputs)
+        model = MDNRNN(z_size, rnn_config.hidden_size, rnn_config.mixtures, rnn_config.dropout)
+        history = train_rnn(model, series, rnn_config, old["seed"], layout.rnn,
+                            progress=progress)
+    last = history[-1]
+    finish_manifest(layout.rnn, manifest, wall_seconds=time.time() - started,
+                    parameters=model.count_params(), **{k: v for k, v in last.items()})
+    return last
+
+
+def controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_address,
+                     progress: bool) -> dict:
+    """C evolved ``generations`` more generations in the new M's dream, CMA-ES continuing from
+    its state. ``fresh``: the round's first attempt, so the best-so-far (scored in the last
+    round's dream) is forgotten and the best is chosen again in the new dream."""
+    from commands.train_controller import _run
+    from worldmodels.controller import Controller
+    from worldmodels.evolution import load_state, save_state
+    from worldmodels.figures import plot_controller_history
+    from worldmodels.models import load_world
+
+    directory = layout.controller("dream")
+    old = require_manifest(directory, "controller trained in the dream", "train-controller")
+    rnn = require_manifest(layout.rnn, "trained M", "train-rnn")
+    controller_config = ControllerConfig(**dict(
+        old["config"], generations=int(old["config"]["generations"]) + config.generations))
+    state = load_state(directory)
+    if state is None:
+        raise WorldModelsError(f"no CMA-ES state in {directory}: re-run "
+                               "`worldmodels train-controller`")
+    if fresh:
+        state["best_fitness"], state["best"] = -np.inf, None
+        save_state(directory, state)
+    started = time.time()
+    inputs = dict(old["inputs"], rnn=rnn["run_id"])
+    manifest = start_manifest(directory, "train-controller", _plain(controller_config),
+                              old["seed"], inputs)
+    checking = controller_config.real_every > 0
+    world = load_world(layout, need_vae=checking, burn_in=controller_config.burn_in)
+    spec = Controller(inputs["variant"], world["z_size"], world["hidden_size"])
+    history = _run(world, controller_config, old["seed"], directory, spec, ray_address)
+    plot_controller_history(history, directory / "history.png",
+                            f"C ({spec.variant}) trained in the dream, iterated", "dream")
+    best = max(row["best_so_far"] for row in history[-config.generations:])
+    finish_manifest(directory, manifest, wall_seconds=time.time() - started,
+                    parameters=spec.param_count, best_fitness=best,
+                    final_mean=history[-1]["mean"])
+    checks = [row for row in history if row.get("real_best") not in (None, "")]
+    return {"best_fitness": best, "final_mean": history[-1]["mean"],
+            "real_best": checks[-1]["real_best"] if checks else None,
+            "real_mean": checks[-1]["real_mean"] if checks else None}
+
+
+def _plain(config) -> dict:
+    from worldmodels.config import to_dict
+
+    return to_dict(config)
+
+
+def save_progress(layout: Layout, progress_data: dict) -> None:
+    path = rounds_path(layout)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, progress_data)
+    if progress_data["rounds"]:
+        write_csv(path.with_suffix(".csv"), progress_data["rounds"])
+
+
+def check_ready(layout: Layout) -> None:
+    """Refuse to start before the experiment has everything a round continues."""
+    require_manifest(layout.rollouts, "rollouts", "collect")
+    require_manifest(layout.vae, "trained V", "train-vae")
+    require_manifest(layout.series_dir, "series", "encode")
+    require_manifest(layout.rnn, "trained M", "train-rnn")
+    require_manifest(layout.controller("dream"), "controller trained in the dream",
+                     "train-controller")
