@@ -1,0 +1,77 @@
+"""Iterative training through the real CLI on a copy of the smoke experiment."""
+
+from __future__ import annotations
+
+import shutil
+
+import h5py
+import numpy as np
+
+from tests.conftest import invoke
+from worldmodels.artifacts import read_json
+
+
+def _copy(smoke_run, tmp_path):
+    root, _ = smoke_run
+    for part in ("data", "results"):
+        shutil.copytree(root / part / "smoke", tmp_path / part / "smoke")
+    return ["--preset", "smoke", "--name", "smoke", "--data-dir", tmp_path / "data",
+            "--results-dir", tmp_path / "results", "--seed", 0]
+
+
+def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, tmp_path):
+    args = _copy(smoke_run, tmp_path)
+    rollouts = tmp_path / "data" / "smoke" / "rollouts"
+    results = tmp_path / "results" / "smoke"
+    before = len(list(rollouts.glob("episode_*.h5")))
+    old_rnn = read_json(results / "rnn" / "manifest.json")
+    old_c = read_json(results / "controller-dream" / "manifest.json")
+
+    output = invoke("iterate", *args, "--rounds", "1", "--episodes", "2", "--noise", "0.2").output
+    assert "round 1: collection with C + noise" in output
+    episodes = sorted(rollouts.glob("episode_*.h5"))
+    assert len(episodes) == before + 2
+    with h5py.File(episodes[-1]) as file:
+        assert file.attrs["policy"] == "controller+noise(round 1)"
+        actions = file["actions"][()]
+        assert np.isclose(file.attrs["return"], file["rewards"][()].sum())
+        assert len(file["frames"]) == len(actions) + 1
+    assert (actions[:, 1:] >= 0).all() and (np.abs(actions) <= 1).all()
+    series = read_json(tmp_path / "data" / "smoke" / "series" / "manifest.json")
+    assert series["inputs"]["episodes"] == before + 2
+    rnn = read_json(results / "rnn" / "manifest.json")
+    assert rnn["config"]["epochs"] == old_rnn["config"]["epochs"] + 1
+    assert rnn["inputs"]["series"] == series["run_id"] and rnn["run_id"] != old_rnn["run_id"]
+    controller = read_json(results / "controller-dream" / "manifest.json")
+    assert controller["config"]["generations"] == old_c["config"]["generations"] + 1
+    assert controller["inputs"]["rnn"] == rnn["run_id"]
+    rounds = read_json(results / "iterate" / "rounds.json")
+    assert [row["round"] for row in rounds["rounds"]] == [1] and rounds["current"] is None
+    invoke("evaluate", *args, "--force")  # the iterated controller fits the new M
+
+    # Asking for more rounds continues; other settings are refused with one line.
+    invoke("iterate", *args, "--rounds", "2", "--episodes", "2", "--noise", "0.2")
+    assert len(read_json(results / "iterate" / "rounds.json")["rounds"]) == 2
+    assert len(list(rollouts.glob("episode_*.h5"))) == before + 4
+    result = invoke("iterate", *args, "--rounds", "3", "--episodes", "3", expect_ok=False)
+    assert result.exit_code != 0 and "other settings" in result.output.splitlines()[-1]
+
+
+def test_controller_collection_is_deterministic_and_noise_changes_it(smoke_run, tmp_path):
+    from worldmodels.artifacts import Layout
+    from worldmodels.collect import collect_with_controller
+    from worldmodels.controller import Controller
+    from worldmodels.models import load_world
+
+    root, _ = smoke_run
+    world = load_world(Layout(root / "data", root / "results", "smoke"))
+    spec = Controller("zh", world["z_size"], world["hidden_size"])
+    params = np.load(root / "results" / "smoke" / "controller-dream" / "best.npy")
+    runs = {}
+    for label, noise in (("a", 0.3), ("b", 0.3), ("quiet", 0.0)):
+        collect_with_controller(tmp_path / label, world, spec, params, [5, 6], 0, noise,
+                                "CarRacing-v3", 30, label, workers=1, progress=False)
+        with h5py.File(tmp_path / label / "episode_00001.h5") as file:
+            runs[label] = file["actions"][()]
+    np.testing.assert_array_equal(runs["a"], runs["b"])
+    assert not np.allclose(runs["a"], runs["quiet"])
