@@ -71,7 +71,9 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     ensure_writable(layout.evaluations)
     if path.exists() and not force:
         old = read_json(path)
-        if old.get("config") == to_dict(config) and old.get("seed") == seed:
+        # Complete only for the same controller: `iterate` trains C (and M) further.
+        if (old.get("config") == to_dict(config) and old.get("seed") == seed
+                and old.get("controller_run_id") == controller.get("run_id")):
             click.echo(f"evaluate: complete in {path} ({old['mean']:.1f} ± {old['std']:.1f}); "
                        "add --force to redo it")
             return "complete"

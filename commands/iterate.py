@@ -51,9 +51,16 @@ def iterate_command(context, preset, name, data_dir, results_dir, seed, rounds, 
     rate_option("noise", noise)
     config = override(get_preset(preset).iterate, rounds=rounds, episodes=episodes,
                       noise=noise, rnn_epochs=rnn_epochs, generations=generations)
+    if config.rounds == 0:
+        raise click.BadParameter(f"the {preset} preset has no rounds of iterative training: "
+                                 "give their number", param_hint="--rounds")
     layout = Layout(data_dir, results_dir, name)
     it.check_ready(layout)
     progress = it.load_progress(layout, config, seed)
+    if len(progress["rounds"]) >= config.rounds:
+        click.echo(f"iterate: {len(progress['rounds'])} rounds complete in "
+                   f"{it.rounds_path(layout)}; ask for more with --rounds")
+        return "complete"
     setup_tensorflow(seed)
     show = progress_enabled()
     common = ["--preset", preset, "--name", name, "--data-dir", str(data_dir),

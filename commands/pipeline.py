@@ -8,7 +8,8 @@ import click
 
 from commands.common import common_options, friendly_errors
 
-STAGES = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate")
+STAGES = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "iterate",
+          "evaluate")
 PER_VARIANT = ("train-controller", "evaluate")
 
 
@@ -36,10 +37,12 @@ def _variants(context, parameter, value):
 @friendly_errors
 def pipeline_command(context, preset, name, data_dir, results_dir, seed, skip_complete,
                      variants):
-    """Run collect, train-vae, encode, train-rnn, train-controller (dream) and evaluate (real)
-    for each of --variants, then write REPORT.md."""
+    """Run collect, train-vae, encode, train-rnn, train-controller (dream), iterate (when the
+    preset has rounds of iterative training) and evaluate (real) for each of --variants, then
+    write REPORT.md."""
     from commands.cli import main
     from worldmodels.artifacts import Layout, read_json, write_json
+    from worldmodels.config import get_preset
 
     started = time.time()
     layout = Layout(data_dir, results_dir, name)
@@ -47,7 +50,11 @@ def pipeline_command(context, preset, name, data_dir, results_dir, seed, skip_co
               "--results-dir", str(results_dir), "--seed", str(seed)]
     timings_path = layout.experiment / "pipeline.json"
     timings = read_json(timings_path) if timings_path.exists() else {}
-    steps = [(stage, "zh") for stage in STAGES if stage not in PER_VARIANT]
+    # The zh controller comes before iterate, which trains it (and M) further; the variants'
+    # controllers are then trained in the final M's dream (zh's is complete and skipped).
+    steps = [(stage, "zh") for stage in STAGES[:STAGES.index("train-controller")]]
+    if "zh" in variants and get_preset(preset).iterate.rounds > 0:
+        steps += [("train-controller", "zh"), ("iterate", "zh")]
     steps += [(stage, variant) for variant in variants for stage in PER_VARIANT]
     for stage, variant in steps:
         label = stage if variant == "zh" else f"{stage}-{variant}"
@@ -55,7 +62,9 @@ def pipeline_command(context, preset, name, data_dir, results_dir, seed, skip_co
         stage_started = time.time()
         command = main.get_command(context, stage)
         args = common + (["--variant", variant] if stage in PER_VARIANT else [])
-        params = dict(_defaults(context, command, args), force=not skip_complete)
+        params = _defaults(context, command, args)
+        if "force" in params:  # iterate continues its rounds, it never starts over
+            params["force"] = not skip_complete
         # Each stage decides for itself whether its outputs are complete.
         if context.invoke(command, **params) == "complete":
             click.echo(f"== {label}: complete, skipped")

@@ -72,8 +72,23 @@ def test_real_controller_training_and_pipeline_skip(smoke_run):
                     "--trials", "1", "--generations", "1", "--max-steps", "20").output
     assert "scored in the real" in output
     assert (root / "results/smoke/controller-real/best.npy").exists()
-    output = invoke("pipeline", *common(root)).output
+
+
+def test_pipeline_iterates_then_skips_what_is_complete(smoke_run, tmp_path):
+    root, _ = smoke_run
+    import shutil
+
+    for part in ("data", "results"):
+        shutil.copytree(root / part / "smoke", tmp_path / part / "smoke")
+    output = invoke("pipeline", *common(tmp_path)).output
+    # collect, train-vae, encode, train-rnn and train-controller (listed twice: before iterate,
+    # and with the variants) are complete; the smoke preset has one round of iterative
+    # training, which runs, and then the new controller is evaluated again.
+    assert "== round 1/1: controller" in output
     assert output.count("complete, skipped") == 6
+    assert "== evaluate: complete" not in output
+    output = invoke("pipeline", *common(tmp_path)).output
+    assert output.count("complete, skipped") == 8
     assert "pipeline (smoke): done" in output.splitlines()[-1]
 
 

@@ -160,8 +160,8 @@ class IterateConfig:
     """Iterative training (`worldmodels iterate`): rounds of collection with the controller plus
     noise, then more training of M and C on old + new data."""
 
-    rounds: int = 3
-    """Rounds in all."""
+    rounds: int = 0
+    """Rounds in all (0: `pipeline` does not iterate)."""
     episodes: int = 32
     """Episodes collected with C + noise per round."""
     noise: float = 0.1
