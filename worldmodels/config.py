@@ -201,16 +201,18 @@ def _smoke() -> Preset:
 
 
 def _small() -> Preset:
+    # Issue 7's recipe (results/EXPERIMENTS.md): data that covers braking and full throttle,
+    # dropout in M kept on while dreaming, dreams after a burn-in, then rounds of iterative
+    # training. Real checks: 4 x (2 + 2) real episodes in the first 100 generations.
     return Preset(
-        collect=CollectConfig(episodes=64, max_steps=1000),
+        collect=CollectConfig(episodes=80, max_steps=1000, policy="rally"),
         vae=VaeConfig(epochs=2, batch_size=100),
-        rnn=RnnConfig(epochs=200, batch_size=32, sequence_length=300),
-        # Real checks: 4 x (2 + 2) real episodes, about a quarter of C's time (measured: one
-        # check 53 s, one dream generation 7-10 s, on a shared 2-core CPU).
+        rnn=RnnConfig(epochs=200, batch_size=32, sequence_length=300, dropout=0.1),
         controller=ControllerConfig(population=32, trials=8, generations=100, max_steps=1000,
-                                    real_every=25, real_episodes=2),
+                                    real_every=25, real_episodes=2, burn_in=20, dropout=0.1),
         evaluate=EvaluateConfig(episodes=100),
         compare=CompareConfig(episodes=20),
+        iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),
     )
 
 
