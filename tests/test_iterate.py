@@ -48,6 +48,8 @@ def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, 
     rounds = read_json(results / "iterate" / "rounds.json")
     assert [row["round"] for row in rounds["rounds"]] == [1] and rounds["current"] is None
     invoke("evaluate", *args, "--force")  # the iterated controller fits the new M
+    invoke("report", *args)
+    assert "| 1 | " in (results / "REPORT.md").read_text().split("## Iterative training")[1]
 
     # Asking for more rounds continues; other settings are refused with one line.
     invoke("iterate", *args, "--rounds", "2", "--episodes", "2", "--noise", "0.2")

@@ -196,7 +196,8 @@ class Report:
         if not timings:
             return "\n".join(lines + [f"not run: {self.command('pipeline')}", ""])
         lines += ["| stage | wall time |", "|---|---|"]
-        order = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "evaluate")
+        order = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "iterate",
+                 "evaluate")
         stages = sorted((stage for stage in timings if stage not in ("preset", "seed")),
                         key=lambda s: (next((i for i, o in enumerate(order) if s.startswith(o)),
                                             len(order)), s))
@@ -204,6 +205,29 @@ class Report:
         lines += ["", f"Preset {timings.get('preset')}; stages skipped as already complete "
                   "keep the time of the run that made them.", ""]
         return "\n".join(lines)
+
+    def rounds(self) -> str:
+        """The rounds of `worldmodels iterate`, if the experiment ran any."""
+        progress = _load(self.layout.experiment / "iterate" / "rounds.json")
+        if not progress or not progress["rounds"]:
+            return ""
+        settings = progress["settings"]
+        lines = ["## Iterative training (iterate/rounds.json)", "",
+                 f"Each round: {settings['episodes']} episodes driven by the controller of the "
+                 f"round before plus Gaussian action noise of std {settings['noise']} (their "
+                 "mean real return is in the table: a real score of that controller, with "
+                 f"noise), then M {settings['rnn_epochs']} epochs further on all data and C "
+                 f"{settings['generations']} generations further in the new dream.", "",
+                 "| round | collected with C + noise: mean return | M loss | dream best | "
+                 "real check: best, mean | wall time |", "|---|---|---|---|---|---|"]
+        for row in progress["rounds"]:
+            check = (f"{row['real_best']:.1f}, {row['real_mean']:.1f}"
+                     if row.get("real_best") is not None else "—")
+            lines.append(f"| {row['round']} | {row['collect_return']:.1f} "
+                         f"({row['collected']} episodes) | {row['rnn_loss']:.3f} | "
+                         f"{row['best_fitness']:.1f} | {check} | "
+                         f"{_seconds(row['wall_seconds'])} |")
+        return "\n".join(lines + [""])
 
     def figures(self) -> str:
         experiment = self.layout.experiment
@@ -236,7 +260,8 @@ class Report:
             "Everything below is read from the files the stages wrote in this folder; parts "
             "not run yet say so, with the command that runs them. The paper's numbers are "
             f"from {PAPER}.", "",
-            self.carracing(), self.comparisons(), self.models(), self.timings(), self.figures(),
+            self.carracing(), self.comparisons(), self.models(), self.rounds(), self.timings(),
+            self.figures(),
         ])
 
 
