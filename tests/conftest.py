@@ -37,3 +37,18 @@ def smoke_run(tmp_path_factory):
     outputs["evaluate"] = invoke("evaluate", *common(root)).output
     outputs["evaluate-dream"] = invoke("evaluate", *common(root), "--where", "dream").output
     return root, outputs
+
+
+def copy_smoke(smoke_run, tmp_path, parts=("results",)):
+    """A scratch copy of the smoke experiment's ``parts`` (the others stay shared, read-only);
+    returns the common CLI arguments that point at it."""
+    import shutil
+
+    root, _ = smoke_run
+    dirs = {}
+    for part in ("data", "results"):
+        dirs[part] = tmp_path / part if part in parts else root / part
+        if part in parts:
+            shutil.copytree(root / part / "smoke", dirs[part] / "smoke")
+    return ["--preset", "smoke", "--name", "smoke", "--data-dir", dirs["data"],
+            "--results-dir", dirs["results"], "--seed", 0]

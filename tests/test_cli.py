@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from tests.conftest import common, invoke
+from tests.conftest import common, copy_smoke, invoke
 from worldmodels.artifacts import Layout, read_json
 from worldmodels.store import list_episodes, read_episode
 
@@ -75,19 +75,15 @@ def test_real_controller_training_and_pipeline_skip(smoke_run):
 
 
 def test_pipeline_iterates_then_skips_what_is_complete(smoke_run, tmp_path):
-    root, _ = smoke_run
-    import shutil
-
-    for part in ("data", "results"):
-        shutil.copytree(root / part / "smoke", tmp_path / part / "smoke")
-    output = invoke("pipeline", *common(tmp_path)).output
+    args = copy_smoke(smoke_run, tmp_path, ("data", "results"))
+    output = invoke("pipeline", *args).output
     # collect, train-vae, encode, train-rnn and train-controller (listed twice: before iterate,
     # and with the variants) are complete; the smoke preset has one round of iterative
     # training, which runs, and then the new controller is evaluated again.
     assert "== round 1/1: controller" in output
     assert output.count("complete, skipped") == 6
     assert "== evaluate: complete" not in output
-    output = invoke("pipeline", *common(tmp_path)).output
+    output = invoke("pipeline", *args).output
     assert output.count("complete, skipped") == 8
     assert "pipeline (smoke): done" in output.splitlines()[-1]
 
@@ -107,13 +103,8 @@ def test_controller_variants_train_and_evaluate_in_their_own_folders(smoke_run):
 
 
 def test_dreams_after_a_burn_in_train_and_evaluate(smoke_run, tmp_path):
-    root, _ = smoke_run
+    args = copy_smoke(smoke_run, tmp_path)
     results = tmp_path / "results"
-    import shutil
-
-    shutil.copytree(root / "results" / "smoke", results / "smoke")
-    args = ["--preset", "smoke", "--name", "smoke", "--data-dir", root / "data",
-            "--results-dir", results, "--seed", 0]
     invoke("train-controller", *args, "--burn-in", "5", "--population", "3", "--generations",
            "2", "--force")
     manifest = read_json(results / "smoke" / "controller-dream" / "manifest.json")
@@ -125,13 +116,8 @@ def test_dreams_after_a_burn_in_train_and_evaluate(smoke_run, tmp_path):
 
 
 def test_dropout_in_m_kept_on_while_dreaming(smoke_run, tmp_path):
-    root, _ = smoke_run
+    args = copy_smoke(smoke_run, tmp_path)
     results = tmp_path / "results"
-    import shutil
-
-    shutil.copytree(root / "results" / "smoke", results / "smoke")
-    args = ["--preset", "smoke", "--name", "smoke", "--data-dir", root / "data",
-            "--results-dir", results, "--seed", 0]
     invoke("train-rnn", *args, "--dropout", "0.2", "--force")
     assert read_json(results / "smoke" / "rnn" / "manifest.json")["config"]["dropout"] == 0.2
     output = invoke("train-controller", *args, "--dropout", "0.2", "--population", "3",

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-
 import h5py
 import numpy as np
 
-from tests.conftest import invoke
+from tests.conftest import copy_smoke, invoke
 from worldmodels.artifacts import read_json
 
 
-def _copy(smoke_run, tmp_path):
-    root, _ = smoke_run
-    for part in ("data", "results"):
-        shutil.copytree(root / part / "smoke", tmp_path / part / "smoke")
-    return ["--preset", "smoke", "--name", "smoke", "--data-dir", tmp_path / "data",
-            "--results-dir", tmp_path / "results", "--seed", 0]
-
-
 def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, tmp_path):
-    args = _copy(smoke_run, tmp_path)
+    args = copy_smoke(smoke_run, tmp_path, ("data", "results"))
     rollouts = tmp_path / "data" / "smoke" / "rollouts"
     results = tmp_path / "results" / "smoke"
     before = len(list(rollouts.glob("episode_*.h5")))
