@@ -57,6 +57,7 @@ def iterate_command(context, preset, name, data_dir, results_dir, seed, rounds, 
     layout = Layout(data_dir, results_dir, name)
     it.check_ready(layout)
     progress = it.load_progress(layout, config, seed)
+    it.check_controller(layout, progress)
     if len(progress["rounds"]) >= config.rounds:
         click.echo(f"iterate: {len(progress['rounds'])} rounds complete in "
                    f"{it.rounds_path(layout)}; ask for more with --rounds")
@@ -92,6 +93,7 @@ def iterate_command(context, preset, name, data_dir, results_dir, seed, rounds, 
                 result = it.controller_round(layout, config, fresh, ray_address, show)
                 row.update({k: (round(v, 1) if v is not None else None)
                             for k, v in result.items()})
+                progress["controller_run_id"] = it.controller_run_id(layout)
             row[f"{step}_seconds"] = round(time.time() - step_started, 1)
             following = it.STEPS.index(step) + 1
             current["step"] = it.STEPS[following] if following < len(it.STEPS) else "done"

@@ -12,7 +12,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-from tests.conftest import common, invoke
+from tests.conftest import common, copy_smoke, invoke
 from worldmodels.artifacts import Layout, read_json
 from worldmodels.collect import episode_seeds
 from worldmodels.config import get_preset, override
@@ -217,19 +217,23 @@ def test_real_checks_keep_the_resumed_trajectory(smoke_run, tmp_path):
 
 def test_pipeline_runs_each_variant_and_writes_the_report(smoke_run, tmp_path):
     root, _ = smoke_run
-    shutil.copytree(root / "results" / "smoke", tmp_path / "smoke",
-                    ignore=shutil.ignore_patterns("controller-*", "evaluate", "compare",
-                                                  "figures", "REPORT.md", "pipeline.json"))
-    output = invoke("pipeline", *common(root)[:6], "--results-dir", tmp_path,
-                    "--variants", "zh,z").output
-    assert output.count("complete, skipped") == 4  # collect, train-vae, encode, train-rnn
-    layout = Layout(root / "data", tmp_path, "smoke")
+    args = copy_smoke(smoke_run, tmp_path, ("data", "results"))  # iterate adds episodes
+    for pattern in ("controller-*", "iterate", "evaluate", "compare", "figures", "REPORT.md",
+                    "pipeline.json"):
+        for path in (tmp_path / "results" / "smoke").glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    output = invoke("pipeline", *args, "--variants", "zh,z").output
+    # collect, train-vae, encode, train-rnn; and zh's controller, trained (and iterated)
+    # before the variants' turn
+    assert output.count("complete, skipped") == 5
+    assert "== iterate: complete" not in output
+    layout = Layout(tmp_path / "data", tmp_path / "results", "smoke")
     for variant in ("zh", "z"):
         assert (layout.controller("dream", variant) / "best.npy").exists()
     assert read_json(layout.evaluations / "real-dream-z-best.json")["variant"] == "z"
-    timings = read_json(tmp_path / "smoke" / "pipeline.json")
+    timings = read_json(layout.experiment / "pipeline.json")
     assert {"train-controller", "evaluate", "train-controller-z", "evaluate-z"} <= set(timings)
-    report = (tmp_path / "smoke" / "REPORT.md").read_text()
+    report = (layout.experiment / "REPORT.md").read_text()
     z_row = next(line for line in report.splitlines() if line.startswith("| V only: the"))
     z_scores = read_json(layout.evaluations / "real-dream-z-best.json")
     assert f"{z_scores['mean']:.1f} ± {z_scores['std']:.1f}" in z_row

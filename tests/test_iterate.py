@@ -47,6 +47,11 @@ def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, 
     assert len(list(rollouts.glob("episode_*.h5"))) == before + 4
     result = invoke("iterate", *args, "--rounds", "3", "--episodes", "3", expect_ok=False)
     assert result.exit_code != 0 and "other settings" in result.output.splitlines()[-1]
+    # A controller trained again since the last round is not continued as if it were it.
+    invoke("train-controller", *args, "--force")
+    result = invoke("iterate", *args, "--rounds", "3", "--episodes", "2", "--noise", "0.2",
+                    expect_ok=False)
+    assert result.exit_code != 0 and "trained again since" in result.output.splitlines()[-1]
 
 
 def test_controller_collection_is_deterministic_and_noise_changes_it(smoke_run, tmp_path):

@@ -171,7 +171,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(smoke_run,
     root, _ = smoke_run
     shutil.copytree(root / "results" / "smoke" / "vae", tmp_path / "smoke" / "vae")
     result = invoke("train-rnn", *common(root)[:6], "--results-dir", tmp_path, "--epochs", 6,
-                    "--learning-rate", "1e30", expect_ok=False)
+                    "--batch-size", 64, "--learning-rate", "1e30", expect_ok=False)
     assert result.exit_code != 0 and "Traceback" not in result.output
     message = result.output.strip().splitlines()[-1]
     assert "non-finite" in message and "epoch 2" in message and "loss" in message

@@ -56,7 +56,27 @@ def load_progress(layout: Layout, config: IterateConfig, seed: int) -> dict:
     from worldmodels.store import list_episodes
 
     base = len(list_episodes(layout.rollouts))
-    return {"settings": settings, "base": base, "rounds": [], "current": None}
+    return {"settings": settings, "base": base, "rounds": [], "current": None,
+            "controller_run_id": controller_run_id(layout)}
+
+
+def controller_run_id(layout: Layout) -> str:
+    return read_json(layout.controller("dream") / "manifest.json")["run_id"]
+
+
+def check_controller(layout: Layout, progress_data: dict) -> None:
+    """Refuse to continue rounds whose controller was since replaced (e.g. by
+    `train-controller --force`): the rounds would no longer describe the controller."""
+    current = progress_data["current"]
+    if current is not None and current["step"] == "controller":
+        return  # killed while evolving C: its manifest is this round's own
+    recorded = progress_data.get("controller_run_id")
+    if recorded is not None and recorded != controller_run_id(layout):
+        raise WorldModelsError(
+            f"the controller in {layout.controller('dream')} is not the one "
+            f"{rounds_path(layout)} left (it was trained again since): use another --name, "
+            f"or remove {rounds_path(layout).parent} to start the rounds over"
+        )
 
 
 def round_seeds(seed: int, round_number: int, episodes: int) -> list[int]:
