@@ -35,12 +35,14 @@ from commands.common import (
               help="Worker processes (with --where real; default: one per core, or with "
                    "--ray-address the cluster's CPUs).")
 @click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
+@click.option("--round", "round_number", type=int, default=0,
+              help="The M and C that `iterate` kept after this round (default: the latest).")
 @ray_option
 @force_option
 @friendly_errors
 def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_in, variant,
-                     params, episodes, max_steps, temperature, workers, env_id, ray_address,
-                     force):
+                     params, episodes, max_steps, temperature, workers, env_id, round_number,
+                     ray_address, force):
     """Score a trained agent; write RESULTS/NAME/evaluate/*.json."""
     from worldmodels.artifacts import (
         Layout,
@@ -62,7 +64,13 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     config = override(get_preset(preset).evaluate, episodes=episodes, max_steps=max_steps,
                       temperature=temperature, workers=workers, env_id=env_id)
     check_env_id(config.env_id)
-    layout = Layout(data_dir, results_dir, name)
+    if round_number < 0:
+        raise click.BadParameter(f"expected a round number ≥ 1, got {round_number}",
+                                 param_hint="--round")
+    layout = Layout(data_dir, results_dir, name, round_number)
+    if round_number and not layout.runs.is_dir():
+        raise click.BadParameter(f"`iterate` kept no round {round_number} in {layout.runs}",
+                                 param_hint="--round")
     directory = layout.controller(trained_in, variant)
     controller = require_manifest(directory, f"controller trained in the {trained_in}",
                                   f"train-controller --where {trained_in} --variant {variant}")
@@ -85,7 +93,8 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     result = evaluate(layout, controller, directory, params, where, config, seed,
                       progress_enabled(), partial_path=partial, variant=variant,
                       ray_address=ray_address)
-    result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started)
+    result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started,
+                  **({"round": round_number} if round_number else {}))
     write_json(path, result)
     partial.unlink(missing_ok=True)
     click.echo(f"wrote {path}")

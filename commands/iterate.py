@@ -35,8 +35,9 @@ def iterate_command(context, preset, name, data_dir, results_dir, seed, rounds, 
                     noise, rnn_epochs, generations, workers, ray_address):
     """Iterative training of an experiment that has run the pipeline (V, M and C in the
     dream): each round adds episodes driven by C + noise to DATA/NAME/rollouts, re-encodes,
-    trains M further and evolves C further in its dream. Writes RESULTS/NAME/iterate/rounds.*;
-    then `worldmodels evaluate` scores the final C on unseen tracks."""
+    trains M further and evolves C further in its dream. Writes RESULTS/NAME/iterate/rounds.*
+    and keeps each round's M and C in iterate/round-N/; then `worldmodels evaluate` scores the
+    final C on unseen tracks (`--round N`: round N's)."""
     from commands.cli import main
     from commands.pipeline import _defaults
     from worldmodels import iterate as it
@@ -94,6 +95,7 @@ def iterate_command(context, preset, name, data_dir, results_dir, seed, rounds, 
                 row.update({k: (round(v, 1) if v is not None else None)
                             for k, v in result.items()})
                 progress["controller_run_id"] = it.controller_run_id(layout)
+                it.keep_round(layout, number)
             row[f"{step}_seconds"] = round(time.time() - step_started, 1)
             following = it.STEPS.index(step) + 1
             current["step"] = it.STEPS[following] if following < len(it.STEPS) else "done"

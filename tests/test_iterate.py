@@ -45,6 +45,19 @@ def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, 
     invoke("iterate", *args, "--rounds", "2", "--episodes", "2", "--noise", "0.2")
     assert len(read_json(results / "iterate" / "rounds.json")["rounds"]) == 2
     assert len(list(rollouts.glob("episode_*.h5"))) == before + 4
+    # Each round's M and C are kept, and can be evaluated after later rounds trained them on.
+    kept = results / "iterate" / "round-1"
+    assert read_json(kept / "controller-dream" / "manifest.json")["run_id"] == controller["run_id"]
+    assert read_json(kept / "rnn" / "manifest.json")["run_id"] == rnn["run_id"]
+    invoke("evaluate", *args, "--round", 1, "--episodes", 1, "--max-steps", 20)
+    scores = read_json(kept / "evaluate" / "real-dream-best.json")
+    assert scores["round"] == 1 and scores["controller_run_id"] == controller["run_id"]
+    invoke("report", *args)
+    rounds_table = (results / "REPORT.md").read_text().split("## Iterative training")[1]
+    row = next(line for line in rounds_table.splitlines() if line.startswith("| 1 | "))
+    assert f"{scores['mean']:.1f} ± {scores['std']:.1f} (1)" in row
+    result = invoke("evaluate", *args, "--round", 7, expect_ok=False)
+    assert result.exit_code != 0 and "round 7" in result.output.splitlines()[-1]
     result = invoke("iterate", *args, "--rounds", "3", "--episodes", "3", expect_ok=False)
     assert result.exit_code != 0 and "other settings" in result.output.splitlines()[-1]
     # A controller trained again since the last round is not continued as if it were it.

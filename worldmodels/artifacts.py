@@ -12,6 +12,8 @@ Layout for an experiment NAME:
     RESULTS/NAME/controller-WHERE-z/      the V-only variants (z, z-hidden) of C
     RESULTS/NAME/evaluate/                one JSON of scores per evaluation
     RESULTS/NAME/pipeline.json            wall time of each stage of `pipeline`
+    RESULTS/NAME/iterate/                 rounds.json/csv of `iterate`; round-N/ keeps round N's
+                                          M (rnn/) and C (controller-dream/) and its evaluate/
 
 Every stage writes ``manifest.json`` (config, seed, package version, the run ids of its inputs,
 status) before work starts and marks it ``complete`` at the end, so later stages can refuse
@@ -45,6 +47,14 @@ class Layout:
     data_dir: Path
     results_dir: Path
     name: str
+    round: int = 0
+    """0: the experiment's own M and C; N: the copies `iterate` kept after its round N."""
+
+    @property
+    def runs(self) -> Path:
+        """Where M, C and their evaluations are: the experiment, or a round's copy of them."""
+        return self.experiment / "iterate" / f"round-{self.round}" if self.round else \
+            self.experiment
 
     @property
     def rollouts(self) -> Path:
@@ -68,12 +78,12 @@ class Layout:
 
     @property
     def rnn(self) -> Path:
-        return self.experiment / "rnn"
+        return self.runs / "rnn"
 
     def controller(self, where: str, variant: str = "zh") -> Path:
         """controller-WHERE for the full [z, h] controller, controller-WHERE-VARIANT for the
         others."""
-        return self.experiment / f"controller-{where}{variant_suffix(variant)}"
+        return self.runs / f"controller-{where}{variant_suffix(variant)}"
 
     def evaluation(self, where: str, trained_in: str, variant: str, params: str) -> Path:
         """evaluate's scores: WHERE-TRAINED_IN[-VARIANT]-PARAMS.json."""
@@ -81,7 +91,7 @@ class Layout:
 
     @property
     def evaluations(self) -> Path:
-        return self.experiment / "evaluate"
+        return self.runs / "evaluate"
 
 
 def write_json(path: Path, payload: dict) -> None:

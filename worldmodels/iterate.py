@@ -185,6 +185,22 @@ def controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_add
             "real_mean": checks[-1]["real_mean"] if checks else None}
 
 
+def keep_round(layout: Layout, round_number: int) -> Path:
+    """Copy the M and C a round ended with to RESULTS/NAME/iterate/round-N/ (a few MB), so any
+    round can be evaluated later (`evaluate --round N`) after later rounds trained them on."""
+    import shutil
+
+    kept = Layout(layout.data_dir, layout.results_dir, layout.name, round_number)
+    for source, target, names in (
+            (layout.rnn, kept.rnn, ("manifest.json", "rnn.weights.h5", "metrics.csv")),
+            (layout.controller("dream"), kept.controller("dream"),
+             ("manifest.json", "best.npy", "mean.npy", "history.csv"))):
+        target.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copy2(source / name, target / name)
+    return kept.runs
+
+
 def _plain(config) -> dict:
     from worldmodels.config import to_dict
 

@@ -219,13 +219,19 @@ class Report:
                  f"noise), then M {settings['rnn_epochs']} epochs further on all data and C "
                  f"{settings['generations']} generations further in the new dream.", "",
                  "| round | collected with C + noise: mean return | M loss | dream best | "
-                 "real check: best, mean | wall time |", "|---|---|---|---|---|---|"]
+                 "real check: best, mean | `evaluate --round N` (real, best C) | wall time |",
+                 "|---|---|---|---|---|---|---|"]
         for row in progress["rounds"]:
             check = (f"{row['real_best']:.1f}, {row['real_mean']:.1f}"
                      if row.get("real_best") is not None else "—")
+            kept = Layout(self.layout.data_dir, self.layout.results_dir, self.layout.name,
+                          row["round"])
+            scores = _load(kept.evaluation("real", "dream", "zh", "best"))
+            evaluated = (f"{scores['mean']:.1f} ± {scores['std']:.1f} ({scores['episodes']})"
+                         if scores else "not run")
             lines.append(f"| {row['round']} | {row['collect_return']:.1f} "
                          f"({row['collected']} episodes) | {row['rnn_loss']:.3f} | "
-                         f"{row['best_fitness']:.1f} | {check} | "
+                         f"{row['best_fitness']:.1f} | {check} | {evaluated} | "
                          f"{_seconds(row['wall_seconds'])} |")
         return "\n".join(lines + [""])
 
