@@ -12,6 +12,7 @@ from commands.common import (
     friendly_errors,
     positive,
     progress_enabled,
+    rate_option,
     ray_option,
     setup_tensorflow,
     summary,
@@ -35,14 +36,17 @@ from commands.common import (
               help="Worker processes (with --where real; default: one per core, or with "
                    "--ray-address the cluster's CPUs).")
 @click.option("--env", "env_id", help="Gymnasium env id (default CarRacing-v3).")
+@click.option("--noise", type=float,
+              help="Std of Gaussian noise added to C's actions (with --where real; default 0): "
+                   "C as `iterate` collects with it. Written to its own file, *-noiseSTD.json.")
 @click.option("--round", "round_number", type=int, default=0,
               help="The M and C that `iterate` kept after this round (default: the latest).")
 @ray_option
 @force_option
 @friendly_errors
 def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_in, variant,
-                     params, episodes, max_steps, temperature, workers, env_id, round_number,
-                     ray_address, force):
+                     params, episodes, max_steps, temperature, workers, env_id, noise,
+                     round_number, ray_address, force):
     """Score a trained agent; write RESULTS/NAME/evaluate/*.json."""
     from worldmodels.artifacts import (
         Layout,
@@ -59,10 +63,13 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
                           ("temperature", temperature)):
         positive(option, value)
     positive("workers", workers)
+    rate_option("noise", noise)
+    if noise and where != "real":
+        raise click.BadParameter("runs only with --where real", param_hint="--noise")
     if ray_address and where != "real":
         raise click.BadParameter("runs only with --where real", param_hint="--ray-address")
     config = override(get_preset(preset).evaluate, episodes=episodes, max_steps=max_steps,
-                      temperature=temperature, workers=workers, env_id=env_id)
+                      temperature=temperature, workers=workers, env_id=env_id, noise=noise)
     check_env_id(config.env_id)
     if round_number < 0:
         raise click.BadParameter(f"expected a round number ≥ 1, got {round_number}",
@@ -74,13 +81,14 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     directory = layout.controller(trained_in, variant)
     controller = require_manifest(directory, f"controller trained in the {trained_in}",
                                   f"train-controller --where {trained_in} --variant {variant}")
-    path = layout.evaluation(where, trained_in, variant, params)
+    path = layout.evaluation(where, trained_in, variant, params, config.noise)
     partial = path.with_name(path.stem + ".partial.json")
     ensure_writable(layout.evaluations)
     if path.exists() and not force:
         old = read_json(path)
         # Complete only for the same controller: `iterate` trains C (and M) further.
-        if (old.get("config") == to_dict(config) and old.get("seed") == seed
+        # (evaluations written before --noise existed had none)
+        if ({"noise": 0.0, **old.get("config", {})} == to_dict(config) and old.get("seed") == seed
                 and old.get("controller_run_id") == controller.get("run_id")):
             click.echo(f"evaluate: complete in {path} ({old['mean']:.1f} ± {old['std']:.1f}); "
                        "add --force to redo it")
@@ -98,5 +106,6 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     write_json(path, result)
     partial.unlink(missing_ok=True)
     click.echo(f"wrote {path}")
-    summary(f"evaluate ({where}, {result['episodes']} episodes): "
+    summary(f"evaluate ({where}, {result['episodes']} episodes"
+            + (f", action noise {config.noise:g}" if config.noise else "") + "): "
             f"{result['mean']:.1f} ± {result['std']:.1f}", started)

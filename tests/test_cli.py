@@ -58,6 +58,21 @@ def test_evaluate_writes_scores_json(smoke_run):
     assert "±" in outputs["evaluate"].splitlines()[-1]
 
 
+def test_evaluate_with_action_noise_writes_its_own_file(smoke_run, tmp_path):
+    args = copy_smoke(smoke_run, tmp_path)
+    evaluations = tmp_path / "results" / "smoke" / "evaluate"
+    plain = (evaluations / "real-dream-best.json").read_text()
+    short = ("--episodes", 2, "--max-steps", 40)
+    invoke("evaluate", *args, *short, "--noise", "0.3")
+    noisy = json.loads((evaluations / "real-dream-best-noise0.3.json").read_text())
+    assert noisy["noise"] == 0.3 == noisy["config"]["noise"]
+    assert noisy["seeds"] == json.loads(plain)["seeds"]  # the same tracks, C + noise
+    assert (evaluations / "real-dream-best.json").read_text() == plain
+    assert "complete" in invoke("evaluate", *args, *short, "--noise", "0.3").output
+    assert "--noise" in _error("evaluate", *args, "--where", "dream", "--noise", "0.1")
+    assert "--noise" in _error("evaluate", *args, "--noise", "1.5")
+
+
 def test_evaluation_tracks_differ_from_collection_tracks(smoke_run):
     root, _ = smoke_run
     collected = {int(read_episode(p)["attrs"]["seed"])

@@ -85,9 +85,12 @@ class Layout:
         others."""
         return self.runs / f"controller-{where}{variant_suffix(variant)}"
 
-    def evaluation(self, where: str, trained_in: str, variant: str, params: str) -> Path:
-        """evaluate's scores: WHERE-TRAINED_IN[-VARIANT]-PARAMS.json."""
-        return self.evaluations / f"{where}-{trained_in}{variant_suffix(variant)}-{params}.json"
+    def evaluation(self, where: str, trained_in: str, variant: str, params: str,
+                   noise: float = 0.0) -> Path:
+        """evaluate's scores: WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json."""
+        suffix = f"-noise{noise:g}" if noise else ""
+        return self.evaluations / (f"{where}-{trained_in}{variant_suffix(variant)}-{params}"
+                                   f"{suffix}.json")
 
     @property
     def evaluations(self) -> Path:

@@ -136,6 +136,9 @@ class EvaluateConfig:
     """Env worker processes; None means one per core."""
     env_id: str = ENV_ID
     """Gymnasium id of the environment."""
+    noise: float = 0.0
+    """Std of Gaussian noise added to C's actions in the real env (clipped to the action box),
+    as `iterate` collects; 0: C alone."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
         result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed],
                       burn_in=burn_in, dropout=world["dropout"])
     else:
+        result.update(noise=config.noise)
         scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path,
                                 spec, ray_address)
     scores = np.asarray(scores, dtype=float)
@@ -78,7 +79,8 @@ def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_
     tasks = len(episode_tasks(len(seeds)))
     with make_backend(config.workers, ray_address, tasks) as backend:
         scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps,
-                            progress=progress, controller=spec)
+                            progress=progress, controller=spec,
+                            noise=getattr(config, "noise", 0.0))
         return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode)
 
 

@@ -53,10 +53,10 @@ class RealScorer:
     ``backend`` (``worldmodels.workers``), each worker with its own V and M."""
 
     def __init__(self, world: dict, backend, seed: int, env_id: str, max_steps: int,
-                 progress: bool = False, controller=None):
+                 progress: bool = False, controller=None, noise: float = 0.0):
         from worldmodels.agent import AgentSetup
 
-        self.backend, self.seed, self.progress = backend, seed, progress
+        self.backend, self.seed, self.progress, self.noise = backend, seed, progress, noise
         self.setup = AgentSetup.from_world(world, controller, env_id, max_steps, seed)
 
     def run(self, params: np.ndarray, seeds: list[int], desc: str = "real", done=None,
@@ -65,7 +65,7 @@ class RealScorer:
 
         return run_real_episodes(self.backend, self.setup, params.astype(np.float32), seeds,
                                  progress=self.progress, desc=desc, done=done,
-                                 on_episode=on_episode)
+                                 on_episode=on_episode, noise=self.noise)
 
     def check(self, best: np.ndarray, mean: np.ndarray, episodes: int) -> tuple[float, float]:
         """Mean real return of the ``best`` and the ``mean`` controllers, each over the same
