@@ -54,12 +54,17 @@ from commands.common import (
               help="Dropout rate on M's output at every dream step, so the dream is random "
                    "where M knows little (default from the preset: 0, off). Meant for an M "
                    "trained with `train-rnn --dropout`.")
+@click.option("--action-noise", type=float,
+              help="Std of Gaussian noise added to C's actions at every dream step and in the "
+                   "real checks (clipped to the action box; default 0): C is scored as it "
+                   "drives with `evaluate --noise`.")
 @ray_option
 @force_option
 @friendly_errors
 def train_controller_command(preset, name, data_dir, results_dir, seed, where, variant,
                              temperature, population, trials, generations, sigma, max_steps,
-                             workers, real_every, real_episodes, burn_in, dropout, ray_address,
+                             workers, real_every, real_episodes, burn_in, dropout, action_noise,
+                             ray_address,
                              force):
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE[-VARIANT]."""
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
@@ -76,11 +81,12 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
     positive("real-episodes", real_episodes)
     positive("burn-in", burn_in, allow_zero=True)
     rate_option("dropout", dropout)
+    rate_option("action-noise", action_noise)
     config = override(get_preset(preset).controller, where=where, temperature=temperature,
                       population=population, trials=trials, generations=generations,
                       sigma=sigma, max_steps=max_steps, workers=workers,
                       real_every=real_every, real_episodes=real_episodes, burn_in=burn_in,
-                      dropout=dropout)
+                      dropout=dropout, action_noise=action_noise)
     if config.burn_in >= config.max_steps:
         raise click.BadParameter(f"the burn-in ({config.burn_in}) must be shorter than "
                                  f"--max-steps ({config.max_steps})", param_hint="--burn-in")
@@ -116,6 +122,7 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
                f"{config.population} x {config.trials} trials, {config.generations} generations, "
                f"scored in the {where}" + (f" at temperature {config.temperature}"
                                             if where == "dream" else "")
+               + (f", action noise {config.action_noise}" if config.action_noise else "")
                + (f", dream dropout {config.dropout}"
                   if where == "dream" and config.dropout else ""))
     if checking:
@@ -152,9 +159,11 @@ def _run(world, config, seed, directory, spec, ray_address):
         backend = make_backend(config.workers, ray_address)
     with backend:
         real = None if isinstance(backend, nullcontext) else RealScorer(
-            world, backend, seed, config.env_id, config.max_steps, controller=spec)
+            world, backend, seed, config.env_id, config.max_steps, controller=spec,
+            noise=config.action_noise)
         scorer = real if config.where == "real" else DreamScorer(
-            world, config.temperature, config.max_steps, seed, spec, config.dropout)
+            world, config.temperature, config.max_steps, seed, spec, config.dropout,
+            config.action_noise)
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
             if checking else None
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,

@@ -135,12 +135,15 @@ def test_dropout_in_m_kept_on_while_dreaming(smoke_run, tmp_path):
     results = tmp_path / "results"
     invoke("train-rnn", *args, "--dropout", "0.2", "--force")
     assert read_json(results / "smoke" / "rnn" / "manifest.json")["config"]["dropout"] == 0.2
-    output = invoke("train-controller", *args, "--dropout", "0.2", "--population", "3",
-                    "--generations", "2", "--force").output
-    assert "dream dropout 0.2" in output
+    output = invoke("train-controller", *args, "--dropout", "0.2", "--action-noise", "0.1",
+                    "--population", "3", "--generations", "2", "--force").output
+    assert "dream dropout 0.2" in output and "action noise 0.1" in output
+    controller = read_json(results / "smoke" / "controller-dream" / "manifest.json")
+    assert controller["config"]["action_noise"] == 0.1
     invoke("evaluate", *args, "--where", "dream", "--force")
     scores = read_json(results / "smoke" / "evaluate" / "dream-dream-best.json")
-    assert scores["dropout"] == 0.2
+    assert scores["dropout"] == 0.2 and scores["action_noise"] == 0.1
+    assert "must be in [0, 1)" in _error("train-controller", *args, "--action-noise", "1")
     assert "must be in [0, 1)" in _error("train-controller", *args, "--dropout", "1")
     assert "must be in [0, 1)" in _error("train-rnn", *args, "--dropout", "-0.1")
 

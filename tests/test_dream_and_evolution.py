@@ -126,6 +126,22 @@ def test_dream_dropout_is_seeded_and_off_means_the_plain_dream():
     assert not np.allclose(first[0], plain[0])
 
 
+def test_dream_action_noise_is_seeded_and_off_means_the_plain_dream():
+    rnn = MDNRNN(4, 16, 2)
+    rnn.done_head.bias.assign([-30.0])
+    rng = np.random.default_rng(1)
+    params = rng.normal(size=(6, param_count(20)), scale=0.1).astype(np.float32)
+    z0 = rng.normal(size=(6, 4)).astype(np.float32)
+    plain = run_dream(make_dream(rnn), params, z0, 1.0, 25, seed=7)
+    off = run_dream(make_dream(rnn, action_noise=0.0), params, z0, 1.0, 25, seed=7)
+    shaken = make_dream(rnn, action_noise=0.3)
+    first = run_dream(shaken, params, z0, 1.0, 25, seed=7)
+    again = run_dream(shaken, params, z0, 1.0, 25, seed=7)
+    np.testing.assert_array_equal(plain[0], off[0])
+    np.testing.assert_array_equal(first[0], again[0])
+    assert not np.allclose(first[0], plain[0])
+
+
 def test_training_dropout_only_while_training():
     rnn = MDNRNN(4, 16, 2, dropout=0.5)
     inputs = tf.random.stateless_normal((2, 5, 7), [1, 2])

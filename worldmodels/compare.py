@@ -67,7 +67,7 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
         log(f"compare: continuing from {partial_path}")
 
     scorer = DreamScorer(world, config.temperatures[0], config.max_steps, seed, spec,
-                         world["dropout"])
+                         world["dropout"], world["action_noise"])
     for temperature in config.temperatures:
         label = f"{temperature:g}"
         if label not in partial["dream"]:
@@ -93,8 +93,9 @@ def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, p
         partial["real"][str(index)] = score
         write_json(partial_path, partial)
 
+    # A controller evolved with action noise in the dream drives with it in the real env too.
     return run_real(world, spec, params, seeds, config, seed, progress, "compare (real)", done,
-                    save)
+                    save, noise=world["action_noise"])
 
 
 def _result(partial, real_scores, seeds, controller_manifest, directory, config, wall):

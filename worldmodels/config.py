@@ -120,6 +120,9 @@ class ControllerConfig:
     """Dropout rate on M's output at every dream step (0: off). Dropout kept on while dreaming
     makes the dream random where M knows little, so C cannot exploit M's mistakes as
     easily."""
+    action_noise: float = 0.0
+    """Std of Gaussian noise added to C's actions at every dream step (clipped to the action
+    box; 0: off), and in the real checks: C is scored as it drives with `evaluate --noise`."""
 
 
 @dataclass(frozen=True)

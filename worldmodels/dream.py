@@ -9,6 +9,9 @@ import tensorflow as tf
 from worldmodels.controller import Controller
 from worldmodels.rnn import MDNRNN
 
+ACTION_LOW = (-1.0, 0.0, 0.0)  # steer, gas, brake: CarRacing's action box
+ACTION_HIGH = (1.0, 1.0, 1.0)
+
 
 @tf.function(jit_compile=True)
 def _mixture_draw(logits, mu, logstd, uniform, eps, temperature):
@@ -36,13 +39,16 @@ def sample_next_z(predictions: dict, temperature, seed):
                          tf.cast(temperature, tf.float32))
 
 
-def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0):
+def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0,
+               action_noise: float = 0.0):
     """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
     memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
     ``max_steps``. ``controller`` defaults to the linear one on [z, h]. With ``dropout`` > 0,
     M's heads read its output through a fresh dropout mask at every step of every dream (MC
-    dropout: the dream is most random where M's training data say least)."""
+    dropout: the dream is most random where M's training data say least). With
+    ``action_noise`` > 0, Gaussian noise of that std is added to C's actions at every step
+    and clipped to the action box, as `evaluate --noise` drives in the real env."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
@@ -59,6 +65,11 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
             action = controller.act_batch(params, z, h)
+            if action_noise > 0:
+                shake = tf.random.stateless_normal(
+                    tf.shape(action), tf.random.experimental.stateless_fold_in(step_seed, 3))
+                action = tf.clip_by_value(action + action_noise * shake, ACTION_LOW,
+                                          ACTION_HIGH)
             drop_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
             predictions, (h2, c2) = rnn.fused_step(tf.concat([z, action], -1), (h, c), weights,
                                                    dropout, drop_seed)

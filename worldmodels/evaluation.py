@@ -36,11 +36,12 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
               "code": code_commit(), "seeds": seeds}
     if where == "dream":
         scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec,
-                             world["dropout"])
+                             world["dropout"], world["action_noise"])
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
         result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed],
-                      burn_in=burn_in, dropout=world["dropout"])
+                      burn_in=burn_in, dropout=world["dropout"],
+                      action_noise=world["action_noise"])
     else:
         result.update(noise=config.noise)
         scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path,
@@ -69,10 +70,10 @@ def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, s
 
 
 def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_episode,
-             ray_address: str | None = None):
+             ray_address: str | None = None, noise: float | None = None):
     """Episodes of ``params`` on the tracks of ``seeds`` (``config``: env_id, max_steps,
-    workers) on local worker processes, or on Ray with ``ray_address``; episodes in ``done``
-    are not run again."""
+    workers, and the action noise unless ``noise`` is given) on local worker processes, or on
+    Ray with ``ray_address``; episodes in ``done`` are not run again."""
     from worldmodels.agent import episode_tasks
     from worldmodels.workers import make_backend
 
@@ -80,7 +81,7 @@ def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_
     with make_backend(config.workers, ray_address, tasks) as backend:
         scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps,
                             progress=progress, controller=spec,
-                            noise=getattr(config, "noise", 0.0))
+                            noise=getattr(config, "noise", 0.0) if noise is None else noise)
         return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode)
 
 
@@ -89,11 +90,13 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
                                                                       np.ndarray]:
     """The world a trained controller drives and the controller itself: refuses a controller
     trained with another M or of another shape. With ``dreams``, the world's dreams start as
-    they did while C was trained (after the same burn-in), and ``world["dropout"]`` is the
-    dream dropout C was trained with."""
+    they did while C was trained (after the same burn-in), and ``world["dropout"]`` and
+    ``world["action_noise"]`` are the dream dropout and action noise C was trained with."""
     burn_in = int(controller_manifest["config"].get("burn_in", 0)) if dreams else 0
     world = load_world(layout, need_vae=need_vae, burn_in=burn_in)
     world["dropout"] = float(controller_manifest["config"].get("dropout", 0.0)) if dreams else 0.0
+    world["action_noise"] = float(controller_manifest["config"].get("action_noise", 0.0)) \
+        if dreams else 0.0
     if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "

@@ -19,10 +19,10 @@ class DreamScorer:
     """Mean dream return of candidates over ``trials`` dreams each, all in one batch."""
 
     def __init__(self, world: dict, temperature: float, max_steps: int, seed: int,
-                 controller=None, dropout: float = 0.0):
+                 controller=None, dropout: float = 0.0, action_noise: float = 0.0):
         self.world, self.temperature, self.max_steps = world, temperature, max_steps
         self.seed = seed
-        self.dream = make_dream(world["rnn"], controller, dropout)
+        self.dream = make_dream(world["rnn"], controller, dropout, action_noise)
 
     def run(self, params: np.ndarray, call_seed: int,
             temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
