@@ -74,7 +74,7 @@ def evaluate_command(preset, name, data_dir, results_dir, seed, where, trained_i
     if round_number < 0:
         raise click.BadParameter(f"expected a round number ≥ 1, got {round_number}",
                                  param_hint="--round")
-    layout = Layout(data_dir, results_dir, name, round_number)
+    layout = Layout(data_dir, results_dir, name).at_round(round_number)
     if round_number and not layout.runs.is_dir():
         raise click.BadParameter(f"`iterate` kept no round {round_number} in {layout.runs}",
                                  param_hint="--round")

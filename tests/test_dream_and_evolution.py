@@ -109,37 +109,33 @@ def test_burn_in_starts_dreams_from_m_memory_of_real_steps():
     assert not np.allclose(primed[0], blank[0])
 
 
+def _assert_seeded_and_off_is_plain(rnn, rng_seed, **on):
+    """A dream with ``on`` (e.g. dropout=0.3) is the same for the same seed, differs from the
+    plain dream, and with the same options at 0 is the plain dream."""
+    rng = np.random.default_rng(rng_seed)
+    params = rng.normal(size=(6, param_count(20)), scale=0.1).astype(np.float32)
+    z0 = rng.normal(size=(6, 4)).astype(np.float32)
+    plain = run_dream(make_dream(rnn), params, z0, 1.0, 25, seed=7)
+    off = run_dream(make_dream(rnn, **{k: 0.0 for k in on}), params, z0, 1.0, 25, seed=7)
+    varied = make_dream(rnn, **on)
+    first = run_dream(varied, params, z0, 1.0, 25, seed=7)
+    again = run_dream(varied, params, z0, 1.0, 25, seed=7)
+    np.testing.assert_array_equal(plain[0], off[0])
+    np.testing.assert_array_equal(first[0], again[0])
+    assert not np.allclose(first[0], plain[0])
+
+
 def test_dream_dropout_is_seeded_and_off_means_the_plain_dream():
     rnn = MDNRNN(4, 16, 2, dropout=0.3)
     rnn.done_head.bias.assign([-30.0])
     rnn.reward_head.bias.assign([1.0])
-    rng = np.random.default_rng(0)
-    params = rng.normal(size=(6, param_count(20)), scale=0.1).astype(np.float32)
-    z0 = rng.normal(size=(6, 4)).astype(np.float32)
-    plain = run_dream(make_dream(rnn), params, z0, 1.0, 25, seed=7)
-    off = run_dream(make_dream(rnn, dropout=0.0), params, z0, 1.0, 25, seed=7)
-    dropped = make_dream(rnn, dropout=0.3)
-    first = run_dream(dropped, params, z0, 1.0, 25, seed=7)
-    again = run_dream(dropped, params, z0, 1.0, 25, seed=7)
-    np.testing.assert_array_equal(plain[0], off[0])
-    np.testing.assert_array_equal(first[0], again[0])
-    assert not np.allclose(first[0], plain[0])
+    _assert_seeded_and_off_is_plain(rnn, 0, dropout=0.3)
 
 
 def test_dream_action_noise_is_seeded_and_off_means_the_plain_dream():
     rnn = MDNRNN(4, 16, 2)
     rnn.done_head.bias.assign([-30.0])
-    rng = np.random.default_rng(1)
-    params = rng.normal(size=(6, param_count(20)), scale=0.1).astype(np.float32)
-    z0 = rng.normal(size=(6, 4)).astype(np.float32)
-    plain = run_dream(make_dream(rnn), params, z0, 1.0, 25, seed=7)
-    off = run_dream(make_dream(rnn, action_noise=0.0), params, z0, 1.0, 25, seed=7)
-    shaken = make_dream(rnn, action_noise=0.3)
-    first = run_dream(shaken, params, z0, 1.0, 25, seed=7)
-    again = run_dream(shaken, params, z0, 1.0, 25, seed=7)
-    np.testing.assert_array_equal(plain[0], off[0])
-    np.testing.assert_array_equal(first[0], again[0])
-    assert not np.allclose(first[0], plain[0])
+    _assert_seeded_and_off_is_plain(rnn, 1, action_noise=0.3)
 
 
 def test_training_dropout_only_while_training():

@@ -27,7 +27,7 @@ import json
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from worldmodels.errors import WorldModelsError
@@ -49,6 +49,10 @@ class Layout:
     name: str
     round: int = 0
     """0: the experiment's own M and C; N: the copies `iterate` kept after its round N."""
+
+    def at_round(self, round_number: int) -> Layout:
+        """The same experiment, its M and C as `iterate` kept them after ``round_number``."""
+        return replace(self, round=round_number)
 
     @property
     def runs(self) -> Path:

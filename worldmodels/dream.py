@@ -7,10 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.controller import Controller
+from worldmodels.policies import HIGH, LOW
 from worldmodels.rnn import MDNRNN
-
-ACTION_LOW = (-1.0, 0.0, 0.0)  # steer, gas, brake: CarRacing's action box
-ACTION_HIGH = (1.0, 1.0, 1.0)
 
 
 @tf.function(jit_compile=True)
@@ -68,8 +66,7 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
             if action_noise > 0:
                 shake = tf.random.stateless_normal(
                     tf.shape(action), tf.random.experimental.stateless_fold_in(step_seed, 3))
-                action = tf.clip_by_value(action + action_noise * shake, ACTION_LOW,
-                                          ACTION_HIGH)
+                action = tf.clip_by_value(action + action_noise * shake, LOW, HIGH)
             drop_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
             predictions, (h2, c2) = rnn.fused_step(tf.concat([z, action], -1), (h, c), weights,
                                                    dropout, drop_seed)

@@ -66,14 +66,14 @@ def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, s
             write_json(partial_path, {"key": key, "scores": done})
 
     return run_real(world, spec, params, seeds, config, seed, progress, "evaluate", dict(done),
-                    save, ray_address)
+                    save, ray_address, config.noise)
 
 
 def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_episode,
-             ray_address: str | None = None, noise: float | None = None):
+             ray_address: str | None = None, noise: float = 0.0):
     """Episodes of ``params`` on the tracks of ``seeds`` (``config``: env_id, max_steps,
-    workers, and the action noise unless ``noise`` is given) on local worker processes, or on
-    Ray with ``ray_address``; episodes in ``done`` are not run again."""
+    workers), with Gaussian action ``noise``, on local worker processes, or on Ray with
+    ``ray_address``; episodes in ``done`` are not run again."""
     from worldmodels.agent import episode_tasks
     from worldmodels.workers import make_backend
 
@@ -81,7 +81,7 @@ def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_
     with make_backend(config.workers, ray_address, tasks) as backend:
         scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps,
                             progress=progress, controller=spec,
-                            noise=getattr(config, "noise", 0.0) if noise is None else noise)
+                            noise=noise)
         return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode)
 
 

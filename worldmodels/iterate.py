@@ -190,7 +190,7 @@ def keep_round(layout: Layout, round_number: int) -> Path:
     round can be evaluated later (`evaluate --round N`) after later rounds trained them on."""
     import shutil
 
-    kept = Layout(layout.data_dir, layout.results_dir, layout.name, round_number)
+    kept = layout.at_round(round_number)
     for source, target, names in (
             (layout.rnn, kept.rnn, ("manifest.json", "rnn.weights.h5", "metrics.csv")),
             (layout.controller("dream"), kept.controller("dream"),

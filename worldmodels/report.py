@@ -224,8 +224,7 @@ class Report:
         for row in progress["rounds"]:
             check = (f"{row['real_best']:.1f}, {row['real_mean']:.1f}"
                      if row.get("real_best") is not None else "—")
-            kept = Layout(self.layout.data_dir, self.layout.results_dir, self.layout.name,
-                          row["round"])
+            kept = self.layout.at_round(row["round"])
             scores = _load(kept.evaluation("real", "dream", "zh", "best"))
             evaluated = (f"{scores['mean']:.1f} ± {scores['std']:.1f} ({scores['episodes']})"
                          if scores else "not run")
