@@ -2,7 +2,7 @@
 
 Presets:
 - ``smoke``: every stage on a tiny scale, for tests (the whole pipeline in about a minute).
-- ``small``: the real method scaled to a 2-core CPU (the whole pipeline in well under 90 minutes).
+- ``small``: issue 7's recipe scaled to a 2-core CPU (the whole pipeline in about 2½ hours).
 - ``paper``: the paper's scale and hyperparameters, for a GPU and a large CPU machine.
 """
 
@@ -209,13 +209,15 @@ def _smoke() -> Preset:
 def _small() -> Preset:
     # Issue 7's recipe (results/EXPERIMENTS.md): data that covers braking and full throttle,
     # dropout in M kept on while dreaming, dreams after a burn-in, then rounds of iterative
-    # training. Real checks: 4 x (2 + 2) real episodes in the first 100 generations.
+    # training, C scored in the dream with the action noise 0.1 it is also collected with.
+    # Real checks: 4 x (2 + 2) real episodes in the first 100 generations.
     return Preset(
         collect=CollectConfig(episodes=80, max_steps=1000, policy="rally"),
         vae=VaeConfig(epochs=2, batch_size=100),
         rnn=RnnConfig(epochs=200, batch_size=32, sequence_length=300, dropout=0.1),
         controller=ControllerConfig(population=32, trials=8, generations=100, max_steps=1000,
-                                    real_every=25, real_episodes=2, burn_in=20, dropout=0.1),
+                                    real_every=25, real_episodes=2, burn_in=20, dropout=0.1,
+                                    action_noise=0.1),
         evaluate=EvaluateConfig(episodes=100),
         compare=CompareConfig(episodes=20),
         iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),
