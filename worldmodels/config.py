@@ -2,7 +2,7 @@
 
 Presets:
 - ``smoke``: every stage on a tiny scale, for tests (the whole pipeline in about a minute).
-- ``small``: issue 7's recipe scaled to a 2-core CPU (the whole pipeline in about 2½ hours).
+- ``small``: issue 7's recipe scaled to a 2-core CPU (the whole pipeline in about 2 h 10 min).
 - ``paper``: the paper's scale and hyperparameters, for a GPU and a large CPU machine.
 """
 

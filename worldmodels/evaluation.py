@@ -94,9 +94,8 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
     ``world["action_noise"]`` are the dream dropout and action noise C was trained with."""
     burn_in = int(controller_manifest["config"].get("burn_in", 0)) if dreams else 0
     world = load_world(layout, need_vae=need_vae, burn_in=burn_in)
-    world["dropout"] = float(controller_manifest["config"].get("dropout", 0.0)) if dreams else 0.0
-    world["action_noise"] = float(controller_manifest["config"].get("action_noise", 0.0)) \
-        if dreams else 0.0
+    for option in ("dropout", "action_noise"):  # the dream options C was trained with
+        world[option] = float(controller_manifest["config"].get(option, 0.0)) if dreams else 0.0
     if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "
