@@ -1,4 +1,5 @@
-"""The `worldmodels` command group. Stages are imported lazily so --help stays fast."""
+"""The `worldmodels` command group. Stages are imported lazily so --help stays fast. (This
+folder installs as the package ``worldmodels_cli``; inside it, imports are relative.)"""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import importlib
 import click
 
 _STAGES = {
-    "collect": ("commands.collect", "collect_command"),
-    "train-vae": ("commands.train_vae", "train_vae_command"),
-    "encode": ("commands.encode", "encode_command"),
-    "train-rnn": ("commands.train_rnn", "train_rnn_command"),
-    "train-controller": ("commands.train_controller", "train_controller_command"),
-    "evaluate": ("commands.evaluate", "evaluate_command"),
-    "pipeline": ("commands.pipeline", "pipeline_command"),
-    "iterate": ("commands.iterate", "iterate_command"),
-    "compare": ("commands.compare", "compare_command"),
-    "report": ("commands.report", "report_command"),
-    "show": ("commands.show", "show_command"),
-    "bench": ("commands.bench", "bench_command"),
+    "collect": (".collect", "collect_command"),
+    "train-vae": (".train_vae", "train_vae_command"),
+    "encode": (".encode", "encode_command"),
+    "train-rnn": (".train_rnn", "train_rnn_command"),
+    "train-controller": (".train_controller", "train_controller_command"),
+    "evaluate": (".evaluate", "evaluate_command"),
+    "pipeline": (".pipeline", "pipeline_command"),
+    "iterate": (".iterate", "iterate_command"),
+    "compare": (".compare", "compare_command"),
+    "report": (".report", "report_command"),
+    "show": (".show", "show_command"),
+    "bench": (".bench", "bench_command"),
 }
 _HELP = {
     "collect": "Collect rollouts of CarRacing-v3 with an exploration policy.",
@@ -44,7 +45,7 @@ class LazyGroup(click.Group):
         if name not in _STAGES:
             return None
         module, attribute = _STAGES[name]
-        return getattr(importlib.import_module(module), attribute)
+        return getattr(importlib.import_module(module, __package__), attribute)
 
     def format_commands(self, context, formatter):
         rows = [(name, _HELP[name]) for name in _STAGES]

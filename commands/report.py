@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import click
 
-from commands.common import common_options, friendly_errors
+from .options import stage_command
 
 
-@click.command("report")
-@common_options
-@friendly_errors
-def report_command(preset, name, data_dir, results_dir, seed):
+@stage_command("report")
+def report_command(run):
     """Write RESULTS/NAME/REPORT.md from the files the stages wrote (nothing is re-run; parts
     not run yet are named with the command that runs them). --preset only shapes those
     commands."""
-    from worldmodels.artifacts import Layout
-    from worldmodels.errors import WorldModelsError
-    from worldmodels.report import write_report
+    from worldmodels import stages
 
-    layout = Layout(data_dir, results_dir, name)
-    if not layout.experiment.exists():
-        raise WorldModelsError(f"no experiment at {layout.experiment}: run "
-                               f"`worldmodels pipeline --preset {preset} --name {name}` first")
-    click.echo(f"wrote {write_report(layout, preset)}")
+    click.echo(f"wrote {stages.report(run.layout, run.preset_name).written[0]}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -12,9 +15,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_package():
+    """This checkout's commands/ folder as the package it installs as, worldmodels_cli (an
+    installed one may come from another checkout)."""
+    package = sys.modules.get("worldmodels_cli")
+    if package is None or Path(package.__file__).parent != ROOT / "commands":
+        spec = importlib.util.spec_from_file_location(
+            "worldmodels_cli", ROOT / "commands" / "__init__.py",
+            submodule_search_locations=[str(ROOT / "commands")])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["worldmodels_cli"] = package
+        spec.loader.exec_module(package)
+    return package
+
+
+def cli_main():
+    """The `worldmodels` command group of this checkout."""
+    cli_package()
+    from worldmodels_cli.cli import main
+
+    return main
+
+
 def invoke(*args, expect_ok: bool = True):
     """Run `worldmodels ARGS` in-process; exceptions are not swallowed."""
-    from commands.cli import main
+    main = cli_main()
 
     result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     if expect_ok:

@@ -4,11 +4,11 @@ import pytest
 
 from worldmodels.config import (
     PRESET_NAMES,
-    controller_param_count,
     get_preset,
     override,
     to_dict,
 )
+from worldmodels.errors import WorldModelsError
 
 
 def test_presets_exist_and_paper_matches_the_paper():
@@ -23,7 +23,7 @@ def test_presets_exist_and_paper_matches_the_paper():
 
 
 def test_unknown_preset_is_a_value_error():
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(WorldModelsError, match="unknown preset"):
         get_preset("huge")
 
 
@@ -37,4 +37,6 @@ def test_override_ignores_none_and_keeps_frozen():
 
 
 def test_controller_param_count_is_the_papers():
-    assert controller_param_count(32, 256) == 867
+    from worldmodels.controller import param_count
+
+    assert param_count(32 + 256) == 867

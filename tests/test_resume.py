@@ -14,16 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import common, invoke
+from tests.conftest import ROOT, common, invoke
 from worldmodels.artifacts import read_json
 from worldmodels.collect import episode_seeds
 from worldmodels.store import check_episode, list_episodes, read_episode
 
-CLI = [sys.executable, "-c", "from commands.cli import main; main()"]
+CLI = [sys.executable, "-c", "from tests.conftest import cli_main; cli_main()()"]
 
 
 def _start(*args) -> subprocess.Popen:
-    env = dict(os.environ, WORLDMODELS_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, WORLDMODELS_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     return subprocess.Popen(CLI + [str(a) for a in args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)

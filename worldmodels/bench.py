@@ -67,16 +67,27 @@ def machine() -> str:
 
 
 def bench_startup(log) -> list[Row]:
-    from commands.cli import _STAGES
+    """`worldmodels --help` and `worldmodels STAGE --help` of every stage the group lists, each
+    a fresh process of the installed command: what a user waits for."""
+    import shutil
 
-    executable = Path(sys.executable).parent / "worldmodels"
-    command = [str(executable)] if executable.exists() else [
-        sys.executable, "-c", "from commands.cli import main; main()"]
+    from worldmodels.errors import WorldModelsError
+
+    beside = Path(sys.executable).parent / "worldmodels"
+    executable = str(beside) if beside.exists() else shutil.which("worldmodels")
+    if executable is None:
+        raise WorldModelsError("no installed `worldmodels` command to time: install the "
+                               "package first (pip install -e .)")
     times = {}
-    for args in [[]] + [[stage] for stage in _STAGES]:
+    started = time.perf_counter()
+    listing = subprocess.run([executable, "--help"], check=True, capture_output=True, text=True)
+    times["(group)"] = time.perf_counter() - started
+    stages = [line.split()[0] for line in listing.stdout.split("Stages:")[-1].splitlines()
+              if line.startswith("  ") and line.split()]
+    for stage in stages:
         started = time.perf_counter()
-        subprocess.run(command + args + ["--help"], check=True, capture_output=True)
-        times[" ".join(args) or "(group)"] = time.perf_counter() - started
+        subprocess.run([executable, stage, "--help"], check=True, capture_output=True)
+        times[stage] = time.perf_counter() - started
     slowest = max(times, key=times.get)
     log(f"startup: slowest --help is `worldmodels {slowest} --help` at {times[slowest]:.2f} s")
     return [_ratio_row("startup: slowest --help (s)", times[slowest], 1.5, "s", goal_max=1.0,
@@ -553,3 +564,17 @@ if __name__ == "__main__":
     _target, _workers, _root = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     _rows = measure(_target, "--quick" in sys.argv, _workers, _root, log=print)
     print("ROWS " + json.dumps([asdict(row) for row in _rows]), flush=True)
+
+
+def write_bench(targets, quick: bool, workers: int | None, results_dir: Path, log=print):
+    """Measure ``targets`` and write RESULTS/bench.json; returns (its path, the table, the
+    targets missed)."""
+    from worldmodels.artifacts import ensure_writable, write_json
+    from worldmodels.env import default_workers
+
+    ensure_writable(results_dir)
+    payload = run_bench(targets, quick, default_workers(workers), log=log)
+    path = Path(results_dir) / "bench.json"
+    write_json(path, payload)
+    missed = [row["target"] for row in payload["rows"] if not row["met"]]
+    return path, table(payload), missed

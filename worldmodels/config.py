@@ -8,8 +8,15 @@ Presets:
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from worldmodels.errors import WorldModelsError
 
 PRESET_NAMES = ("smoke", "small", "paper")
 ENV_ID = "CarRacing-v3"
@@ -232,16 +239,17 @@ _PRESETS = {"smoke": _smoke, "small": _small, "paper": _paper}
 
 
 def get_preset(name: str) -> Preset:
-    """Return the named preset; raise ValueError for an unknown name."""
+    """Return the named preset; raise WorldModelsError for an unknown name."""
     if name not in _PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+        raise WorldModelsError(f"unknown preset {name!r}; choose one of "
+                               f"{', '.join(PRESET_NAMES)}")
     return _PRESETS[name]()
 
 
 def override(config, **changes):
-    """Return ``config`` with the non-None ``changes`` applied (CLI overrides)."""
+    """Return ``config`` with the non-None ``changes`` applied (CLI overrides), validated."""
     changes = {k: v for k, v in changes.items() if v is not None}
-    return dataclasses.replace(config, **changes)
+    return validate(dataclasses.replace(config, **changes))
 
 
 def to_dict(config) -> dict:
@@ -249,8 +257,212 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def controller_param_count(z_size: int, hidden_size: int) -> int:
-    """Parameters of a controller on [z, h]: 867 for the paper's sizes."""
-    from worldmodels.controller import param_count
+# ---------------------------------------------------------------------------------------------
+# Ranges: every numeric field's bounds, in one place. Sizes are bounded so that a typo is a
+# one-line error instead of an out-of-memory crash; NaN and infinities are never valid.
 
-    return param_count(z_size + hidden_size)
+
+@dataclass(frozen=True)
+class Range:
+    """Closed bounds [low, high]; ``above`` makes the low bound open (> low), ``below`` the
+    high one (< high)."""
+
+    low: float
+    high: float
+    above: bool = False
+    below: bool = False
+
+    def problem(self, value) -> str | None:
+        """Why ``value`` is out of range, or None."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        too_low = value <= self.low if self.above else value < self.low
+        too_high = value >= self.high if self.below else value > self.high
+        if too_low or too_high:
+            return f"must be {self.describe()}, got {value}"
+        return None
+
+    def describe(self) -> str:
+        low = f"greater than {self.low:g}" if self.above else f"at least {self.low:g}"
+        high = f"less than {self.high:g}" if self.below else f"at most {self.high:g}"
+        return f"{low} and {high}"
+
+
+RATE = Range(0, 1, below=True)
+POSITIVE = Range(0, 1e6, above=True)
+WEIGHT = Range(0, 1e6)
+# By field name; "section.field" keys take precedence for a field whose meaning differs.
+RANGES = {
+    "episodes": Range(1, 1_000_000), "max_steps": Range(1, 100_000),
+    "workers": Range(1, 4096), "z_size": Range(1, 4096), "kl_tolerance": Range(0, 100),
+    "learning_rate": Range(0, 10, above=True), "batch_size": Range(1, 100_000),
+    "epochs": Range(1, 1_000_000), "shuffle_episodes": Range(1, 100_000),
+    "max_episodes": Range(0, 10_000_000), "checkpoint_every": Range(1, 10**9),
+    "hidden_size": Range(1, 8192), "mixtures": Range(1, 1000), "grad_clip": POSITIVE,
+    "sequence_length": Range(2, 10_000), "reward_weight": WEIGHT, "done_weight": WEIGHT,
+    "done_pos_weight": WEIGHT, "dropout": RATE, "population": Range(3, 100_000),
+    "trials": Range(1, 100_000), "generations": Range(1, 10_000_000),
+    "sigma": Range(0, 1e3, above=True), "temperature": Range(0, 100, above=True),
+    "temperatures": Range(0, 100, above=True), "real_every": Range(0, 10_000_000),
+    "real_episodes": Range(1, 100_000), "burn_in": Range(0, 100_000), "action_noise": RATE,
+    "noise": RATE, "rounds": Range(0, 100_000), "rnn_epochs": Range(1, 1_000_000),
+    "seed": Range(0, 2**31 - 1),
+}
+CHOICES = {"where": ("dream", "real"),
+           "policy": ("pilot", "rally", "biased", "brownian", "random")}
+SECTIONS = {field.name: field.type for field in dataclasses.fields(Preset)}
+"""The preset's sections (collect, vae, rnn, ...) and the names of their config classes."""
+SECTION_OF_CLASS = {cls: section for section, cls in SECTIONS.items()}
+STAGE_SECTIONS = {"collect": "collect", "train-vae": "vae", "train-rnn": "rnn",
+                  "train-controller": "controller", "evaluate": "evaluate",
+                  "compare": "compare", "iterate": "iterate"}
+"""The section of each stage's config (in its manifest.json)."""
+
+
+def range_of(config_class, name: str) -> Range | None:
+    """The declared range of a numeric field."""
+    section = SECTION_OF_CLASS.get(config_class.__name__)
+    return RANGES.get(f"{section}.{name}", RANGES.get(name))
+
+
+def validate(config):
+    """``config`` itself when every field is within its declared range (and the fields agree
+    with each other); a one-line WorldModelsError otherwise."""
+    for name, value in to_dict(config).items():
+        bounds, choices = range_of(type(config), name), CHOICES.get(name)
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for item in values:
+            if item is None or isinstance(item, str):
+                if choices and item not in choices:
+                    raise WorldModelsError(f"{name} must be one of {', '.join(choices)}, "
+                                           f"got {item!r}")
+                continue
+            problem = bounds.problem(item) if bounds else None
+            if problem:
+                raise WorldModelsError(f"{name} {problem}")
+    if isinstance(config, ControllerConfig) and config.burn_in >= config.max_steps:
+        raise WorldModelsError(f"the burn-in ({config.burn_in}) must be shorter than max_steps "
+                               f"({config.max_steps})")
+    if isinstance(config, CompareConfig) and not config.temperatures:
+        raise WorldModelsError("temperatures must hold at least one temperature")
+    return config
+
+
+@cache
+def field_docs(config_class) -> dict[str, str]:
+    """The docstring under each field of a config class, read from this module's source (Python
+    keeps no docstrings of attributes): the CLI's help texts."""
+    tree = ast.parse(Path(__file__).read_text())
+    docs = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == config_class.__name__:
+            for field_node, doc in zip(node.body, node.body[1:]):
+                if (isinstance(field_node, ast.AnnAssign)
+                        and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)):
+                    docs[field_node.target.id] = " ".join(doc.value.value.split())
+    return docs
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings beyond a preset: files (a preset's sections, or a manifest) and "section.field=value"
+
+
+def parse_value(config_class, name: str, text: str):
+    """A field's value from text ("5", "0.1", "none", "0.5,1.0"), typed as the field is."""
+    kind = {f.name: f.type for f in dataclasses.fields(config_class)}[name]
+    try:
+        if text.strip().lower() in ("none", "null") and "None" in kind:
+            return None
+        if kind.startswith("tuple"):
+            return tuple(float(part) for part in text.split(",") if part.strip())
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+    except ValueError:
+        raise WorldModelsError(f"{name} expects {kind}, got {text!r}") from None
+    return text
+
+
+def _typed(config_class, name: str, value):
+    kind = {f.name: f.type for f in dataclasses.fields(config_class)}[name]
+    if isinstance(value, str) and not kind.startswith("str"):
+        return parse_value(config_class, name, value)
+    if kind.startswith("tuple") and isinstance(value, list):
+        return tuple(float(v) for v in value)
+    if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind.startswith("int") and not (value is None or isinstance(value, int)):
+        raise WorldModelsError(f"{name} expects {kind}, got {value!r}")
+    return value
+
+
+def apply_sections(preset: Preset, sections: dict, origin: str) -> Preset:
+    """``preset`` with ``sections`` ({"rnn": {"dropout": 0.1}, ...}) applied and validated."""
+    changes = {}
+    for section, values in sections.items():
+        if section not in SECTIONS or not isinstance(values, dict):
+            raise WorldModelsError(f"{origin}: unknown section {section!r}; sections are "
+                                   f"{', '.join(SECTIONS)}")
+        config = getattr(preset, section)
+        known = {f.name for f in dataclasses.fields(config)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise WorldModelsError(f"{origin}: {section} has no setting {unknown[0]!r}; it has "
+                                   f"{', '.join(sorted(known))}")
+        typed = {k: _typed(type(config), k, v) for k, v in values.items()}
+        try:
+            changes[section] = validate(dataclasses.replace(config, **typed))
+        except WorldModelsError as error:
+            raise WorldModelsError(f"{origin}: {section}.{error}") from None
+    return dataclasses.replace(preset, **changes)
+
+
+def read_config_file(path: Path) -> dict:
+    """The sections of a settings file: JSON or TOML ({"rnn": {...}, ...}), YAML when PyYAML is
+    installed, or a stage's manifest.json (its resolved config, for that stage's section)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise WorldModelsError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); "
+                                       "or give the settings as JSON or TOML") from None
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (OSError, ValueError) as error:  # tomllib's and json's errors are ValueErrors
+        raise WorldModelsError(f"cannot read settings from {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise WorldModelsError(f"{path}: expected a table of sections, got {type(data).__name__}")
+    if "stage" in data and "config" in data:  # a manifest: its stage's resolved config
+        if data["stage"] not in STAGE_SECTIONS:
+            raise WorldModelsError(f"{path}: the {data['stage']} stage has no settings")
+        return {STAGE_SECTIONS[data["stage"]]: data["config"]}
+    return data
+
+
+def parse_setting(text: str) -> dict:
+    """"rnn.done_pos_weight=5" -> {"rnn": {"done_pos_weight": "5"}} (typed when applied)."""
+    key, equals, value = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not (equals and dot and section and name):
+        raise WorldModelsError(f"expected SECTION.FIELD=VALUE (e.g. rnn.done_pos_weight=5), "
+                               f"got {text!r}")
+    return {section: {name: value.strip()}}
+
+
+def resolve(preset_name: str, files=(), settings=()) -> Preset:
+    """The named preset, then each settings file in order, then each "section.field=value"."""
+    preset = get_preset(preset_name)
+    for path in files:
+        preset = apply_sections(preset, read_config_file(path), str(path))
+    for text in settings:
+        preset = apply_sections(preset, parse_setting(text), f"--set {text}")
+    return preset

@@ -38,7 +38,7 @@ def sample_next_z(predictions: dict, temperature, seed):
 
 
 def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0,
-               action_noise: float = 0.0):
+               action_noise: float = 0.0, record: bool = False):
     """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
     memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
@@ -46,7 +46,9 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
     M's heads read its output through a fresh dropout mask at every step of every dream (MC
     dropout: the dream is most random where M's training data say least). With
     ``action_noise`` > 0, Gaussian noise of that std is added to C's actions at every step
-    and clipped to the action box, as `evaluate --noise` drives in the real env."""
+    and clipped to the action box, as `evaluate --noise` drives in the real env. With
+    ``record``, it also returns every dream's z (B, T, Z) and rewards (B, T) of steps 1..T
+    (zero after the dream's done), for pictures of it."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
@@ -59,7 +61,7 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
         lengths = tf.zeros((B,), tf.int32)
         weights = rnn.fused_weights()
 
-        def body(t, z, h, c, alive, totals, lengths):
+        def body(t, z, h, c, alive, totals, lengths, *trace):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
             action = controller.act_batch(params, z, h)
@@ -76,14 +78,22 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
             live = tf.cast(alive, tf.float32)
             totals = totals + predictions["reward"] * live
             lengths = lengths + tf.cast(alive, tf.int32)
-            return t + 1, z2, h2, c2, tf.logical_and(alive, tf.logical_not(done)), totals, lengths
+            if record:
+                trace = (trace[0].write(t, z2), trace[1].write(t, predictions["reward"] * live))
+            return (t + 1, z2, h2, c2, tf.logical_and(alive, tf.logical_not(done)), totals,
+                    lengths, *trace)
 
-        def cond(t, z, h, c, alive, totals, lengths):
+        def cond(t, z, h, c, alive, totals, lengths, *trace):
             return tf.logical_and(t < max_steps, tf.reduce_any(alive))
 
+        trace = (tf.TensorArray(tf.float32, size=0, dynamic_size=True),
+                 tf.TensorArray(tf.float32, size=0, dynamic_size=True)) if record else ()
         loop = tf.while_loop(
-            cond, body, (tf.constant(0), z0, state[0], state[1], alive, totals, lengths)
+            cond, body, (tf.constant(0), z0, state[0], state[1], alive, totals, lengths, *trace)
         )
+        if record:
+            return (loop[5], loop[6], tf.transpose(loop[7].stack(), [1, 0, 2]),
+                    tf.transpose(loop[8].stack()))
         return loop[5], loop[6]
 
     return dream
@@ -114,14 +124,14 @@ def burn_in_starts(rnn: MDNRNN, starts: dict, count: int, rng: np.random.Generat
 
 
 def run_dream(dream, params: np.ndarray, z0: np.ndarray, temperature: float, max_steps: int,
-              seed: int, state: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+              seed: int, state: tuple | None = None) -> tuple[np.ndarray, ...]:
     """Run the compiled dream on NumPy inputs from z0 and M's ``state`` (h, c; default a blank
-    memory); returns (returns, lengths) as NumPy."""
+    memory); returns (returns, lengths) as NumPy (and z and rewards for a recording dream)."""
     h0, c0 = (None, None) if state is None else (tf.constant(state[0], tf.float32),
                                                  tf.constant(state[1], tf.float32))
-    totals, lengths = dream(
+    outputs = dream(
         tf.constant(params, tf.float32), tf.constant(z0, tf.float32), h0, c0,
         tf.constant(float(temperature)), tf.constant(int(max_steps)),
         tf.constant([seed % (2**31), 0], tf.int64),
     )
-    return totals.numpy(), lengths.numpy()
+    return tuple(output.numpy() for output in outputs)

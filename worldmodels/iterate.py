@@ -26,7 +26,7 @@ from worldmodels.artifacts import (
     write_csv,
     write_json,
 )
-from worldmodels.config import ControllerConfig, IterateConfig, RnnConfig
+from worldmodels.config import ControllerConfig, IterateConfig
 from worldmodels.errors import WorldModelsError
 
 ITERATE_STAGE_KEY = 100  # + round: the tracks of each round's collection
@@ -118,40 +118,16 @@ def world_max_steps(layout: Layout) -> int:
     return int(read_json(layout.rollouts / "manifest.json")["config"]["max_steps"])
 
 
-def train_rnn_round(layout: Layout, config: IterateConfig, seed: int, progress: bool) -> dict:
-    """M trained ``rnn_epochs`` more epochs, from its checkpoint, on the new series."""
-    from worldmodels.rnn import MDNRNN, train_rnn
-    from worldmodels.store import require_series
-
-    old = require_manifest(layout.rnn, "trained M", "train-rnn")
-    series_manifest = require_manifest(layout.series_dir, "series", "encode")
-    rnn_config = RnnConfig(**dict(old["config"], epochs=int(old["config"]["epochs"])
-                                  + config.rnn_epochs))
-    started = time.time()
-    with require_series(layout.series) as series:
-        z_size = int(series.attrs["z_size"])
-        inputs = dict(old["inputs"], series=series_manifest["run_id"])
-        manifest = start_manifest(layout.rnn, "train-rnn", _plain(rnn_config), old["seed"],
-                                  inputs)
-        model = MDNRNN(z_size, rnn_config.hidden_size, rnn_config.mixtures, rnn_config.dropout)
-        history = train_rnn(model, series, rnn_config, old["seed"], layout.rnn,
-                            progress=progress)
-    last = history[-1]
-    finish_manifest(layout.rnn, manifest, wall_seconds=time.time() - started,
-                    parameters=model.count_params(), **{k: v for k, v in last.items()})
-    return last
-
-
 def controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_address,
                      progress: bool) -> dict:
     """C evolved ``generations`` more generations in the new M's dream, CMA-ES continuing from
     its state. ``fresh``: the round's first attempt, so the best-so-far (scored in the last
     round's dream) is forgotten and the best is chosen again in the new dream."""
-    from commands.train_controller import _run
     from worldmodels.controller import Controller
     from worldmodels.evolution import load_state, save_state
     from worldmodels.figures import plot_controller_history
     from worldmodels.models import load_world
+    from worldmodels.scoring import evolve_controller
 
     directory = layout.controller("dream")
     old = require_manifest(directory, "controller trained in the dream", "train-controller")
@@ -172,7 +148,8 @@ def controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_add
     checking = controller_config.real_every > 0
     world = load_world(layout, need_vae=checking, burn_in=controller_config.burn_in)
     spec = Controller(inputs["variant"], world["z_size"], world["hidden_size"])
-    history = _run(world, controller_config, old["seed"], directory, spec, ray_address)
+    history = evolve_controller(world, controller_config, old["seed"], directory, spec,
+                                ray_address, progress)
     plot_controller_history(history, directory / "history.png",
                             f"C ({spec.variant}) trained in the dream, iterated", "dream")
     best = max(row["best_so_far"] for row in history[-config.generations:])

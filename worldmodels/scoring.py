@@ -21,13 +21,15 @@ class DreamScorer:
     def __init__(self, world: dict, temperature: float, max_steps: int, seed: int,
                  controller=None, dropout: float = 0.0, action_noise: float = 0.0):
         self.world, self.temperature, self.max_steps = world, temperature, max_steps
-        self.seed = seed
+        self.seed, self.options = seed, (controller, dropout, action_noise)
         self.dream = make_dream(world["rnn"], controller, dropout, action_noise)
 
-    def run(self, params: np.ndarray, call_seed: int,
-            temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, params: np.ndarray, call_seed: int, temperature: float | None = None,
+            record: bool = False) -> tuple[np.ndarray, ...]:
         """Returns and lengths of one dream per row of ``params`` (at ``temperature``, default
-        the scorer's); the starts and noise depend only on the seeds, not the temperature."""
+        the scorer's); the starts and noise depend only on the seeds, not the temperature.
+        With ``record``, also each dream's start z, its z and rewards at every step (see
+        ``dream.make_dream``)."""
         rng = np.random.default_rng([self.seed, call_seed])
         temperature = self.temperature if temperature is None else temperature
         burn_in = self.world.get("burn_in", 0)
@@ -37,9 +39,12 @@ class DreamScorer:
         else:
             z0, _ = initial_latents(self.world["mu0"], self.world["logvar0"], len(params), rng)
             state = None
+        dream = make_dream(self.world["rnn"], *self.options, record=True) if record else \
+            self.dream
         # The burn-in steps count against the episode's time limit, as in the real env.
-        return run_dream(self.dream, params, z0, temperature, self.max_steps - burn_in,
-                         seed=int(rng.integers(2**31)), state=state)
+        outputs = run_dream(dream, params, z0, temperature, self.max_steps - burn_in,
+                            seed=int(rng.integers(2**31)), state=state)
+        return (*outputs, z0) if record else outputs
 
     def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
         params = np.repeat(candidates, trials, axis=0)
@@ -81,3 +86,45 @@ class RealScorer:
         params = np.repeat(candidates, trials, axis=0)
         returns = self.run(params, tracks * len(candidates), desc=f"gen {generation + 1}")
         return returns.reshape(len(candidates), trials).mean(axis=1)
+
+
+def describe_training(spec, config) -> list[str]:
+    """What `train-controller` is about to do, in a line or two."""
+    where = config.where
+    lines = [f"C: {spec.describe()}; CMA-ES population {config.population} x {config.trials} "
+             f"trials, {config.generations} generations, scored in the {where}"
+             + (f" at temperature {config.temperature}" if where == "dream" else "")
+             + (f", action noise {config.action_noise}" if config.action_noise else "")
+             + (f", dream dropout {config.dropout}" if where == "dream" and config.dropout
+                else "")]
+    if where == "dream" and config.real_every > 0:
+        lines.append(f"real checks: best so far and mean, {config.real_episodes} episodes each, "
+                     f"every {config.real_every} generations")
+    return lines
+
+
+def evolve_controller(world: dict, config, seed: int, directory, spec,
+                      ray_address: str | None = None, progress: bool = True) -> list[dict]:
+    """CMA-ES over ``spec``'s parameters for ``config`` (a ControllerConfig), scored in the
+    dream or the real env, with the real checks it asks for; continues from the CMA-ES state in
+    ``directory``. Returns the history, one row per generation."""
+    from contextlib import nullcontext
+
+    from worldmodels.evolution import evolve
+    from worldmodels.workers import make_backend
+
+    checking = config.where == "dream" and config.real_every > 0
+    backend = nullcontext()
+    if config.where == "real" or checking:
+        backend = make_backend(config.workers, ray_address)
+    with backend:
+        real = None if isinstance(backend, nullcontext) else RealScorer(
+            world, backend, seed, config.env_id, config.max_steps, controller=spec,
+            noise=config.action_noise)
+        scorer = real if config.where == "real" else DreamScorer(
+            world, config.temperature, config.max_steps, seed, spec, config.dropout,
+            config.action_noise)
+        check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
+            if checking else None
+        return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,
+                      seed, directory, progress, check_fn=check_fn)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import Layout, require_manifest, write_json
+from worldmodels.artifacts import Layout, read_json, require_manifest, write_json
 from worldmodels.figures import (
     image_grid,
     plot_controller_history,
@@ -111,41 +111,48 @@ def draw_open_loop(vae, rnn, episode: dict, directory: Path) -> Path:
 
 def dream_episodes(world: dict, spec, flat: np.ndarray, temperature: float, max_steps: int,
                    seed: int, count: int = DREAMS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``count`` dreams driven by the controller ``flat``, as the dream stage runs them (z
-    sampled at ``temperature``, each dream ends at a sampled done). Returns z (count, T+1, Z),
-    cumulative returns (count, T+1) and lengths (count,)."""
-    import tensorflow as tf
+    """``count`` dreams driven by the controller ``flat``, run by the dream C was trained in
+    (``world``'s burn-in, dropout and action noise, from ``evaluation.load_trained``). Returns
+    z (count, T+1, Z), cumulative returns (count, T+1) and lengths (count,)."""
+    from worldmodels.scoring import SHOW_STAGE_KEY, DreamScorer
 
-    from worldmodels.dream import initial_latents, sample_next_z
-    from worldmodels.scoring import SHOW_STAGE_KEY
+    scorer = DreamScorer(world, temperature, max_steps, seed, spec, world.get("dropout", 0.0),
+                         world.get("action_noise", 0.0))
+    params = np.repeat(flat[None], count, axis=0).astype(np.float32)
+    _, lengths, z, rewards, z0 = scorer.run(params, SHOW_STAGE_KEY, record=True)
+    latents = np.concatenate([z0[:, None], z], axis=1)
+    returns = np.concatenate([np.zeros((count, 1)), np.cumsum(rewards, axis=1)], axis=1)
+    return latents.astype(np.float32), returns, lengths.astype(int)
 
-    rnn = world["rnn"]
-    params = tf.constant(np.repeat(flat[None], count, axis=0), tf.float32)
 
-    @tf.function
-    def step(z, h, c, seed_pair):
-        action = spec.act_batch(params, z, h)
-        predictions, (h2, c2) = rnn.step(tf.concat([z, action], -1), [h, c])
-        z2 = sample_next_z(predictions, tf.constant(float(temperature)), seed_pair)
-        return z2, h2, c2, predictions["reward"], tf.sigmoid(predictions["done_logit"])
+def load_for_show(layout: Layout, trained_in: str, variant: str, params: str, log=print):
+    """The world behind the pictures of M and C, and (spec, params, config) of the controller
+    that drives the dream GIF, from ``evaluation.load_trained`` (the dream it was trained in);
+    each None, with a line saying why, when its stage has not run."""
+    from worldmodels.errors import WorldModelsError
+    from worldmodels.evaluation import load_trained
+    from worldmodels.models import check_world, load_world
 
-    rng = np.random.default_rng([seed, SHOW_STAGE_KEY])
-    z0, _ = initial_latents(world["mu0"], world["logvar0"], count, rng)
-    z, (h, c) = tf.constant(z0), rnn.initial_state(count)
-    latents, returns = [z0], [np.zeros(count)]
-    lengths = np.full(count, max_steps)
-    alive = np.ones(count, bool)
-    for t in range(max_steps):
-        z, h, c, reward, p_done = step(z, h, c, tf.constant([seed, t], tf.int64))
-        latents.append(z.numpy())
-        returns.append(returns[-1] + reward.numpy() * alive)
-        ended = alive & (rng.uniform(size=count) < p_done.numpy())
-        lengths[ended] = t + 1
-        alive &= ~ended
-        if not alive.any():
-            break
-    return (np.stack(latents, 1).astype(np.float32), np.stack(returns, 1),
-            lengths.astype(int))
+    try:
+        check_world(layout)
+    except WorldModelsError as error:
+        log(f"skipped M's and C's pictures: {error}")
+        return None, None
+    directory = layout.controller(trained_in, variant)
+    manifest = directory / "manifest.json"
+    if not manifest.exists() or read_json(manifest).get("status") != "complete":
+        log(f"skipped the dream GIF: no trained controller in {directory} (run "
+            f"`worldmodels train-controller --where {trained_in} --variant {variant}`)")
+        return load_world(layout, need_vae=True), None
+    controller = read_json(manifest)
+    try:
+        world, spec, flat = load_trained(layout, controller, directory, params, variant,
+                                         need_vae=True, dreams=True)
+    except WorldModelsError as error:
+        log(f"skipped the dream GIF: {error}")
+        return load_world(layout, need_vae=True), None
+    config = {"temperature": 1.0, **controller["config"]}
+    return world, (spec, flat, config)
 
 
 def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_steps: int,
@@ -167,6 +174,8 @@ def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_step
     captions = [f"t={t} R={returns[t]:.0f}" for t in picks]
     write_gif(frames[picks], path, captions, fps=50 // every)
     record = {"dreams": len(lengths), "rule": "longest", "temperature": temperature,
+              "burn_in": world.get("burn_in", 0), "dropout": world.get("dropout", 0.0),
+              "action_noise": world.get("action_noise", 0.0),
               "lengths": lengths.tolist(), "median_length": float(np.median(lengths)),
               "chosen": pick, "chosen_length": length, "chosen_return": float(returns[-1]),
               "frames_shown_every": every, "seed": seed}

@@ -1,0 +1,210 @@
+"""The options every command shares, the options derived from the config dataclasses (every
+field, typed and bounded as ``worldmodels.config.RANGES`` declares, its docstring as help), and
+the conversion of user errors (WorldModelsError) to one-line errors. Anything else keeps its
+traceback."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from worldmodels.config import CHOICES, PRESET_NAMES, SECTIONS, field_docs, get_preset, range_of
+
+
+class Number(click.ParamType):
+    """An int or float within its declared range; NaN and infinities are refused."""
+
+    def __init__(self, kind: type, bounds):
+        self.kind, self.bounds = kind, bounds
+        self.name = kind.__name__
+
+    def convert(self, value, parameter, context):
+        if isinstance(value, self.kind):
+            number = value
+        else:
+            try:
+                number = self.kind(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a valid {self.name}", parameter, context)
+        problem = self.bounds.problem(number) if self.bounds else None
+        if problem:
+            self.fail(problem, parameter, context)
+        return number
+
+
+class Numbers(Number):
+    """Numbers separated by commas: '0.5,0.75,1.0' -> (0.5, 0.75, 1.0)."""
+
+    def convert(self, value, parameter, context):
+        if isinstance(value, tuple):
+            return value
+        parts = [part for part in str(value).split(",") if part.strip()]
+        if not parts:
+            self.fail(f"expected numbers separated by commas, got {value!r}", parameter, context)
+        return tuple(super(Numbers, self).convert(part, parameter, context) for part in parts)
+
+
+def _type(config_class, field: dataclasses.Field):
+    if field.name in CHOICES:
+        return click.Choice(CHOICES[field.name])
+    kind = str(field.type)
+    bounds = range_of(config_class, field.name)
+    if kind.startswith("tuple"):
+        return Numbers(float, bounds)
+    if kind.startswith(("int", "float")):
+        return Number(int if kind.startswith("int") else float, bounds)
+    return str
+
+
+def _defaults(section: str, name: str) -> str:
+    values = {preset: getattr(getattr(get_preset(preset), section), name)
+              for preset in PRESET_NAMES}
+    shown = {p: ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else value
+             for p, value in values.items()}
+    if len(set(map(str, shown.values()))) == 1:
+        return f"[default: {shown[PRESET_NAMES[0]]}]"
+    return "[" + ", ".join(f"{preset}: {value}" for preset, value in shown.items()) + "]"
+
+
+def config_options(section: str, skip=(), names=None):
+    """One option per field of the preset's ``section`` config (--field-name, or the names in
+    ``names``); each defaults to the preset's value, given in the help for every preset."""
+    names = names or {}
+    config_class = type(getattr(get_preset(PRESET_NAMES[0]), section))
+    docs = field_docs(config_class)
+
+    def decorate(function):
+        for field in reversed(dataclasses.fields(config_class)):
+            if field.name in skip:
+                continue
+            declarations = names.get(field.name, [f"--{field.name.replace('_', '-')}"])
+            function = click.option(*declarations, field.name, type=_type(config_class, field),
+                                    help=f"{docs.get(field.name, '')} "
+                                         f"{_defaults(section, field.name)}")(function)
+        return function
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every command is given: the experiment, the resolved preset, the stage's config
+    with the command's options applied, the seed and the preset's name."""
+
+    layout: object
+    preset: object
+    config: object
+    seed: int
+    preset_name: str
+
+
+def _run(options: dict, section: str | None) -> Run:
+    from worldmodels.artifacts import Layout
+    from worldmodels.config import override, resolve
+
+    preset_name = options.pop("preset")
+    layout = Layout(options.pop("data_dir"), options.pop("results_dir"), options.pop("name"))
+    preset = resolve(preset_name, options.pop("config_files"), options.pop("settings"))
+    config = None
+    if section:
+        fields = [f.name for f in dataclasses.fields(getattr(preset, section))]
+        config = override(getattr(preset, section),
+                          **{name: options.pop(name) for name in fields if name in options})
+    return Run(layout, preset, config, options.pop("seed"), preset_name)
+
+
+def common_options(function):
+    """--preset, --config, --set, --name, --data-dir, --results-dir, --seed."""
+    directory = click.Path(file_okay=False, path_type=Path)
+    options = [
+        click.option("--preset", type=click.Choice(PRESET_NAMES), default="small",
+                     show_default=True, help="Scale: smoke (tests), small (2-core CPU), paper."),
+        click.option("--config", "config_files", multiple=True,
+                     type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="Settings over the preset, from a JSON or TOML file of sections "
+                          '({"rnn": {"dropout": 0.1}}) or a stage\'s manifest.json (repeatable).'),
+        click.option("--set", "settings", multiple=True, metavar="SECTION.FIELD=VALUE",
+                     help="A setting over the preset and --config, e.g. rnn.done_pos_weight=5 "
+                          f"(repeatable; sections: {', '.join(SECTIONS)})."),
+        click.option("--name", default="default", show_default=True,
+                     help="Experiment name: data in DATA/NAME, results in RESULTS/NAME."),
+        click.option("--data-dir", type=directory, default=Path("data"), show_default=True,
+                     help="Root of rollouts and series."),
+        click.option("--results-dir", type=directory, default=Path("results"),
+                     show_default=True, help="Root of models, logs and scores."),
+        click.option("--seed", type=Number(int, range_of(object, "seed")), default=0,
+                     show_default=True, help="Run seed."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def friendly_errors(function):
+    """Turn WorldModelsError into a one-line click error; anything else keeps its traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from worldmodels.errors import WorldModelsError
+
+        try:
+            return function(*args, **kwargs)
+        except WorldModelsError as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def stage_command(name: str, section: str | None = None, skip=(), names=None):
+    """A click command with the common options and those of the preset's ``section``; the
+    function is called with a ``Run`` and its own options."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def command(**options):
+            return function(_run(options, section), **options)
+
+        command = friendly_errors(command)
+        if section:
+            command = config_options(section, skip, names)(command)
+        return click.command(name)(common_options(command))
+
+    return decorate
+
+
+def echo(result) -> None:
+    """Print what a stage wrote and its summary (``StageResult.lines``)."""
+    for line in result.lines():
+        click.echo(line)
+
+
+def progress_enabled() -> bool:
+    """Progress bars unless WORLDMODELS_NO_PROGRESS is set (tests)."""
+    return not os.environ.get("WORLDMODELS_NO_PROGRESS")
+
+
+force_option = click.option("--force", is_flag=True,
+                            help="Redo the stage even if its outputs are complete; replace a "
+                                 "result made with other options.")
+variant_option = click.option(
+    "--variant", type=click.Choice(["zh", "z", "z-hidden"]), default="zh", show_default=True,
+    help="Controller inputs, as in the paper's CarRacing table: zh = [z, h] (full world "
+         "model), z = V only, z-hidden = V only with 40 tanh hidden units.")
+trained_in_option = click.option(
+    "--controller", "trained_in", type=click.Choice(["dream", "real"]), default="dream",
+    show_default=True, help="Which trained controller: controller-dream or -real.")
+params_option = click.option(
+    "--params", type=click.Choice(["best", "mean"]), default="best", show_default=True,
+    help="The best candidate found, or the final CMA-ES mean.")
+ray_option = click.option(
+    "--ray-address", metavar="ADDRESS",
+    help="Run the episodes on Ray instead of local worker processes: 'local' starts a private "
+         "Ray instance on this machine, 'auto' joins the cluster this machine belongs to, or "
+         "give a cluster's address. Needs `pip install 'worldmodels[ray]'` on every node.")
+skip_corrupt_option = click.option("--skip-corrupt", is_flag=True,
+                                   help="Leave out corrupt episode files instead of stopping.")

@@ -1,0 +1,668 @@
+"""Every stage as a Python function: the CLI's commands are thin faces over these.
+
+Each stage takes a ``Layout`` (where the experiment is), its config dataclass (from a preset,
+``worldmodels.config.resolve``) and a seed, and owns start, resume, ``force``, skip-when-
+complete and the manifest; it returns a ``StageResult``. A notebook runs the whole method as
+the CLI does::
+
+    from worldmodels import stages
+    from worldmodels.artifacts import Layout
+    from worldmodels.config import get_preset
+
+    layout, preset = Layout("data", "results", "mine"), get_preset("smoke")
+    stages.pipeline(layout, preset, seed=0, preset_name="smoke")
+
+Validation comes first: every option and input is checked before ``force`` removes anything
+and before a manifest is written, so a bad command leaves every file as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worldmodels.artifacts import (
+    Layout,
+    begin_stage,
+    ensure_writable,
+    finish_manifest,
+    read_json,
+    require_manifest,
+    write_json,
+)
+from worldmodels.config import (
+    RANGES,
+    CollectConfig,
+    CompareConfig,
+    ControllerConfig,
+    EvaluateConfig,
+    IterateConfig,
+    Preset,
+    RnnConfig,
+    VaeConfig,
+    to_dict,
+    validate,
+)
+from worldmodels.errors import WorldModelsError
+
+
+@dataclass
+class StageResult:
+    """What a stage did: ``status`` "done", or "complete" when its outputs were already complete
+    and nothing ran; the files it wrote, a one-line summary, and its figures in ``data``."""
+
+    stage: str
+    status: str
+    summary: str
+    written: list[Path] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    data: dict = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """True when the stage found its outputs complete and ran nothing."""
+        return self.status == "complete"
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: the files written, details, the summary with the wall time."""
+        if self.complete:
+            return [self.summary]
+        return ([f"wrote {path}" for path in self.written] + self.details
+                + [f"{self.summary} ({self.seconds:.1f} s)"])
+
+
+def _skipped(stage: str, where, message: str | None = None) -> StageResult:
+    return StageResult(stage, "complete",
+                       message or f"{stage}: complete in {where}; add --force to redo it")
+
+
+def _done(stage, started, summary, written, **data) -> StageResult:
+    return StageResult(stage, "done", summary, [Path(p) for p in written],
+                       seconds=time.time() - started, data=data)
+
+
+def check_seed(seed: int) -> int:
+    problem = RANGES["seed"].problem(seed)
+    if problem:
+        raise WorldModelsError(f"seed {problem}")
+    return seed
+
+
+def _is_complete(directory: Path, force: bool) -> bool:
+    path = Path(directory) / "manifest.json"
+    return not force and path.exists() and read_json(path).get("status") == "complete"
+
+
+def _begin(directory, stage, config: dict, seed, inputs, force, log):
+    """Start, resume or skip a stage: its manifest, or None when it is complete."""
+    manifest, state = begin_stage(directory, stage, config, seed, inputs, force)
+    if state == "complete":
+        return None
+    if state == "resumed":
+        log(f"{stage}: resuming the unfinished run in {directory}")
+    return manifest
+
+
+def setup_tensorflow(seed: int, threads: int | None = None) -> None:
+    """Quiet TensorFlow's start-up logs and seed Python, NumPy and TensorFlow. ``threads``
+    limits TensorFlow's thread pools of this process: `train-controller --where real` uses 1,
+    because its work runs in worker processes (each with TensorFlow on one thread, see
+    ``worldmodels.agent``) and idle pool threads here would only take CPU from them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    if threads:
+        from worldmodels.agent import limit_threads
+
+        limit_threads(threads)
+    keras.utils.set_random_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# data and V
+
+
+def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = False,
+            ray_address: str | None = None, progress: bool = True, log=print) -> StageResult:
+    """Rollouts of the real env with an exploration policy into DATA/NAME/rollouts."""
+    from worldmodels.collect import collect as run_collect
+    from worldmodels.env import check_env_id
+    from worldmodels.store import list_episodes
+
+    started = time.time()
+    validate(config), check_seed(seed), check_env_id(config.env_id)
+    ensure_writable(layout.rollouts)
+    if _is_complete(layout.rollouts, force):
+        return _skipped("collect", layout.rollouts)
+    if force:
+        for path in list_episodes(layout.rollouts):
+            path.unlink()
+    manifest = _begin(layout.rollouts, "collect", to_dict(config), seed, {}, force, log)
+    result = run_collect(layout.rollouts, config, seed, progress=progress,
+                         ray_address=ray_address)
+    # A resumed run reports all its episodes, not only those of the last attempt.
+    result.update(_episode_means(list_episodes(layout.rollouts)))
+    finish_manifest(layout.rollouts, manifest, wall_seconds=time.time() - started, **result)
+    return _done("collect", started,
+                 f"collect: {result['episodes']} episodes, mean return "
+                 f"{result['mean_return']:.1f}, mean length {result['mean_length']:.0f}",
+                 [f"{layout.rollouts}/episode_*.h5"], **result)
+
+
+def _episode_means(paths) -> dict:
+    import h5py
+    import numpy as np
+
+    attrs = []
+    for path in paths:
+        with h5py.File(path, "r") as file:
+            attrs.append((float(file.attrs["return"]), int(file.attrs["length"])))
+    returns, lengths = np.asarray(attrs).T
+    return {"mean_return": float(returns.mean()), "mean_length": float(lengths.mean())}
+
+
+def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = False,
+              skip_corrupt: bool = False, progress: bool = True, log=print) -> StageResult:
+    """V trained on DATA/NAME/rollouts, into RESULTS/NAME/vae."""
+    from worldmodels import checkpoint
+    from worldmodels.store import episode_length, require_episodes, validate_episodes
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    paths = require_episodes(layout.rollouts)
+    rollouts = require_manifest(layout.rollouts, "rollouts", "collect")
+    if config.max_episodes:
+        paths = paths[: config.max_episodes]
+    paths = validate_episodes(paths, skip_corrupt, warn=log)
+    ensure_writable(layout.vae)
+    if _is_complete(layout.vae, force):
+        return _skipped("train-vae", layout.vae)
+    setup_tensorflow(seed)
+    from worldmodels.vae import ConvVAE, read_episode, reconstruction_grid
+    from worldmodels.vae import train_vae as fit
+
+    total_frames = sum(episode_length(p) + 1 for p in paths)
+    inputs = {"rollouts": rollouts["run_id"], "episodes": len(paths), "frames": total_frames}
+    if force:
+        checkpoint.clear(layout.vae)
+    manifest = _begin(layout.vae, "train-vae", to_dict(config), seed, inputs, force, log)
+    model = ConvVAE(config.z_size)
+    log(f"V: ConvVAE with {model.count_params():,} parameters, z={config.z_size}, "
+        f"{total_frames:,} frames from {len(paths)} episodes")
+    history = fit(model, paths, config, seed, layout.vae, total_frames, progress=progress)
+    frames = read_episode(paths[0])["frames"]
+    picks = frames[:: max(1, len(frames) // 8)][:8]
+    reconstruction_grid(model, picks, layout.vae / "reconstructions.png")
+    last = history[-1]
+    finish_manifest(layout.vae, manifest, wall_seconds=time.time() - started,
+                    parameters=model.count_params(), **last)
+    return _done("train-vae", started,
+                 f"train-vae: {config.epochs} epochs, loss {last['loss']:.1f} "
+                 f"(reconstruction {last['reconstruction']:.1f}, kl {last['kl']:.1f})",
+                 [layout.vae / f for f in ("vae.weights.h5", "manifest.json", "metrics.csv",
+                                           "reconstructions.png")], **last)
+
+
+def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: bool = False,
+           progress: bool = True, log=print) -> StageResult:
+    """mu and logvar of every frame of DATA/NAME/rollouts, into DATA/NAME/series/series.h5."""
+    from worldmodels.store import require_episodes, validate_episodes
+
+    started = time.time()
+    check_seed(seed)
+    paths = require_episodes(layout.rollouts)
+    rollouts = require_manifest(layout.rollouts, "rollouts", "collect")
+    vae = require_manifest(layout.vae, "trained V", "train-vae")
+    paths = validate_episodes(paths, skip_corrupt, warn=log)
+    ensure_writable(layout.series_dir)
+    if _is_complete(layout.series_dir, force):
+        return _skipped("encode", layout.series_dir)
+    setup_tensorflow(seed)
+    from worldmodels.vae import encode_series, load_vae
+
+    model = load_vae(layout.vae, vae["config"]["z_size"])
+    inputs = {"rollouts": rollouts["run_id"], "vae": vae["run_id"], "episodes": len(paths)}
+    if force:
+        layout.series.with_name(layout.series.name + ".partial").unlink(missing_ok=True)
+    manifest = _begin(layout.series_dir, "encode", {"z_size": model.z_size}, seed, inputs,
+                      force, log)
+    result = encode_series(model, paths, layout.series, vae["run_id"], progress=progress)
+    finish_manifest(layout.series_dir, manifest, wall_seconds=time.time() - started, **result)
+    return _done("encode", started,
+                 f"encode: {result['episodes']} episodes, {result['frames']:,} frames",
+                 [layout.series], **result)
+
+
+# ---------------------------------------------------------------------------------------------
+# M and C
+
+
+def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = False,
+              progress: bool = True, log=print) -> StageResult:
+    """M trained on DATA/NAME/series, into RESULTS/NAME/rnn."""
+    from worldmodels import checkpoint
+    from worldmodels.store import require_series
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    series_manifest = require_manifest(layout.series_dir, "series", "encode")
+    vae = require_manifest(layout.vae, "trained V", "train-vae")
+    if series_manifest["inputs"]["vae"] != vae["run_id"]:
+        raise WorldModelsError(f"the series in {layout.series_dir} was made by another V than "
+                               f"{layout.vae}: re-run `worldmodels encode`")
+    ensure_writable(layout.rnn)
+    if _is_complete(layout.rnn, force):
+        return _skipped("train-rnn", layout.rnn)
+    setup_tensorflow(seed)
+    with require_series(layout.series) as series:
+        z_size = int(series.attrs["z_size"])
+        inputs = {"series": series_manifest["run_id"], "vae": vae["run_id"], "z_size": z_size}
+        if force:
+            checkpoint.clear(layout.rnn)
+        manifest = _begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force, log)
+        last = fit_rnn(layout, series, config, seed, manifest, started, progress, log)
+    return _done("train-rnn", started,
+                 f"train-rnn: {config.epochs} epochs, loss {last['loss']:.3f} (mdn "
+                 f"{last['mdn']:.3f}, reward {last['reward']:.3f}, done {last['done']:.3f})",
+                 [layout.rnn / f for f in ("rnn.weights.h5", "manifest.json", "metrics.csv")],
+                 **last)
+
+
+def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict,
+            started: float, progress: bool, log=print) -> dict:
+    """Build M for the series, train it (from its checkpoint when there is one) and mark its
+    manifest complete; returns the last epoch's losses. Shared by train-rnn and iterate."""
+    from worldmodels.rnn import MDNRNN, REFERENCE_PARAMETERS
+    from worldmodels.rnn import train_rnn as fit
+
+    model = MDNRNN(int(series.attrs["z_size"]), config.hidden_size, config.mixtures,
+                   config.dropout)
+    heads = model.reward_head.count_params() + model.done_head.count_params()
+    log(f"M: MDN-RNN with {model.count_params():,} parameters "
+        f"({model.count_params() - heads:,} without the reward and done heads; "
+        f"reference {REFERENCE_PARAMETERS:,}), {len(series['lengths'])} episodes")
+    history = fit(model, series, config, seed, layout.rnn, progress=progress)
+    finish_manifest(layout.rnn, manifest, wall_seconds=time.time() - started,
+                    parameters=model.count_params(), **history[-1])
+    return history[-1]
+
+
+def _controller_inputs(layout: Layout, variant: str) -> dict:
+    from worldmodels.models import check_world
+
+    vae_manifest, rnn_manifest = check_world(layout)
+    return {"vae": vae_manifest["run_id"], "rnn": rnn_manifest["run_id"],
+            "z_size": int(rnn_manifest["inputs"]["z_size"]),
+            "hidden_size": int(rnn_manifest["config"]["hidden_size"]), "variant": variant}
+
+
+def _clear_controller(directory: Path) -> None:
+    for name in ("state.pkl", "history.csv", "history.png", "best.npy", "mean.npy"):
+        (Path(directory) / name).unlink(missing_ok=True)
+
+
+def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
+                     variant: str = "zh", force: bool = False, ray_address: str | None = None,
+                     progress: bool = True, log=print) -> StageResult:
+    """C evolved with CMA-ES in the dream (or the real env), into
+    RESULTS/NAME/controller-WHERE[-VARIANT]."""
+    from worldmodels.controller import VARIANTS, Controller
+    from worldmodels.models import load_world
+    from worldmodels.scoring import describe_training, evolve_controller
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    if variant not in VARIANTS:
+        raise WorldModelsError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    checking = config.where == "dream" and config.real_every > 0
+    if ray_address and not (config.where == "real" or checking):
+        raise WorldModelsError("--ray-address runs only with --where real or with real checks")
+    directory = layout.controller(config.where, variant)
+    ensure_writable(directory)
+    inputs = _controller_inputs(layout, variant)
+    if _is_complete(directory, force):
+        return _skipped("train-controller", directory)
+    setup_tensorflow(seed, threads=1 if config.where == "real" else None)
+    world = load_world(layout, need_vae=(config.where == "real" or checking),
+                       burn_in=config.burn_in if config.where == "dream" else 0)
+    if force:  # only now: every check above has passed
+        _clear_controller(directory)
+    manifest = _begin(directory, "train-controller", to_dict(config), seed, inputs, force, log)
+    spec = Controller(variant, world["z_size"], world["hidden_size"])
+    for line in describe_training(spec, config):
+        log(line)
+    history = evolve_controller(world, config, seed, directory, spec, ray_address, progress)
+    from worldmodels.figures import plot_controller_history
+
+    plot_controller_history(history, directory / "history.png",
+                            f"C ({spec.variant}) trained in the {config.where}", config.where)
+    best = max(row["best_so_far"] for row in history)
+    finish_manifest(directory, manifest, wall_seconds=time.time() - started,
+                    parameters=spec.param_count, best_fitness=best, final_mean=history[-1]["mean"])
+    checks = [row for row in history if row.get("real_best") not in (None, "")]
+    real = (f"; real env at generation {checks[-1]['generation']}: best "
+            f"{checks[-1]['real_best']:.1f}, mean {checks[-1]['real_mean']:.1f}" if checks else "")
+    return _done("train-controller", started,
+                 f"train-controller ({config.where}): best fitness {best:.1f}, last generation "
+                 f"mean {history[-1]['mean']:.1f}{real}",
+                 [directory / f for f in ("best.npy", "mean.npy", "history.csv", "history.png",
+                                          "manifest.json")],
+                 best_fitness=best, history=history)
+
+
+# ---------------------------------------------------------------------------------------------
+# scores
+
+
+def _trained(layout: Layout, trained_in: str, variant: str) -> tuple[Path, dict]:
+    directory = layout.controller(trained_in, variant)
+    return directory, require_manifest(
+        directory, f"controller trained in the {trained_in}",
+        f"train-controller --where {trained_in} --variant {variant}")
+
+
+def _refuse_other(path: Path, same_controller: bool, same_settings: bool, log) -> bool:
+    """Whether an earlier result at ``path`` is complete; refuses to replace one of the same
+    controller made with other settings (that needs ``force``)."""
+    if same_controller and same_settings:
+        return True
+    if same_controller:
+        raise WorldModelsError(f"{path} holds a result made with other options or another "
+                               "seed: add --force to replace it")
+    log(f"replacing {path}: it scored an earlier run of the controller")
+    return False
+
+
+def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str = "real",
+             trained_in: str = "dream", variant: str = "zh", params: str = "best",
+             round: int = 0, force: bool = False, ray_address: str | None = None,
+             progress: bool = True, log=print) -> StageResult:
+    """A trained agent scored in the real env (or the dream), into
+    RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
+    evaluation of the same controller with other options is replaced only with ``force``."""
+    from worldmodels.env import check_env_id
+    from worldmodels.evaluation import evaluate as run_evaluation
+
+    started = time.time()
+    validate(config), check_seed(seed), check_env_id(config.env_id)
+    if config.noise and where != "real":
+        raise WorldModelsError("--noise runs only with --where real")
+    if ray_address and where != "real":
+        raise WorldModelsError("--ray-address runs only with --where real")
+    if round < 0:
+        raise WorldModelsError(f"expected a round number ≥ 1, got {round}")
+    layout = layout.at_round(round)
+    if round and not layout.runs.is_dir():
+        raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    directory, controller = _trained(layout, trained_in, variant)
+    path = layout.evaluation(where, trained_in, variant, params, config.noise)
+    partial = path.with_name(path.stem + ".partial.json")
+    ensure_writable(layout.evaluations)
+    if path.exists() and not force:
+        old = read_json(path)  # (evaluations written before --noise existed had none)
+        if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id"),
+                         {"noise": 0.0, **old.get("config", {})} == to_dict(config)
+                         and old.get("seed") == seed, log):
+            return _skipped("evaluate", path, f"evaluate: complete in {path} ({old['mean']:.1f} "
+                                              f"± {old['std']:.1f}); add --force to redo it")
+    if force:
+        partial.unlink(missing_ok=True)
+    setup_tensorflow(seed)
+    result = run_evaluation(layout, controller, directory, params, where, config, seed,
+                            progress, partial_path=partial, variant=variant,
+                            ray_address=ray_address)
+    result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started,
+                  **({"round": round} if round else {}))
+    write_json(path, result)
+    partial.unlink(missing_ok=True)
+    noise = f", action noise {config.noise:g}" if config.noise else ""
+    return _done("evaluate", started,
+                 f"evaluate ({where}, {result['episodes']} episodes{noise}): "
+                 f"{result['mean']:.1f} ± {result['std']:.1f}", [path], **result)
+
+
+def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: str = "dream",
+            variant: str = "zh", params: str = "best", force: bool = False,
+            progress: bool = True, log=print) -> StageResult:
+    """A trained controller in the dream at several temperatures and in the real env, into
+    RESULTS/NAME/compare/CONTROLLER-PARAMS.{md,json,csv,png}."""
+    from worldmodels.compare import compare as run_compare
+    from worldmodels.compare import (
+        comparison_key,
+        markdown_table,
+        output_stem,
+        write_comparison,
+    )
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    directory, controller = _trained(layout, trained_in, variant)
+    stem = output_stem(trained_in, variant, params)
+    output = layout.experiment / "compare"
+    path, partial = output / f"{stem}.json", output / f"{stem}.partial.json"
+    ensure_writable(output)
+    key = comparison_key(controller, params, variant, config, seed)
+    if path.exists() and not force:
+        old = read_json(path).get("key") or {}
+        if _refuse_other(path, old.get("controller") == key["controller"], old == key, log):
+            return _skipped("compare", path)
+    if force:
+        partial.unlink(missing_ok=True)
+    setup_tensorflow(seed)
+    result = run_compare(layout, controller, directory, params, variant, config, seed, partial,
+                         progress=progress, log=log)
+    written = write_comparison(result, output, stem)
+    partial.unlink(missing_ok=True)
+    done = _done("compare", started,
+                 f"compare: real {result['real']['mean']:.1f} ± {result['real']['std']:.1f} "
+                 f"over {result['episodes']} episodes; dream at {len(result['rows'])} "
+                 "temperatures", written, **result)
+    done.details = ["", markdown_table(result)]
+    return done
+
+
+def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: str = "zh",
+         trained_in: str = "dream", params: str = "best", temperature: float | None = None,
+         log=print) -> StageResult:
+    """Pictures of V, M and C into RESULTS/NAME/figures: V's reconstructions and traversal, M's
+    open-loop predictions on a fresh real episode of ``collect_config``'s policy, a GIF of the
+    dream C was trained in (its burn-in, dropout and action noise), and the training curves.
+    Parts whose stage has not run are skipped with the command that runs them."""
+    from worldmodels import show as draw
+    from worldmodels.compare import output_stem
+
+    started = time.time()
+    check_seed(seed)
+    if temperature is not None:
+        validate(EvaluateConfig(temperature=temperature))
+    vae_manifest = draw.require_vae(layout)
+    directory = layout.experiment / "figures"
+    ensure_writable(directory)
+    setup_tensorflow(seed)
+    world, dreamer = draw.load_for_show(layout, trained_in, variant, params, log)
+    episode = draw.real_episode(collect_config.env_id, collect_config.policy,
+                                min(collect_config.max_steps, draw.REAL_STEPS), seed)
+    if world is None:
+        from worldmodels.vae import load_vae
+
+        vae = load_vae(layout.vae, vae_manifest["config"]["z_size"])
+    else:
+        vae = world["vae"]
+    written = draw.draw_vae(vae, episode["frames"], directory)
+    if world:
+        written.append(draw.draw_open_loop(vae, world["rnn"], episode, directory))
+    if dreamer:
+        spec, flat, trained = dreamer
+        path = directory / f"dream-{output_stem(trained_in, variant, params)}.gif"
+        path, record = draw.draw_dream(world, spec, flat, temperature or trained["temperature"],
+                                       trained["max_steps"], seed, path)
+        log(f"dream GIF: {draw.describe_dream(record)}")
+        written += [path, path.with_suffix(".json")]
+    written += draw.draw_curves(layout, directory)
+    return _done("show", started, f"show: {len(written)} figures in {directory}", written)
+
+
+def report(layout: Layout, preset_name: str = "small", log=print) -> StageResult:
+    """RESULTS/NAME/REPORT.md from the files the stages wrote (nothing is re-run);
+    ``preset_name`` only shapes the commands it names for parts not run yet."""
+    from worldmodels.report import write_report
+
+    started = time.time()
+    if not layout.experiment.is_dir():
+        raise WorldModelsError(f"no experiment at {layout.experiment}: run `worldmodels "
+                               f"pipeline --preset {preset_name} --name {layout.name}` first")
+    return _done("report", started, f"report: {layout.experiment / 'REPORT.md'}",
+                 [write_report(layout, preset_name)])
+
+
+# ---------------------------------------------------------------------------------------------
+# compositions
+
+
+def iterate(layout: Layout, config: IterateConfig, seed: int = 0, workers: int | None = None,
+            ray_address: str | None = None, progress: bool = True, log=print) -> StageResult:
+    """Rounds of iterative training of an experiment that has V, M and C (in the dream): each
+    round collects with C + noise, re-encodes, trains M further and evolves C further; writes
+    RESULTS/NAME/iterate/rounds.* and keeps each round's M and C in iterate/round-N/. A re-run
+    continues a killed round; more rounds may be asked for later."""
+    from worldmodels import iterate as it
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    if workers is not None:
+        validate(CollectConfig(workers=workers))
+    if config.rounds == 0:
+        raise WorldModelsError("no rounds of iterative training asked for: give their number "
+                               "(--rounds)")
+    it.check_ready(layout)
+    progress_data = it.load_progress(layout, config, seed)
+    it.check_controller(layout, progress_data)
+    if len(progress_data["rounds"]) >= config.rounds:
+        return _skipped("iterate", it.rounds_path(layout),
+                        f"iterate: {len(progress_data['rounds'])} rounds complete in "
+                        f"{it.rounds_path(layout)}; ask for more with --rounds")
+    setup_tensorflow(seed)
+    while len(progress_data["rounds"]) < config.rounds:
+        row = _iterate_round(layout, config, seed, progress_data, workers, ray_address,
+                             progress, log)
+        log(f"round {row['round']}: collection with C + noise {row['collect_return']:.1f} over "
+            f"{row['collected']} episodes; dream best {row['best_fitness']:.1f}"
+            + (f"; real check best {row['real_best']:.1f}, mean {row['real_mean']:.1f}"
+               if row.get("real_best") is not None else ""))
+    return _done("iterate", started,
+                 f"iterate: {len(progress_data['rounds'])} rounds in {layout.experiment}",
+                 [it.rounds_path(layout)], rounds=progress_data["rounds"])
+
+
+def _iterate_round(layout, config, seed, progress_data, workers, ray_address, progress, log):
+    """One round (or the rest of a killed one), step by step; returns its row."""
+    from worldmodels import iterate as it
+
+    number = len(progress_data["rounds"]) + 1
+    current = progress_data["current"] or {"round": number, "step": "collect",
+                                           "started": time.time()}
+    progress_data["current"] = current
+    row = current.setdefault("row", {"round": number})
+    for step in it.STEPS[it.STEPS.index(current["step"]):]:
+        log(f"== round {number}/{config.rounds}: {step}")
+        step_started = time.time()
+        if step == "collect":
+            result = it.collect_round(layout, config, seed, progress_data, number, workers,
+                                      ray_address, progress)
+            row.update(collected=result["collected"],
+                       collect_return=round(result["mean_return"], 1))
+        elif step == "encode":
+            for line in encode(layout, seed, force=True, progress=progress, log=log).lines():
+                log(line)
+        elif step == "rnn":
+            last = _rnn_round(layout, config, progress, log)
+            row.update(rnn_loss=round(last["loss"], 3), rnn_reward=round(last["reward"], 3))
+        else:
+            fresh = current.get("controller_started") is None
+            current["controller_started"] = time.time()
+            it.save_progress(layout, progress_data)
+            result = it.controller_round(layout, config, fresh, ray_address, progress)
+            row.update({k: (round(v, 1) if v is not None else None) for k, v in result.items()})
+            progress_data["controller_run_id"] = it.controller_run_id(layout)
+            it.keep_round(layout, number)
+        row[f"{step}_seconds"] = round(time.time() - step_started, 1)
+        following = it.STEPS.index(step) + 1
+        current["step"] = it.STEPS[following] if following < len(it.STEPS) else "done"
+        it.save_progress(layout, progress_data)
+    row["wall_seconds"] = round(time.time() - current["started"], 1)
+    progress_data["rounds"].append(row)
+    progress_data["current"] = None
+    it.save_progress(layout, progress_data)
+    return row
+
+
+def _rnn_round(layout: Layout, config: IterateConfig, progress: bool, log) -> dict:
+    """M trained ``rnn_epochs`` more epochs, from its checkpoint, on the new series."""
+    from worldmodels.artifacts import start_manifest
+    from worldmodels.store import require_series
+
+    old = require_manifest(layout.rnn, "trained M", "train-rnn")
+    series_manifest = require_manifest(layout.series_dir, "series", "encode")
+    rnn_config = RnnConfig(**dict(old["config"], epochs=int(old["config"]["epochs"])
+                                  + config.rnn_epochs))
+    started = time.time()
+    with require_series(layout.series) as series:
+        inputs = dict(old["inputs"], series=series_manifest["run_id"])
+        manifest = start_manifest(layout.rnn, "train-rnn", to_dict(rnn_config), old["seed"],
+                                  inputs)
+        return fit_rnn(layout, series, rnn_config, old["seed"], manifest, started, progress,
+                       lambda line: None)
+
+
+PIPELINE = ("collect", "train-vae", "encode", "train-rnn", "train-controller", "iterate",
+            "evaluate")
+PER_VARIANT = ("train-controller", "evaluate")
+
+
+def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "small",
+             variants=("zh",), redo: bool = False, progress: bool = True,
+             log=print) -> StageResult:
+    """collect, train-vae, encode, train-rnn, train-controller (dream), iterate (when the
+    preset has rounds) and evaluate (real) for each of ``variants``, then REPORT.md. Stages
+    whose outputs are complete are skipped (``redo``: each is forced)."""
+    started = time.time()
+    check_seed(seed)
+    run = {
+        "collect": lambda v: collect(layout, preset.collect, seed, redo, None, progress, log),
+        "train-vae": lambda v: train_vae(layout, preset.vae, seed, redo, False, progress, log),
+        "encode": lambda v: encode(layout, seed, redo, False, progress, log),
+        "train-rnn": lambda v: train_rnn(layout, preset.rnn, seed, redo, progress, log),
+        "train-controller": lambda v: train_controller(layout, preset.controller, seed, v,
+                                                       redo, None, progress, log),
+        "iterate": lambda v: iterate(layout, preset.iterate, seed, None, None, progress, log),
+        "evaluate": lambda v: evaluate(layout, preset.evaluate, seed, variant=v, force=redo,
+                                       progress=progress, log=log),
+    }
+    timings_path = layout.experiment / "pipeline.json"
+    timings = read_json(timings_path) if timings_path.exists() else {}
+    # The zh controller comes before iterate, which trains it (and M) further; the variants'
+    # controllers are then trained in the final M's dream (zh's is complete and skipped).
+    steps = [(stage, "zh") for stage in PIPELINE[:PIPELINE.index("train-controller")]]
+    if "zh" in variants and preset.iterate.rounds > 0:
+        steps += [("train-controller", "zh"), ("iterate", "zh")]
+    steps += [(stage, variant) for variant in variants for stage in PER_VARIANT]
+    for stage, variant in steps:
+        label = stage if variant == "zh" else f"{stage}-{variant}"
+        log(f"== {label}")
+        stage_started = time.time()
+        result = run[stage](variant)
+        for line in result.lines():
+            log(line)
+        if result.complete:
+            log(f"== {label}: complete, skipped")
+            continue
+        timings[label] = round(time.time() - stage_started, 1)
+        write_json(timings_path, {**timings, "preset": preset_name, "seed": seed})
+    log(f"wrote {timings_path}")
+    log("== report")
+    written = report(layout, preset_name, log).written
+    return _done("pipeline", started, f"pipeline ({preset_name}): done",
+                 [timings_path, *written])
