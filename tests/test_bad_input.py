@@ -111,3 +111,60 @@ def test_empty_data_directory(tmp_path):
     (tmp_path / "data" / "smoke" / "rollouts").mkdir(parents=True)
     message = _error("train-vae", *common(tmp_path))
     assert "no rollouts" in message and "worldmodels collect" in message
+
+
+def test_force_checks_everything_before_removing_anything(smoke_run, tmp_path):
+    root = _copy_experiment(smoke_run, tmp_path)
+    controller = root / "results" / "smoke" / "controller-dream"
+    before = _snapshot(controller)
+    assert "--seed" in _error("train-controller", *common(root)[:-2], "--seed", "-1", "--force")
+    # A burn-in longer than every collected episode is found only when the series is read:
+    # still before --force removes the complete controller, and no manifest is left running.
+    message = _error("train-controller", *common(root), "--burn-in", "60", "--max-steps", "100",
+                     "--force")
+    assert "burn-in" in message
+    assert _snapshot(controller) == before
+    # The corrected command is not blocked by the failed one.
+    assert "complete" in invoke("train-controller", *common(root)).output
+
+
+def test_evaluate_with_other_options_does_not_replace_an_evaluation(smoke_run, tmp_path):
+    root = _copy_experiment(smoke_run, tmp_path)
+    evaluations = root / "results" / "smoke" / "evaluate"
+    before = _snapshot(evaluations)
+    for options in (("--episodes", "3"), ("--seed", "1"), ("--max-steps", "30")):
+        assert "--force" in _error("evaluate", *common(root), *options)
+    assert "--force" in _error("evaluate", *common(root), "--where", "dream",
+                               "--temperature", "0.9")
+    assert _snapshot(evaluations) == before
+
+
+def test_compare_with_other_options_does_not_replace_a_comparison(smoke_run, tmp_path):
+    root = _copy_experiment(smoke_run, tmp_path)
+    short = ("--temperatures", "1.0", "--episodes", "1", "--max-steps", "20")
+    invoke("compare", *common(root), *short)
+    compare = root / "results" / "smoke" / "compare"
+    before = _snapshot(compare)
+    assert "--force" in _error("compare", *common(root), "--temperatures", "0.5",
+                               *short[2:])
+    assert _snapshot(compare) == before
+
+
+def test_report_of_an_experiment_that_does_not_exist(tmp_path):
+    assert "no experiment" in _error("report", *common(tmp_path))
+    assert not (tmp_path / "results").exists()
+
+
+def test_resumed_collect_reports_the_mean_of_all_episodes(tmp_path):
+    args = common(tmp_path) + ["--max-steps", "20"]
+    invoke("collect", *args, "--episodes", "2")
+    rollouts = tmp_path / "data" / "smoke" / "rollouts"
+    manifest = read_json(rollouts / "manifest.json")
+    write_json(rollouts / "manifest.json", dict(manifest, status="running"))  # as if killed
+    (rollouts / "episode_00001.h5").unlink()
+    output = invoke("collect", *args, "--episodes", "2").output
+    returns = [float(h5py.File(p, "r").attrs["return"]) for p in sorted(rollouts.glob("*.h5"))]
+    assert len(returns) == 2
+    assert f"mean return {np.mean(returns):.1f}" in output
+    assert np.isclose(read_json(rollouts / "manifest.json")["summary"]["mean_return"],
+                      np.mean(returns))

@@ -1,0 +1,87 @@
+"""The CLI's options come from the config dataclasses: every field can be set (option,
+--set, --config), ranges are declared once, help gives each preset's default."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import common, invoke
+from worldmodels.config import (
+    SECTIONS,
+    field_docs,
+    get_preset,
+    read_config_file,
+    resolve,
+)
+from worldmodels.policies import POLICIES
+
+
+def _error(*args) -> str:
+    result = invoke(*args, expect_ok=False)
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    return [line for line in result.output.splitlines() if line.strip()][-1]
+
+
+def test_every_field_has_a_docstring_and_an_option():
+    preset = get_preset("paper")
+    for section in SECTIONS:
+        config = getattr(preset, section)
+        docs = field_docs(type(config))
+        assert set(docs) == set(vars(config)), section
+    output = invoke("train-rnn", "--help").output
+    for option in ("--done-pos-weight", "--grad-clip", "--hidden-size", "--mixtures"):
+        assert option in output
+    assert "--kl-tolerance" in invoke("train-vae", "--help").output
+
+
+def test_help_gives_each_presets_default():
+    output = " ".join(invoke("train-controller", "--help").output.split())
+    assert "[smoke: 0.0, small: 0.1, paper: 0.0]" in output  # --dropout
+    assert "[smoke: 0, small: 20, paper: 0]" in output  # --burn-in
+
+
+def test_settings_files_and_set(tmp_path):
+    toml = tmp_path / "mine.toml"
+    toml.write_text('[rnn]\ndone_pos_weight = 5\n[compare]\ntemperatures = [0.5, 1.0]\n')
+    preset = resolve("smoke", [toml], ["rnn.dropout=0.2", "collect.workers=none"])
+    assert preset.rnn.done_pos_weight == 5.0 and preset.rnn.dropout == 0.2
+    assert preset.compare.temperatures == (0.5, 1.0) and preset.collect.workers is None
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"stage": "train-rnn", "config": {"epochs": 3}}))
+    assert read_config_file(manifest) == {"rnn": {"epochs": 3}}
+
+
+def test_a_manifests_config_is_accepted_back(smoke_run):
+    root, _ = smoke_run
+    manifest = root / "results" / "smoke" / "rnn" / "manifest.json"
+    assert "complete" in invoke("train-rnn", *common(root), "--config", manifest).output
+
+
+def test_bad_settings_are_one_line(tmp_path):
+    args = common(tmp_path)
+    assert "no setting 'nope'" in _error("train-rnn", *args, "--set", "rnn.nope=1")
+    assert "SECTION.FIELD=VALUE" in _error("train-rnn", *args, "--set", "dropout")
+    assert "finite" in _error("train-rnn", *args, "--set", "rnn.learning_rate=nan")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert "cannot read settings" in _error("train-rnn", *args, "--config", bad)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+def test_not_numbers_and_absurd_sizes_are_refused(tmp_path):
+    args = common(tmp_path)
+    for stage, option, value in (("train-controller", "--temperature", "nan"),
+                                 ("train-controller", "--sigma", "nan"),
+                                 ("train-rnn", "--learning-rate", "inf"),
+                                 ("collect", "--episodes", "99999999999"),
+                                 ("train-vae", "--z-size", "99999999"),
+                                 ("train-rnn", "--sequence-length", "100000"),
+                                 ("compare", "--temperatures", "0.5,nan")):
+        assert option in _error(stage, *args, option, value), (stage, option)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+def test_policy_choices_are_the_policies():
+    from worldmodels.config import CHOICES
+
+    assert set(CHOICES["policy"]) == set(POLICIES)
