@@ -141,7 +141,7 @@ def test_evaluate_with_other_options_does_not_replace_an_evaluation(smoke_run, t
 
 def test_compare_with_other_options_does_not_replace_a_comparison(smoke_run, tmp_path):
     root = _copy_experiment(smoke_run, tmp_path)
-    short = ("--temperatures", "1.0", "--episodes", "1", "--max-steps", "20")
+    short = ("--temperatures", "1.0", "--episodes", "2", "--max-steps", "20")
     invoke("compare", *common(root), *short)
     compare = root / "results" / "smoke" / "compare"
     before = _snapshot(compare)

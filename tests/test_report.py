@@ -17,4 +17,4 @@ def test_report_of_an_empty_experiment_names_the_commands(tmp_path):
     path = stages.report(layout, "smoke").written[0]
     text = path.read_text()
     assert path == layout.experiment / "REPORT.md"
-    assert "worldmodels collect --preset smoke --name empty" in text.replace("`", "")
+    assert "worldmodels pipeline --preset smoke --name empty" in text.replace("`", "")

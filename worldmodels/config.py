@@ -276,16 +276,24 @@ class Range:
         """Why ``value`` is out of range, or None."""
         if isinstance(value, float) and not math.isfinite(value):
             return f"must be a finite number, got {value}"
-        too_low = value <= self.low if self.above else value < self.low
-        too_high = value >= self.high if self.below else value > self.high
-        if too_low or too_high:
-            return f"must be {self.describe()}, got {value}"
-        return None
+        if value <= self.low if self.above else value < self.low:
+            low = _plain_number(self.low)
+            bound = f"greater than {low}" if self.above else f"at least {low}"
+        elif value >= self.high if self.below else value > self.high:
+            high = _plain_number(self.high)
+            bound = f"less than {high}" if self.below else f"at most {high}"
+        else:
+            return None
+        return f"must be in {self.describe()} ({bound}), got {value}"
 
     def describe(self) -> str:
-        low = f"greater than {self.low:g}" if self.above else f"at least {self.low:g}"
-        high = f"less than {self.high:g}" if self.below else f"at most {self.high:g}"
-        return f"{low} and {high}"
+        """[low, high], with ( or ) for an open bound."""
+        return (f"{'(' if self.above else '['}{_plain_number(self.low)}, "
+                f"{_plain_number(self.high)}{')' if self.below else ']'}")
+
+
+def _plain_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 RATE = Range(0, 1, below=True)
@@ -341,8 +349,8 @@ def validate(config):
             if problem:
                 raise WorldModelsError(f"{name} {problem}")
     if isinstance(config, ControllerConfig) and config.burn_in >= config.max_steps:
-        raise WorldModelsError(f"the burn-in ({config.burn_in}) must be shorter than max_steps "
-                               f"({config.max_steps})")
+        raise WorldModelsError(f"the burn-in ({config.burn_in}) must be shorter than --max-steps "
+                               f"(max_steps, {config.max_steps})")
     if isinstance(config, CompareConfig) and not config.temperatures:
         raise WorldModelsError("temperatures must hold at least one temperature")
     return config

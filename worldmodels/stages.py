@@ -664,5 +664,6 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
     log(f"wrote {timings_path}")
     log("== report")
     written = report(layout, preset_name, log).written
+    log(f"wrote {written[0]}")
     return _done("pipeline", started, f"pipeline ({preset_name}): done",
                  [timings_path, *written])
