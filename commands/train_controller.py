@@ -58,13 +58,17 @@ from commands.common import (
               help="Std of Gaussian noise added to C's actions at every dream step and in the "
                    "real checks (clipped to the action box; default 0): C is scored as it "
                    "drives with `evaluate --noise`.")
+@click.option("--pay-as-track/--no-pay-as-track", default=None,
+              help="The dream pays as a real track does (at most one tile a step, 1,000 of "
+                   "tiles in all, the dream ends when they are paid): no dream returns more "
+                   "than a track can (default from the preset).")
 @ray_option
 @force_option
 @friendly_errors
 def train_controller_command(preset, name, data_dir, results_dir, seed, where, variant,
                              temperature, population, trials, generations, sigma, max_steps,
                              workers, real_every, real_episodes, burn_in, dropout, action_noise,
-                             ray_address,
+                             pay_as_track, ray_address,
                              force):
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE[-VARIANT]."""
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
@@ -86,7 +90,8 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
                       population=population, trials=trials, generations=generations,
                       sigma=sigma, max_steps=max_steps, workers=workers,
                       real_every=real_every, real_episodes=real_episodes, burn_in=burn_in,
-                      dropout=dropout, action_noise=action_noise)
+                      dropout=dropout, action_noise=action_noise,
+                      pay_as_track=pay_as_track)
     if config.burn_in >= config.max_steps:
         raise click.BadParameter(f"the burn-in ({config.burn_in}) must be shorter than "
                                  f"--max-steps ({config.max_steps})", param_hint="--burn-in")
@@ -163,7 +168,7 @@ def _run(world, config, seed, directory, spec, ray_address):
             noise=config.action_noise)
         scorer = real if config.where == "real" else DreamScorer(
             world, config.temperature, config.max_steps, seed, spec, config.dropout,
-            config.action_noise)
+            config.action_noise, config.pay_as_track)
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
             if checking else None
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,

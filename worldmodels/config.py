@@ -123,6 +123,10 @@ class ControllerConfig:
     action_noise: float = 0.0
     """Std of Gaussian noise added to C's actions at every dream step (clipped to the action
     box; 0: off), and in the real checks: C is scored as it drives with `evaluate --noise`."""
+    pay_as_track: bool = False
+    """The dream pays as a real track does: a step's predicted tile reward is at most one
+    tile (1,000 / the collected tracks' mean tile count), tiles pay at most 1,000 in all and
+    the dream ends when they reach it, so no dream returns more than a track can."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,27 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class FidelityConfig:
+    """Dream fidelity (`worldmodels fidelity`): M measured against the trained controller's own
+    real episodes, on tracks disjoint from collection, training and evaluation."""
+
+    episodes: int = 16
+    """Real episodes of the controller that M is measured along."""
+    dream_episodes: int = 100
+    """Dreams of the same controller, for the dream's return distribution."""
+    max_steps: int = 1000
+    """Steps per episode (real and dream)."""
+    horizons: tuple[int, ...] = (1, 5, 10, 20, 50)
+    """Steps ahead at which M's open-loop z prediction is scored."""
+    open_loop_stride: int = 25
+    """Open-loop predictions start at every this many real steps."""
+    workers: int | None = None
+    """Env worker processes; None means one per core."""
+    env_id: str = ENV_ID
+    """Gymnasium id of the environment."""
+
+
+@dataclass(frozen=True)
 class IterateConfig:
     """Iterative training (`worldmodels iterate`): rounds of collection with the controller plus
     noise, then more training of M and C on old + new data."""
@@ -188,6 +213,7 @@ class Preset:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     iterate: IterateConfig = field(default_factory=IterateConfig)
 
 
@@ -202,6 +228,8 @@ def _smoke() -> Preset:
         ),
         evaluate=EvaluateConfig(episodes=2, max_steps=60, workers=2),
         compare=CompareConfig(episodes=2, max_steps=60, workers=2),
+        fidelity=FidelityConfig(episodes=2, dream_episodes=4, max_steps=60, horizons=(1, 5),
+                                open_loop_stride=10, workers=2),
         iterate=IterateConfig(rounds=1, episodes=2, rnn_epochs=1, generations=1),
     )
 
@@ -220,6 +248,7 @@ def _small() -> Preset:
                                     action_noise=0.1),
         evaluate=EvaluateConfig(episodes=100),
         compare=CompareConfig(episodes=20),
+        fidelity=FidelityConfig(episodes=8, dream_episodes=100),
         iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),
     )
 

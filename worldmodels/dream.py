@@ -37,8 +37,32 @@ def sample_next_z(predictions: dict, temperature, seed):
                          tf.cast(temperature, tf.float32))
 
 
+# What a CarRacing-v3 track pays: -0.1 a frame, and 1,000 in all for its tiles (1,000 / N for
+# each of its N tiles); the episode terminates when the last tile is reached.
+FRAME_COST = 0.1
+TRACK_TOTAL = 1000.0
+
+
+def pay_as_track(reward, paid, tile_value: float):
+    """The env's bookkeeping applied to M's predicted ``reward`` of one step, given the tile
+    reward ``paid`` so far: the step's tile gain is read as at most one tile (``tile_value``)
+    and what would take the total past 1,000 is not paid; losses (leaving the playfield) are
+    kept. Returns (reward, paid'). Works on NumPy arrays and tensors alike."""
+    above = reward + FRAME_COST
+    gain = _minimum(_clip(above, 0.0, tile_value), TRACK_TOTAL - paid)
+    return -FRAME_COST + gain + _minimum(above, 0.0), paid + gain
+
+
+def _clip(x, low, high):
+    return tf.clip_by_value(x, low, high) if tf.is_tensor(x) else np.clip(x, low, high)
+
+
+def _minimum(x, y):
+    return tf.minimum(x, y) if tf.is_tensor(x) else np.minimum(x, y)
+
+
 def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0,
-               action_noise: float = 0.0):
+               action_noise: float = 0.0, tile_value: float = 0.0):
     """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
     memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
@@ -46,7 +70,10 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
     M's heads read its output through a fresh dropout mask at every step of every dream (MC
     dropout: the dream is most random where M's training data say least). With
     ``action_noise`` > 0, Gaussian noise of that std is added to C's actions at every step
-    and clipped to the action box, as `evaluate --noise` drives in the real env."""
+    and clipped to the action box, as `evaluate --noise` drives in the real env. With
+    ``tile_value`` > 0 the dream pays as a track does (``pay_as_track``): no dream can return
+    more than 1,000 less 0.1 a step, and a dream whose tiles reach 1,000 ends (the lap is
+    done)."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
@@ -56,10 +83,11 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
         state = rnn.initial_state(B) if h0 is None else (h0, c0)
         alive = tf.ones((B,), tf.bool)
         totals = tf.zeros((B,))
+        paid = tf.zeros((B,))
         lengths = tf.zeros((B,), tf.int32)
         weights = rnn.fused_weights()
 
-        def body(t, z, h, c, alive, totals, lengths):
+        def body(t, z, h, c, alive, totals, lengths, paid):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
             action = controller.act_batch(params, z, h)
@@ -74,15 +102,21 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
             p_done = tf.sigmoid(predictions["done_logit"])
             done = tf.random.stateless_uniform((B,), seeds[1]) < p_done
             live = tf.cast(alive, tf.float32)
-            totals = totals + predictions["reward"] * live
+            reward = predictions["reward"]
+            if tile_value > 0:
+                reward, now_paid = pay_as_track(reward, paid, tile_value)
+                paid = paid + (now_paid - paid) * live
+                done = tf.logical_or(done, paid >= TRACK_TOTAL - 1e-3)
+            totals = totals + reward * live
             lengths = lengths + tf.cast(alive, tf.int32)
-            return t + 1, z2, h2, c2, tf.logical_and(alive, tf.logical_not(done)), totals, lengths
+            alive = tf.logical_and(alive, tf.logical_not(done))
+            return t + 1, z2, h2, c2, alive, totals, lengths, paid
 
-        def cond(t, z, h, c, alive, totals, lengths):
+        def cond(t, z, h, c, alive, totals, lengths, paid):
             return tf.logical_and(t < max_steps, tf.reduce_any(alive))
 
         loop = tf.while_loop(
-            cond, body, (tf.constant(0), z0, state[0], state[1], alive, totals, lengths)
+            cond, body, (tf.constant(0), z0, state[0], state[1], alive, totals, lengths, paid)
         )
         return loop[5], loop[6]
 

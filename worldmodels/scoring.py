@@ -13,16 +13,19 @@ TRAIN_STAGE_KEY = 1
 EVALUATE_STAGE_KEY = 2
 CHECK_STAGE_KEY = 3  # real-env checks while C evolves in the dream
 SHOW_STAGE_KEY = 4  # the real episode behind `worldmodels show`'s pictures of M
+FIDELITY_STAGE_KEY = 5  # the real episodes M is measured against (`worldmodels fidelity`)
 
 
 class DreamScorer:
     """Mean dream return of candidates over ``trials`` dreams each, all in one batch."""
 
     def __init__(self, world: dict, temperature: float, max_steps: int, seed: int,
-                 controller=None, dropout: float = 0.0, action_noise: float = 0.0):
+                 controller=None, dropout: float = 0.0, action_noise: float = 0.0,
+                 pay_as_track: bool = False):
         self.world, self.temperature, self.max_steps = world, temperature, max_steps
         self.seed = seed
-        self.dream = make_dream(world["rnn"], controller, dropout, action_noise)
+        tile_value = world["tile_value"] if pay_as_track else 0.0
+        self.dream = make_dream(world["rnn"], controller, dropout, action_noise, tile_value)
 
     def run(self, params: np.ndarray, call_seed: int,
             temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
