@@ -32,6 +32,19 @@ def _temperatures(context, parameter, value):
     return temperatures
 
 
+def _dropouts(context, parameter, value):
+    """'0,0.1,0.2' -> (0.0, 0.1, 0.2), each in [0, 1)."""
+    if value is None:
+        return None
+    try:
+        rates = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, got {value!r}") from None
+    if not rates or not all(0 <= rate < 1 for rate in rates):
+        raise click.BadParameter(f"expected rates in [0, 1), got {value!r}")
+    return rates
+
+
 @click.command("compare")
 @common_options
 @variant_option
@@ -43,6 +56,10 @@ def _temperatures(context, parameter, value):
               help="Dream temperatures to score the controller at, separated by commas "
                    "(default 0.5,0.75,1.0,1.15,1.3). Not the temperature C was trained at "
                    "(train-controller --train-temperature).")
+@click.option("--dropouts", callback=_dropouts,
+              help="Dream dropout rates of a second sweep at the temperature C was trained at, "
+                   "separated by commas (default: none): how hard the dream must be for its "
+                   "score to match the real one.")
 @click.option("--episodes", type=int,
               help="Episodes in the dream at each temperature and in the real env (default "
                    "from the preset: 2 smoke, 20 small, 100 paper).")
@@ -51,7 +68,7 @@ def _temperatures(context, parameter, value):
 @force_option
 @friendly_errors
 def compare_command(preset, name, data_dir, results_dir, seed, variant, params, trained_in,
-                    temperatures, episodes, max_steps, workers, force):
+                    temperatures, dropouts, episodes, max_steps, workers, force):
     """Score a trained controller in the dream at several temperatures and in the real env;
     write RESULTS/NAME/compare/CONTROLLER-PARAMS.{md,json,csv,png}."""
     from worldmodels.artifacts import Layout, ensure_writable, read_json, require_manifest
@@ -61,7 +78,8 @@ def compare_command(preset, name, data_dir, results_dir, seed, variant, params, 
     for option, value in (("episodes", episodes), ("max-steps", max_steps),
                           ("workers", workers)):
         positive(option, value)
-    config = override(get_preset(preset).compare, temperatures=temperatures, episodes=episodes,
+    config = override(get_preset(preset).compare, temperatures=temperatures, dropouts=dropouts,
+                      episodes=episodes,
                       max_steps=max_steps, workers=workers)
     layout = Layout(data_dir, results_dir, name)
     directory = layout.controller(trained_in, variant)

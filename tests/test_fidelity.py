@@ -66,3 +66,17 @@ def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
     before = path.stat().st_mtime_ns
     assert "complete" in invoke("fidelity", *args).output
     assert path.stat().st_mtime_ns == before
+
+
+def test_compare_sweeps_the_dream_dropout_at_the_trained_temperature(smoke_run, tmp_path):
+    args = copy_smoke(smoke_run, tmp_path)
+    invoke("compare", *args, "--temperatures", "1", "--dropouts", "0,0.3")
+    path = tmp_path / "results" / "smoke" / "compare" / "dream-best.json"
+    result = json.loads(path.read_text())
+    assert [row["dropout"] for row in result["dropout_rows"]] == [0.0, 0.3]
+    assert [row["temperature"] for row in result["rows"]] == [1.0]
+    for label in ("dropout=0", "dropout=0.3"):
+        assert len(result["dream"][label]["scores"]) == 2
+    assert "| dream dropout (τ = 1.15) |" in path.with_suffix(".md").read_text()
+    bad = invoke("compare", *args, "--dropouts", "0,1", expect_ok=False)
+    assert bad.exit_code != 0 and "--dropouts" in bad.output

@@ -155,6 +155,9 @@ class CompareConfig:
 
     temperatures: tuple[float, ...] = (0.5, 0.75, 1.0, 1.15, 1.3)
     """Dream temperatures of the sweep (not the temperature C was trained at)."""
+    dropouts: tuple[float, ...] = ()
+    """Dream dropout rates of a second sweep, at the temperature C was trained at (empty: no
+    such sweep): how hard the dream must be for its score to match the real one."""
     episodes: int = 100
     """Episodes in the dream at each temperature, and in the real env."""
     max_steps: int = 1000
