@@ -58,6 +58,10 @@ from commands.common import (
               help="Std of Gaussian noise added to C's actions at every dream step and in the "
                    "real checks (clipped to the action box; default 0): C is scored as it "
                    "drives with `evaluate --noise`.")
+@click.option("--dropout-mask", type=click.Choice(["step", "dream"]),
+              help="With --dropout: a fresh mask at every dream step (step), or one mask per "
+                   "dream kept to its end (dream: one model sampled per dream, as Dropout's "
+                   "Dream Land did). Default from the preset: step.")
 @click.option("--pay-as-track/--no-pay-as-track", default=None,
               help="The dream pays as a real track does (at most one tile a step, 1,000 of "
                    "tiles in all, the dream ends when they are paid): no dream returns more "
@@ -68,7 +72,7 @@ from commands.common import (
 def train_controller_command(preset, name, data_dir, results_dir, seed, where, variant,
                              temperature, population, trials, generations, sigma, max_steps,
                              workers, real_every, real_episodes, burn_in, dropout, action_noise,
-                             pay_as_track, ray_address,
+                             dropout_mask, pay_as_track, ray_address,
                              force):
     """Evolve C with CMA-ES; write RESULTS/NAME/controller-WHERE[-VARIANT]."""
     from worldmodels.artifacts import Layout, ensure_writable, finish_manifest
@@ -91,7 +95,7 @@ def train_controller_command(preset, name, data_dir, results_dir, seed, where, v
                       sigma=sigma, max_steps=max_steps, workers=workers,
                       real_every=real_every, real_episodes=real_episodes, burn_in=burn_in,
                       dropout=dropout, action_noise=action_noise,
-                      pay_as_track=pay_as_track)
+                      pay_as_track=pay_as_track, dropout_mask=dropout_mask)
     if config.burn_in >= config.max_steps:
         raise click.BadParameter(f"the burn-in ({config.burn_in}) must be shorter than "
                                  f"--max-steps ({config.max_steps})", param_hint="--burn-in")
@@ -168,7 +172,7 @@ def _run(world, config, seed, directory, spec, ray_address):
             noise=config.action_noise)
         scorer = real if config.where == "real" else DreamScorer(
             world, config.temperature, config.max_steps, seed, spec, config.dropout,
-            config.action_noise, config.pay_as_track)
+            config.action_noise, config.pay_as_track, config.dropout_mask)
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
             if checking else None
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,

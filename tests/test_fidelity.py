@@ -80,3 +80,21 @@ def test_compare_sweeps_the_dream_dropout_at_the_trained_temperature(smoke_run, 
     assert "| dream dropout (τ = 1.15) |" in path.with_suffix(".md").read_text()
     bad = invoke("compare", *args, "--dropouts", "0,1", expect_ok=False)
     assert bad.exit_code != 0 and "--dropouts" in bad.output
+
+
+def test_a_dropout_mask_kept_per_dream_is_seeded_and_differs_from_fresh_masks():
+    rnn = MDNRNN(4, 16, 2, dropout=0.3)
+    rnn.done_head.bias.assign([-30.0])
+    rnn.reward_head.kernel.assign(np.ones((16, 1), np.float32))  # reward reads every unit
+    params = np.random.default_rng(0).normal(size=(6, param_count(20)), scale=0.1)
+    z0 = np.zeros((6, 4), np.float32)
+    kept = make_dream(rnn, dropout=0.3, mask_per_dream=True)
+    first = run_dream(kept, params.astype(np.float32), z0, 1.0, 30, seed=3)
+    again = run_dream(kept, params.astype(np.float32), z0, 1.0, 30, seed=3)
+    np.testing.assert_array_equal(first[0], again[0])
+    fresh = run_dream(make_dream(rnn, dropout=0.3), params.astype(np.float32), z0, 1.0, 30, seed=3)
+    assert not np.allclose(first[0], fresh[0])
+    off = run_dream(make_dream(rnn, dropout=0.0, mask_per_dream=True),
+                    params.astype(np.float32), z0, 1.0, 30, seed=3)
+    plain = run_dream(make_dream(rnn), params.astype(np.float32), z0, 1.0, 30, seed=3)
+    np.testing.assert_array_equal(off[0], plain[0])

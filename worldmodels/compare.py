@@ -67,7 +67,8 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
         log(f"compare: continuing from {partial_path}")
 
     scorer = DreamScorer(world, config.temperatures[0], config.max_steps, seed, spec,
-                         world["dropout"], world["action_noise"], world["pay_as_track"])
+                         world["dropout"], world["action_noise"], world["pay_as_track"],
+                         world["dropout_mask"])
     for temperature in config.temperatures:
         label = f"{temperature:g}"
         if label not in partial["dream"]:
@@ -99,7 +100,8 @@ def _dropout_sweep(world, spec, params, config, seed, controller_manifest, parti
         label = dropout_label(dropout)
         if label not in partial["dream"]:
             scorer = DreamScorer(world, temperature, config.max_steps, seed, spec, dropout,
-                                 world["action_noise"], world["pay_as_track"])
+                                 world["action_noise"], world["pay_as_track"],
+                                 world["dropout_mask"])
             scores, lengths = scorer.run(params, EVALUATE_STAGE_KEY)
             partial["dream"][label] = {"scores": scores.tolist(), "lengths": lengths.tolist()}
             write_json(partial_path, partial)

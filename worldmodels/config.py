@@ -123,6 +123,9 @@ class ControllerConfig:
     action_noise: float = 0.0
     """Std of Gaussian noise added to C's actions at every dream step (clipped to the action
     box; 0: off), and in the real checks: C is scored as it drives with `evaluate --noise`."""
+    dropout_mask: str = "step"
+    """With dream dropout: "step" draws a fresh mask at every dream step; "dream" draws one
+    mask per dream and keeps it (one model sampled per dream, as Dropout's Dream Land)."""
     pay_as_track: bool = False
     """The dream pays as a real track does: a step's predicted tile reward is at most one
     tile (1,000 / the collected tracks' mean tile count), tiles pay at most 1,000 in all and

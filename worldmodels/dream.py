@@ -62,7 +62,7 @@ def _minimum(x, y):
 
 
 def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0,
-               action_noise: float = 0.0, tile_value: float = 0.0):
+               action_noise: float = 0.0, tile_value: float = 0.0, mask_per_dream: bool = False):
     """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
     memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
@@ -73,7 +73,9 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
     and clipped to the action box, as `evaluate --noise` drives in the real env. With
     ``tile_value`` > 0 the dream pays as a track does (``pay_as_track``): no dream can return
     more than 1,000 less 0.1 a step, and a dream whose tiles reach 1,000 ends (the lap is
-    done)."""
+    done). With ``mask_per_dream``, each dream draws its dropout mask once and keeps it to its
+    end (one model sampled per dream, as Dropout's Dream Land did) instead of a fresh mask at
+    every step."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
@@ -86,6 +88,11 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
         paid = tf.zeros((B,))
         lengths = tf.zeros((B,), tf.int32)
         weights = rnn.fused_weights()
+        mask = None
+        if mask_per_dream and dropout > 0:
+            keep = tf.random.stateless_uniform(
+                (B, rnn.hidden_size), tf.random.experimental.stateless_fold_in(seed, -1))
+            mask = tf.cast(keep >= dropout, tf.float32) / (1.0 - dropout)
 
         def body(t, z, h, c, alive, totals, lengths, paid):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
@@ -97,7 +104,7 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
                 action = tf.clip_by_value(action + action_noise * shake, LOW, HIGH)
             drop_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
             predictions, (h2, c2) = rnn.fused_step(tf.concat([z, action], -1), (h, c), weights,
-                                                   dropout, drop_seed)
+                                                   dropout, drop_seed, mask)
             z2 = sample_next_z(predictions, temperature, seeds[0])
             p_done = tf.sigmoid(predictions["done_logit"])
             done = tf.random.stateless_uniform((B,), seeds[1]) < p_done

@@ -47,7 +47,7 @@ def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConf
     result = {
         "version": VERSION, "code": code_commit(), "seeds": seeds, "temperature": temperature,
         "dream_options": {key: world[key] for key in ("burn_in", "dropout", "action_noise",
-                                                      "pay_as_track")},
+                                                      "pay_as_track", "dropout_mask")},
         "tile_value": world["tile_value"],
         "real": {"returns": real_returns.tolist(),
                  "lengths": [len(e["rewards"]) for e in episodes]},
@@ -170,7 +170,7 @@ def _dreams(world, spec, params, config, seed, temperature):
     from worldmodels.scoring import DreamScorer
 
     scorer = DreamScorer(world, temperature, config.max_steps, seed, spec, world["dropout"],
-                         world["action_noise"], world["pay_as_track"])
+                         world["action_noise"], world["pay_as_track"], world["dropout_mask"])
     flat = np.repeat(params[None], config.dream_episodes, axis=0).astype(np.float32)
     return scorer.run(flat, call_seed=FIDELITY_STAGE_KEY)
 

@@ -21,11 +21,12 @@ class DreamScorer:
 
     def __init__(self, world: dict, temperature: float, max_steps: int, seed: int,
                  controller=None, dropout: float = 0.0, action_noise: float = 0.0,
-                 pay_as_track: bool = False):
+                 pay_as_track: bool = False, dropout_mask: str = "step"):
         self.world, self.temperature, self.max_steps = world, temperature, max_steps
         self.seed = seed
         tile_value = world["tile_value"] if pay_as_track else 0.0
-        self.dream = make_dream(world["rnn"], controller, dropout, action_noise, tile_value)
+        self.dream = make_dream(world["rnn"], controller, dropout, action_noise, tile_value,
+                                mask_per_dream=dropout_mask == "dream")
 
     def run(self, params: np.ndarray, call_seed: int,
             temperature: float | None = None) -> tuple[np.ndarray, np.ndarray]:
