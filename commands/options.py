@@ -55,7 +55,7 @@ def _type(config_class, field: dataclasses.Field):
     kind = str(field.type)
     bounds = range_of(config_class, field.name)
     if kind.startswith("tuple"):
-        return Numbers(float, bounds)
+        return Numbers(int if kind.startswith("tuple[int") else float, bounds)
     if kind.startswith(("int", "float")):
         return Number(int if kind.startswith("int") else float, bounds)
     return str
@@ -64,8 +64,8 @@ def _type(config_class, field: dataclasses.Field):
 def _defaults(section: str, name: str) -> str:
     values = {preset: getattr(getattr(get_preset(preset), section), name)
               for preset in PRESET_NAMES}
-    shown = {p: ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else value
-             for p, value in values.items()}
+    shown = {p: (",".join(f"{v:g}" for v in value) or "none") if isinstance(value, tuple)
+             else value for p, value in values.items()}
     if len(set(map(str, shown.values()))) == 1:
         return f"[default: {shown[PRESET_NAMES[0]]}]"
     return "[" + ", ".join(f"{preset}: {value}" for preset, value in shown.items()) + "]"
@@ -82,10 +82,15 @@ def config_options(section: str, skip=(), names=None):
         for field in reversed(dataclasses.fields(config_class)):
             if field.name in skip:
                 continue
-            declarations = names.get(field.name, [f"--{field.name.replace('_', '-')}"])
+            option = f"--{field.name.replace('_', '-')}"
+            help = f"{docs.get(field.name, '')} {_defaults(section, field.name)}"
+            if field.type == "bool":  # a flag pair, None when neither is given
+                function = click.option(f"{option}/--no-{option[2:]}", field.name,
+                                        default=None, help=help)(function)
+                continue
+            declarations = names.get(field.name, [option])
             function = click.option(*declarations, field.name, type=_type(config_class, field),
-                                    help=f"{docs.get(field.name, '')} "
-                                         f"{_defaults(section, field.name)}")(function)
+                                    help=help)(function)
         return function
 
     return decorate

@@ -65,14 +65,15 @@ class Agent:
 
     def dream(self, count: int = 16, temperature: float | None = None, max_steps: int = 1000,
               seed: int = 0) -> dict:
-        """``count`` dreams inside M, run as C was trained (burn-in, dropout, action noise), at
+        """``count`` dreams inside M, run as C was trained (burn-in, dropout, action noise,
+        pay-as-track), at
         ``temperature`` (default: the one C was trained at): returns (count,), lengths
         (count,) and z (count, T+1, Z) to decode with ``agent.world["vae"].decode``."""
         from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer
 
         temperature = temperature or self.world["train_temperature"]
-        scorer = DreamScorer(self.world, temperature, max_steps, seed, self.controller,
-                             self.world["dropout"], self.world["action_noise"])
+        scorer = DreamScorer.as_trained(self.world, temperature, max_steps, seed,
+                                        self.controller)
         params = np.repeat(self.params, count, axis=0)
         returns, lengths, z, _, z0 = scorer.run(params, EVALUATE_STAGE_KEY, record=True)
         return {"returns": returns, "lengths": lengths,

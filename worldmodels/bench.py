@@ -301,6 +301,19 @@ def _peak_rss_mb(command: list[str]) -> float:
     return int(output.split()[-1]) / 1024.0
 
 
+# train-vae of the small preset, one epoch, in a process of its own (its peak RSS is measured).
+_TRAIN_VAE = """import sys
+from dataclasses import replace
+from worldmodels import stages
+from worldmodels.artifacts import Layout
+from worldmodels.config import get_preset
+data, results, name, shuffle = sys.argv[1:]
+stages.train_vae(Layout(data, results, name),
+                 replace(get_preset("small").vae, epochs=1, shuffle_episodes=int(shuffle)),
+                 progress=False)
+"""
+
+
 def bench_memory(root: Path, episodes: int, copies: int, log) -> list[Row]:
     from worldmodels.artifacts import read_json, write_json
     from worldmodels.store import episode_length, episode_path, list_episodes
@@ -319,10 +332,8 @@ def bench_memory(root: Path, episodes: int, copies: int, log) -> list[Row]:
             "stage": "collect", "run_id": f"bench-{name}", "status": "complete",
             "config": {}, "seed": 0, "inputs": {}})
         frames = sum(episode_length(p) + 1 for p in list_episodes(directory))
-        command = [sys.executable, "-c", "from commands.cli import main; main()", "train-vae",
-                   "--preset", "small", "--name", name, "--data-dir", str(root / "data"),
-                   "--results-dir", str(root / "results"), "--epochs", "1",
-                   "--shuffle-episodes", str(episodes)]
+        command = [sys.executable, "-c", _TRAIN_VAE, str(root / "data"), str(root / "results"),
+                   name, str(episodes)]
         sizes[name] = (_peak_rss_mb(command), frames)
         log(f"train-vae on {count} episodes ({frames} frames): peak RSS {sizes[name][0]:.0f} MB")
     (large, large_frames), (small, small_frames) = sizes["memory-large"], sizes["memory-small"]

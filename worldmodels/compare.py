@@ -67,7 +67,8 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
         log(f"compare: continuing from {partial_path}")
 
     scorer = DreamScorer(world, config.temperatures[0], config.max_steps, seed, spec,
-                         world["dropout"], world["action_noise"])
+                         world["dropout"], world["action_noise"], world["pay_as_track"],
+                         world["dropout_mask"])
     for temperature in config.temperatures:
         label = f"{temperature:g}"
         if label not in partial["dream"]:
@@ -76,10 +77,36 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
             write_json(partial_path, partial)
         dream = partial["dream"][label]
         log(f"dream τ={label}: {np.mean(dream['scores']):.1f} ± {np.std(dream['scores']):.1f}")
+    _dropout_sweep(world, spec, params, config, seed, controller_manifest, partial,
+                   partial_path, log)
     real_scores = _run_real(world, spec, params, seeds, config, seed, partial, partial_path,
                             progress)
     return _result(partial, real_scores, seeds, controller_manifest, directory, config,
                    time.time() - started)
+
+
+def dropout_label(dropout: float) -> str:
+    return f"dropout={dropout:g}"
+
+
+def _dropout_sweep(world, spec, params, config, seed, controller_manifest, partial,
+                   partial_path, log) -> None:
+    """The dream at each of ``config.dropouts`` (at the trained temperature), into
+    ``partial["dream"]``; the starts and noise are those of the temperature sweep."""
+    from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer
+
+    temperature = float(controller_manifest["config"].get("temperature", 1.0))
+    for dropout in config.dropouts:
+        label = dropout_label(dropout)
+        if label not in partial["dream"]:
+            scorer = DreamScorer(world, temperature, config.max_steps, seed, spec, dropout,
+                                 world["action_noise"], world["pay_as_track"],
+                                 world["dropout_mask"])
+            scores, lengths = scorer.run(params, EVALUATE_STAGE_KEY)
+            partial["dream"][label] = {"scores": scores.tolist(), "lengths": lengths.tolist()}
+            write_json(partial_path, partial)
+        dream = partial["dream"][label]
+        log(f"dream {label}: {np.mean(dream['scores']):.1f} ± {np.std(dream['scores']):.1f}")
 
 
 def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, progress):
@@ -102,20 +129,10 @@ def _result(partial, real_scores, seeds, controller_manifest, directory, config,
     real_scores = np.asarray(real_scores, dtype=float)
     real = {"mean": float(real_scores.mean()), "std": float(real_scores.std()),
             "episodes": len(real_scores), "scores": real_scores.tolist(), "seeds": seeds}
-    rows = []
-    for temperature in config.temperatures:
-        dream = partial["dream"][f"{temperature:g}"]
-        scores = np.asarray(dream["scores"], dtype=float)
-        rows.append({
-            "temperature": temperature,
-            "dream_mean": float(scores.mean()),
-            "dream_std": float(scores.std()),
-            "dream_mean_length": float(np.mean(dream["lengths"])),
-            "dream_median_length": float(np.median(dream["lengths"])),
-            "real_mean": real["mean"],
-            "real_std": real["std"],
-            "episodes": len(scores),
-        })
+    rows = [dict(temperature=t, **_row(partial["dream"][f"{t:g}"], real))
+            for t in config.temperatures]
+    dropout_rows = [dict(dropout=d, **_row(partial["dream"][dropout_label(d)], real))
+                    for d in config.dropouts]
     key = {k: v for k, v in partial["key"].items() if k != "flat"}
     return {
         "key": key,
@@ -128,10 +145,21 @@ def _result(partial, real_scores, seeds, controller_manifest, directory, config,
         "episodes": config.episodes,
         "max_steps": config.max_steps,
         "rows": rows,
+        **({"dropout_rows": dropout_rows,
+            "train_dropout": controller_manifest["config"].get("dropout", 0.0)}
+           if dropout_rows else {}),
         "real": real,
         "dream": partial["dream"],
         "wall_seconds": wall,
     }
+
+
+def _row(dream: dict, real: dict) -> dict:
+    scores = np.asarray(dream["scores"], dtype=float)
+    return {"dream_mean": float(scores.mean()), "dream_std": float(scores.std()),
+            "dream_mean_length": float(np.mean(dream["lengths"])),
+            "dream_median_length": float(np.median(dream["lengths"])),
+            "real_mean": real["mean"], "real_std": real["std"], "episodes": len(scores)}
 
 
 def write_comparison(result: dict, directory: Path, stem: str) -> list[Path]:
@@ -168,9 +196,27 @@ def markdown_table(result: dict) -> str:
             f"{row['real_mean']:.1f} ± {row['real_std']:.1f} | "
             f"{row['episodes']} |"
         )
+    lines += _dropout_table(result)
     lines += ["", f"[^{note}]: " + REAL_FOOTNOTE.format(episodes=result["episodes"]), "",
               DREAM_FOOTNOTE]
     return "\n".join(lines) + "\n"
+
+
+def _dropout_table(result: dict) -> list[str]:
+    """The dream-dropout sweep's rows (at the trained temperature), if one was run."""
+    if not result.get("dropout_rows"):
+        return []
+    lines = ["", f"| dream dropout (τ = {result['train_temperature']:g}) | dream mean ± std | "
+             "dream length: median, mean (steps) | real mean ± std | episodes (each) |",
+             "|---|---|---|---|---|"]
+    for row in result["dropout_rows"]:
+        label = f"{row['dropout']:g}"
+        if np.isclose(row["dropout"], result["train_dropout"]):
+            label += " (trained at)"
+        lines.append(f"| {label} | {row['dream_mean']:.1f} ± {row['dream_std']:.1f} | "
+                     f"{row['dream_median_length']:g}, {row['dream_mean_length']:.0f} | "
+                     f"{row['real_mean']:.1f} ± {row['real_std']:.1f} | {row['episodes']} |")
+    return lines
 
 
 def markdown(result: dict) -> str:

@@ -130,6 +130,13 @@ class ControllerConfig:
     action_noise: float = 0.0
     """Std of Gaussian noise added to C's actions at every dream step (clipped to the action
     box; 0: off), and in the real checks: C is scored as it drives with `evaluate --noise`."""
+    dropout_mask: str = "step"
+    """With dream dropout: "step" draws a fresh mask at every dream step; "dream" draws one
+    mask per dream and keeps it (one model sampled per dream, as Dropout's Dream Land)."""
+    pay_as_track: bool = False
+    """The dream pays as a real track does: a step's predicted tile reward is at most one
+    tile (1,000 / the collected tracks' mean tile count), tiles pay at most 1,000 in all and
+    the dream ends when they reach it, so no dream returns more than a track can."""
 
 
 @dataclass(frozen=True)
@@ -158,10 +165,34 @@ class CompareConfig:
 
     temperatures: tuple[float, ...] = (0.5, 0.75, 1.0, 1.15, 1.3)
     """Dream temperatures of the sweep (not the temperature C was trained at)."""
+    dropouts: tuple[float, ...] = ()
+    """Dream dropout rates of a second sweep, at the temperature C was trained at (empty: no
+    such sweep): how hard the dream must be for its score to match the real one."""
     episodes: int = 100
     """Episodes in the dream at each temperature, and in the real env."""
     max_steps: int = 1000
     """Steps per episode."""
+    workers: int | None = None
+    """Env worker processes; None means one per core."""
+    env_id: str = ENV_ID
+    """Gymnasium id of the environment."""
+
+
+@dataclass(frozen=True)
+class FidelityConfig:
+    """Dream fidelity (`worldmodels fidelity`): M measured against the trained controller's own
+    real episodes, on tracks disjoint from collection, training and evaluation."""
+
+    episodes: int = 16
+    """Real episodes of the controller that M is measured along."""
+    dream_episodes: int = 100
+    """Dreams of the same controller, for the dream's return distribution."""
+    max_steps: int = 1000
+    """Steps per episode (real and dream)."""
+    horizons: tuple[int, ...] = (1, 5, 10, 20, 50)
+    """Steps ahead at which M's open-loop z prediction is scored."""
+    open_loop_stride: int = 25
+    """Open-loop predictions start at every this many real steps."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
     env_id: str = ENV_ID
@@ -195,6 +226,7 @@ class Preset:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     iterate: IterateConfig = field(default_factory=IterateConfig)
 
 
@@ -209,6 +241,8 @@ def _smoke() -> Preset:
         ),
         evaluate=EvaluateConfig(episodes=2, max_steps=60, workers=2),
         compare=CompareConfig(episodes=2, max_steps=60, workers=2),
+        fidelity=FidelityConfig(episodes=2, dream_episodes=4, max_steps=60, horizons=(1, 5),
+                                open_loop_stride=10, workers=2),
         iterate=IterateConfig(rounds=1, episodes=2, rnn_epochs=1, generations=1),
     )
 
@@ -227,6 +261,7 @@ def _small() -> Preset:
                                     action_noise=0.1),
         evaluate=EvaluateConfig(episodes=100),
         compare=CompareConfig(episodes=20),
+        fidelity=FidelityConfig(episodes=8, dream_episodes=100),
         iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),
     )
 
@@ -314,16 +349,17 @@ RANGES = {
     "temperatures": Range(0, 100, above=True), "real_every": Range(0, 10_000_000),
     "real_episodes": Range(1, 100_000), "burn_in": Range(0, 100_000), "action_noise": RATE,
     "noise": RATE, "rounds": Range(0, 100_000), "rnn_epochs": Range(1, 1_000_000),
-    "seed": Range(0, 2**31 - 1),
+    "seed": Range(0, 2**31 - 1), "dropouts": RATE, "dream_episodes": Range(1, 1_000_000),
+    "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),
 }
-CHOICES = {"where": ("dream", "real"),
+CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
            "policy": ("pilot", "rally", "biased", "brownian", "random")}
 SECTIONS = {field.name: field.type for field in dataclasses.fields(Preset)}
 """The preset's sections (collect, vae, rnn, ...) and the names of their config classes."""
 SECTION_OF_CLASS = {cls: section for section, cls in SECTIONS.items()}
 STAGE_SECTIONS = {"collect": "collect", "train-vae": "vae", "train-rnn": "rnn",
                   "train-controller": "controller", "evaluate": "evaluate",
-                  "compare": "compare", "iterate": "iterate"}
+                  "compare": "compare", "fidelity": "fidelity", "iterate": "iterate"}
 """The section of each stage's config (in its manifest.json)."""
 
 
@@ -340,7 +376,7 @@ def validate(config):
         bounds, choices = range_of(type(config), name), CHOICES.get(name)
         values = value if isinstance(value, (tuple, list)) else (value,)
         for item in values:
-            if item is None or isinstance(item, str):
+            if item is None or isinstance(item, (str, bool)):
                 if choices and item not in choices:
                     raise WorldModelsError(f"{name} must be one of {', '.join(choices)}, "
                                            f"got {item!r}")
@@ -382,7 +418,12 @@ def parse_value(config_class, name: str, text: str):
         if text.strip().lower() in ("none", "null") and "None" in kind:
             return None
         if kind.startswith("tuple"):
-            return tuple(float(part) for part in text.split(",") if part.strip())
+            item = int if kind.startswith("tuple[int") else float
+            return tuple(item(part) for part in text.split(",") if part.strip())
+        if kind == "bool":
+            if text.strip().lower() not in ("true", "false", "1", "0"):
+                raise ValueError(text)
+            return text.strip().lower() in ("true", "1")
         if kind.startswith("int"):
             return int(text)
         if kind.startswith("float"):
@@ -397,7 +438,9 @@ def _typed(config_class, name: str, value):
     if isinstance(value, str) and not kind.startswith("str"):
         return parse_value(config_class, name, value)
     if kind.startswith("tuple") and isinstance(value, list):
-        return tuple(float(v) for v in value)
+        return tuple((int if kind.startswith("tuple[int") else float)(v) for v in value)
+    if kind == "bool" and not isinstance(value, bool):
+        raise WorldModelsError(f"{name} expects true or false, got {value!r}")
     if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind.startswith("int") and not (value is None or isinstance(value, int)):

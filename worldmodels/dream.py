@@ -37,8 +37,33 @@ def sample_next_z(predictions: dict, temperature, seed):
                          tf.cast(temperature, tf.float32))
 
 
+# What a CarRacing-v3 track pays: -0.1 a frame, and 1,000 in all for its tiles (1,000 / N for
+# each of its N tiles); the episode terminates when the last tile is reached.
+FRAME_COST = 0.1
+TRACK_TOTAL = 1000.0
+
+
+def pay_as_track(reward, paid, tile_value: float):
+    """The env's bookkeeping applied to M's predicted ``reward`` of one step, given the tile
+    reward ``paid`` so far: the step's tile gain is read as at most one tile (``tile_value``)
+    and what would take the total past 1,000 is not paid; losses (leaving the playfield) are
+    kept. Returns (reward, paid'). Works on NumPy arrays and tensors alike."""
+    above = reward + FRAME_COST
+    gain = _minimum(_clip(above, 0.0, tile_value), TRACK_TOTAL - paid)
+    return -FRAME_COST + gain + _minimum(above, 0.0), paid + gain
+
+
+def _clip(x, low, high):
+    return tf.clip_by_value(x, low, high) if tf.is_tensor(x) else np.clip(x, low, high)
+
+
+def _minimum(x, y):
+    return tf.minimum(x, y) if tf.is_tensor(x) else np.minimum(x, y)
+
+
 def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0,
-               action_noise: float = 0.0, record: bool = False):
+               action_noise: float = 0.0, tile_value: float = 0.0, mask_per_dream: bool = False,
+               record: bool = False):
     """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
     memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
@@ -47,8 +72,12 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
     dropout: the dream is most random where M's training data say least). With
     ``action_noise`` > 0, Gaussian noise of that std is added to C's actions at every step
     and clipped to the action box, as `evaluate --noise` drives in the real env. With
-    ``record``, it also returns every dream's z (B, T, Z) and rewards (B, T) of steps 1..T
-    (zero after the dream's done), for pictures of it."""
+    ``tile_value`` > 0 the dream pays as a track does (``pay_as_track``): no dream can return
+    more than 1,000 less 0.1 a step, and a dream whose tiles reach 1,000 ends (the lap is
+    done). With ``mask_per_dream``, each dream draws its dropout mask once and keeps it to its
+    end (one model sampled per dream, as Dropout's Dream Land did) instead of a fresh mask at
+    every step. With ``record``, it also returns every dream's z (B, T, Z) and rewards (B, T)
+    of steps 1..T (zero after the dream's done), for pictures of it."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
@@ -58,10 +87,16 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
         state = rnn.initial_state(B) if h0 is None else (h0, c0)
         alive = tf.ones((B,), tf.bool)
         totals = tf.zeros((B,))
+        paid = tf.zeros((B,))
         lengths = tf.zeros((B,), tf.int32)
         weights = rnn.fused_weights()
+        mask = None
+        if mask_per_dream and dropout > 0:
+            keep = tf.random.stateless_uniform(
+                (B, rnn.hidden_size), tf.random.experimental.stateless_fold_in(seed, -1))
+            mask = tf.cast(keep >= dropout, tf.float32) / (1.0 - dropout)
 
-        def body(t, z, h, c, alive, totals, lengths, *trace):
+        def body(t, z, h, c, alive, totals, lengths, paid, *trace):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
             action = controller.act_batch(params, z, h)
@@ -71,29 +106,35 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
                 action = tf.clip_by_value(action + action_noise * shake, LOW, HIGH)
             drop_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
             predictions, (h2, c2) = rnn.fused_step(tf.concat([z, action], -1), (h, c), weights,
-                                                   dropout, drop_seed)
+                                                   dropout, drop_seed, mask)
             z2 = sample_next_z(predictions, temperature, seeds[0])
             p_done = tf.sigmoid(predictions["done_logit"])
             done = tf.random.stateless_uniform((B,), seeds[1]) < p_done
             live = tf.cast(alive, tf.float32)
-            totals = totals + predictions["reward"] * live
+            reward = predictions["reward"]
+            if tile_value > 0:
+                reward, now_paid = pay_as_track(reward, paid, tile_value)
+                paid = paid + (now_paid - paid) * live
+                done = tf.logical_or(done, paid >= TRACK_TOTAL - 1e-3)
+            totals = totals + reward * live
             lengths = lengths + tf.cast(alive, tf.int32)
+            alive = tf.logical_and(alive, tf.logical_not(done))
             if record:
-                trace = (trace[0].write(t, z2), trace[1].write(t, predictions["reward"] * live))
-            return (t + 1, z2, h2, c2, tf.logical_and(alive, tf.logical_not(done)), totals,
-                    lengths, *trace)
+                trace = (trace[0].write(t, z2), trace[1].write(t, reward * live))
+            return (t + 1, z2, h2, c2, alive, totals, lengths, paid, *trace)
 
-        def cond(t, z, h, c, alive, totals, lengths, *trace):
+        def cond(t, z, h, c, alive, totals, lengths, paid, *trace):
             return tf.logical_and(t < max_steps, tf.reduce_any(alive))
 
         trace = (tf.TensorArray(tf.float32, size=0, dynamic_size=True),
                  tf.TensorArray(tf.float32, size=0, dynamic_size=True)) if record else ()
         loop = tf.while_loop(
-            cond, body, (tf.constant(0), z0, state[0], state[1], alive, totals, lengths, *trace)
+            cond, body,
+            (tf.constant(0), z0, state[0], state[1], alive, totals, lengths, paid, *trace)
         )
         if record:
-            return (loop[5], loop[6], tf.transpose(loop[7].stack(), [1, 0, 2]),
-                    tf.transpose(loop[8].stack()))
+            return (loop[5], loop[6], tf.transpose(loop[8].stack(), [1, 0, 2]),
+                    tf.transpose(loop[9].stack()))
         return loop[5], loop[6]
 
     return dream

@@ -36,7 +36,8 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
               "code": code_commit(), "seeds": seeds}
     if where == "dream":
         scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec,
-                             world["dropout"], world["action_noise"])
+                             world["dropout"], world["action_noise"], world["pay_as_track"],
+                             world["dropout_mask"])
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
         result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed],
@@ -96,6 +97,8 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
     world = load_world(layout, need_vae=need_vae, burn_in=burn_in)
     for option in ("dropout", "action_noise"):  # the dream options C was trained with
         world[option] = float(controller_manifest["config"].get(option, 0.0)) if dreams else 0.0
+    world["pay_as_track"] = dreams and bool(controller_manifest["config"].get("pay_as_track"))
+    world["dropout_mask"] = controller_manifest["config"].get("dropout_mask", "step")
     if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "

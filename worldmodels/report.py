@@ -174,6 +174,34 @@ class Report:
                   *[f"| {t} | {d} | {r} |" for t, d, r in PAPER_DOOM], ""]
         return "\n".join(lines)
 
+    def fidelity(self) -> str:
+        """`worldmodels fidelity`'s figures: where the dream pays what the track does not."""
+        lines = ["## Dream fidelity: M against the controller's real episodes", ""]
+        paths = sorted((self.layout.experiment / "fidelity").glob("*.json"))
+        if not paths:
+            return "\n".join(lines + [f"not run: {self.command('fidelity')}", ""])
+        lines += ["| controller | real mean ± std | dream mean ± std | dreams above 930 | "
+                  "M's return along the real path | reward error per step (MAE) | "
+                  "chance the dream ends a real episode early | z error 1 / 10 steps ahead |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for path in paths:
+            result = read_json(path)
+            s = result["summary"]
+            ahead = s.get("open_loop_error", {})
+            errors = " / ".join(f"{ahead[k]:.2f}" for k in ("1", "10") if k in ahead) or "—"
+            lines.append(
+                f"| {path.stem} | {s['real_mean']:.1f} ± {s['real_std']:.1f} "
+                f"({len(result['real']['returns'])}) | {s['dream_mean']:.1f} ± "
+                f"{s['dream_std']:.1f} ({len(result['dream']['returns'])}) | "
+                f"{100 * s['dreams_above_possible']:.0f} % | "
+                f"{s['predicted_return_on_real_path']:.1f} | {s['reward_mae']:.3f} | "
+                f"{100 * s['dream_ends_early']:.0f} % | {errors} |")
+        lines += ["", "No real track returns more than about 930: a dream above that is M paying "
+                  "for tiles that do not exist. z errors are divided by the variance of z "
+                  "(1.0: no better than guessing the mean frame).", ""]
+        lines += [f"![fidelity](fidelity/{path.stem}.png)" for path in paths]
+        return "\n".join(lines + [""])
+
     def models(self) -> str:
         lines = ["## The models", ""]
         stages = (("V", self.layout.vae, "train-vae", ("loss", "reconstruction", "kl")),
@@ -265,8 +293,8 @@ class Report:
             "Everything below is read from the files the stages wrote in this folder; parts "
             "not run yet say so, with the command that runs them. The paper's numbers are "
             f"from {PAPER}.", "",
-            self.carracing(), self.comparisons(), self.models(), self.rounds(), self.timings(),
-            self.figures(),
+            self.carracing(), self.comparisons(), self.fidelity(), self.models(), self.rounds(),
+            self.timings(), self.figures(),
         ])
 
 

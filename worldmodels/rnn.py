@@ -89,17 +89,20 @@ class MDNRNN(keras.Model):
                 tf.concat([head.kernel for head in heads], 1),
                 tf.concat([head.bias for head in heads], 0))
 
-    def fused_step(self, inputs, state, weights, dropout=0.0, seed=None):
+    def fused_step(self, inputs, state, weights, dropout=0.0, seed=None, mask=None):
         """``step`` with one matmul for the LSTM and one for all heads (the dream's inner loop;
         the same numbers as ``step``, fewer ops). With ``dropout`` > 0 the heads read the
         output through a dropout mask drawn from the stateless ``seed`` (M's training dropout
-        kept on while dreaming); the memory passed on is never dropped."""
+        kept on while dreaming), or through ``mask`` when given (a mask kept for a whole dream,
+        already scaled by 1 / (1 - dropout)); the memory passed on is never dropped."""
         kernel, bias, head_kernel, head_bias = weights
         h, c = state
         gates = tf.matmul(tf.concat([inputs, h], -1), kernel)
         h2, c2 = _lstm_gates(gates, bias, c)
         seen = h2
-        if dropout > 0:
+        if mask is not None:
+            seen = h2 * mask
+        elif dropout > 0:
             keep = tf.random.stateless_uniform(tf.shape(h2), seed) >= dropout
             seen = h2 * tf.cast(keep, h2.dtype) / (1.0 - dropout)
         out = tf.matmul(seen, head_kernel) + head_bias

@@ -13,23 +13,37 @@ TRAIN_STAGE_KEY = 1
 EVALUATE_STAGE_KEY = 2
 CHECK_STAGE_KEY = 3  # real-env checks while C evolves in the dream
 SHOW_STAGE_KEY = 4  # the real episode behind `worldmodels show`'s pictures of M
+FIDELITY_STAGE_KEY = 5  # the real episodes M is measured against (`worldmodels fidelity`)
 
 
 class DreamScorer:
     """Mean dream return of candidates over ``trials`` dreams each, all in one batch."""
 
     def __init__(self, world: dict, temperature: float, max_steps: int, seed: int,
-                 controller=None, dropout: float = 0.0, action_noise: float = 0.0):
+                 controller=None, dropout: float = 0.0, action_noise: float = 0.0,
+                 pay_as_track: bool = False, dropout_mask: str = "step"):
         self.world, self.temperature, self.max_steps = world, temperature, max_steps
-        self.seed, self.options = seed, (controller, dropout, action_noise)
-        self.dream = make_dream(world["rnn"], controller, dropout, action_noise)
+        self.seed = seed
+        tile_value = world["tile_value"] if pay_as_track else 0.0
+        self.options = (controller, dropout, action_noise, tile_value, dropout_mask == "dream")
+        self.dream = make_dream(world["rnn"], *self.options)
+
+    @classmethod
+    def as_trained(cls, world: dict, temperature: float, max_steps: int, seed: int,
+                   controller) -> DreamScorer:
+        """The dream a controller was trained in: its dropout, dropout mask, action noise and
+        pay-as-track, as ``evaluation.load_trained`` read them from its manifest into
+        ``world`` (the burn-in is the world's own)."""
+        return cls(world, temperature, max_steps, seed, controller, world.get("dropout", 0.0),
+                   world.get("action_noise", 0.0), world.get("pay_as_track", False),
+                   world.get("dropout_mask", "step"))
 
     def run(self, params: np.ndarray, call_seed: int, temperature: float | None = None,
             record: bool = False) -> tuple[np.ndarray, ...]:
         """Returns and lengths of one dream per row of ``params`` (at ``temperature``, default
         the scorer's); the starts and noise depend only on the seeds, not the temperature.
-        With ``record``, also each dream's start z, its z and rewards at every step (see
-        ``dream.make_dream``)."""
+        With ``record``, also each dream's z and rewards at every step (see
+        ``dream.make_dream``) and its start z."""
         rng = np.random.default_rng([self.seed, call_seed])
         temperature = self.temperature if temperature is None else temperature
         burn_in = self.world.get("burn_in", 0)
@@ -123,7 +137,7 @@ def evolve_controller(world: dict, config, seed: int, directory, spec,
             noise=config.action_noise)
         scorer = real if config.where == "real" else DreamScorer(
             world, config.temperature, config.max_steps, seed, spec, config.dropout,
-            config.action_noise)
+            config.action_noise, config.pay_as_track, config.dropout_mask)
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
             if checking else None
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,

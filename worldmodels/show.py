@@ -112,12 +112,12 @@ def draw_open_loop(vae, rnn, episode: dict, directory: Path) -> Path:
 def dream_episodes(world: dict, spec, flat: np.ndarray, temperature: float, max_steps: int,
                    seed: int, count: int = DREAMS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``count`` dreams driven by the controller ``flat``, run by the dream C was trained in
-    (``world``'s burn-in, dropout and action noise, from ``evaluation.load_trained``). Returns
+    (``world``'s burn-in, dropout, action noise and pay-as-track, from
+    ``evaluation.load_trained``). Returns
     z (count, T+1, Z), cumulative returns (count, T+1) and lengths (count,)."""
     from worldmodels.scoring import SHOW_STAGE_KEY, DreamScorer
 
-    scorer = DreamScorer(world, temperature, max_steps, seed, spec, world.get("dropout", 0.0),
-                         world.get("action_noise", 0.0))
+    scorer = DreamScorer.as_trained(world, temperature, max_steps, seed, spec)
     params = np.repeat(flat[None], count, axis=0).astype(np.float32)
     _, lengths, z, rewards, z0 = scorer.run(params, SHOW_STAGE_KEY, record=True)
     latents = np.concatenate([z0[:, None], z], axis=1)
@@ -176,6 +176,8 @@ def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_step
     record = {"dreams": len(lengths), "rule": "longest", "temperature": temperature,
               "burn_in": world.get("burn_in", 0), "dropout": world.get("dropout", 0.0),
               "action_noise": world.get("action_noise", 0.0),
+              "pay_as_track": world.get("pay_as_track", False),
+              "dropout_mask": world.get("dropout_mask", "step"),
               "lengths": lengths.tolist(), "median_length": float(np.median(lengths)),
               "chosen": pick, "chosen_length": length, "chosen_return": float(returns[-1]),
               "frames_shown_every": every, "seed": seed}

@@ -464,6 +464,33 @@ def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: st
     return done
 
 
+def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params: str = "best",
+             round: int = 0, force: bool = False, ray_address: str | None = None,
+             progress: bool = True, log=print) -> StageResult:
+    """M measured against the controller's own real episodes (``config``: a FidelityConfig),
+    into RUNS/fidelity/dream[-VARIANT]-PARAMS.{json,png}."""
+    from worldmodels.fidelity import run_fidelity
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    layout = layout.at_round(round)
+    if round and not layout.runs.is_dir():
+        raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    setup_tensorflow(seed)
+    path, result, ran = run_fidelity(layout, config, seed, params, variant, force, progress,
+                                     ray_address)
+    s = result["summary"]
+    summary = (f"fidelity: real {s['real_mean']:.1f} ± {s['real_std']:.1f}, dream "
+               f"{s['dream_mean']:.1f} ± {s['dream_std']:.1f} "
+               f"({100 * s['dreams_above_possible']:.0f} % of dreams pay more than a track "
+               f"can); M predicts {s['predicted_return_on_real_path']:.1f} along the real "
+               "episodes")
+    if not ran:
+        return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force to redo "
+                                          f"it\n{summary}")
+    return _done("fidelity", started, summary, [path, path.with_suffix(".png")], **result)
+
+
 def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: str = "zh",
          trained_in: str = "dream", params: str = "best", temperature: float | None = None,
          log=print) -> StageResult:

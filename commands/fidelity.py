@@ -1,0 +1,30 @@
+"""worldmodels fidelity: M measured against reality along the trained controller's episodes."""
+
+from __future__ import annotations
+
+import click
+
+from .options import (
+    echo,
+    force_option,
+    params_option,
+    progress_enabled,
+    ray_option,
+    stage_command,
+    variant_option,
+)
+
+
+@stage_command("fidelity", "fidelity", names={"env_id": ["--env"]})
+@variant_option
+@params_option
+@click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
+              help="The M and C that `iterate` kept after this round (default: the latest).")
+@ray_option
+@force_option
+def fidelity_command(run, variant, params, round_number, ray_address, force):
+    """How far the dream is from reality; write RESULTS/NAME/fidelity/*.json and .png."""
+    from worldmodels import stages
+
+    echo(stages.fidelity(run.layout, run.config, run.seed, variant, params, round_number, force,
+                         ray_address, progress_enabled()))

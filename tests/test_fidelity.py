@@ -1,0 +1,100 @@
+"""The dream that pays as a track pays, and `worldmodels fidelity` (M against reality)."""
+
+import json
+
+import numpy as np
+
+from tests.conftest import copy_smoke, invoke
+from worldmodels.controller import param_count
+from worldmodels.dream import TRACK_TOTAL, make_dream, pay_as_track, run_dream
+from worldmodels.models import tile_value
+from worldmodels.rnn import MDNRNN
+
+
+def test_pay_as_track_pays_at_most_a_tile_a_step_and_a_thousand_in_all():
+    paid, total = 0.0, 0.0
+    for reward in [50.0] * 400:  # a reward head that pays 50 at every step
+        reward, paid = pay_as_track(np.float64(reward), paid, 3.0)
+        total += reward
+    assert paid == TRACK_TOTAL
+    np.testing.assert_allclose(total, 1000.0 - 0.1 * 400)
+    # Losses (leaving the playfield, -100) and the frame's cost stay as the head predicts.
+    np.testing.assert_allclose(pay_as_track(np.float64(-100.1), 0.0, 3.0), (-100.1, 0.0))
+    np.testing.assert_allclose(pay_as_track(np.float64(-0.1), 0.0, 3.0), (-0.1, 0.0))
+    np.testing.assert_allclose(pay_as_track(np.float64(1.0), 0.0, 3.0), (1.0, 1.1))
+
+
+def test_a_dream_that_pays_as_a_track_ends_when_its_tiles_are_paid():
+    rnn = MDNRNN(4, 16, 2)
+    rnn.done_head.bias.assign([-30.0])  # never ends by itself
+    rnn.reward_head.bias.assign([50.0])  # M pays 50 a step: the exploit the option prevents
+    params = np.zeros((3, param_count(20)), np.float32)
+    z0 = np.zeros((3, 4), np.float32)
+    plain, plain_lengths = run_dream(make_dream(rnn), params, z0, 1.0, 500, seed=1)
+    assert (plain_lengths == 500).all() and (plain > 20_000).all()
+    returns, lengths = run_dream(make_dream(rnn, tile_value=4.0), params, z0, 1.0, 500, seed=1)
+    assert (lengths == 250).all()  # 1,000 of tiles at 4 a step, then the lap is done
+    np.testing.assert_allclose(returns, 1000 - 0.1 * 250, rtol=1e-5)
+
+
+def test_tile_value_is_one_tile_of_the_collected_tracks():
+    rewards = np.full((3, 6), -0.1, np.float32)
+    rewards[0, 2] = 1000 / 250 - 0.1
+    rewards[0, 3] = 2 * 1000 / 250 - 0.1  # two tiles in one step
+    rewards[1, 1] = 1000 / 300 - 0.1
+    rewards[2, 5] = 1000 / 300 - 0.1  # past the episode's length: not read
+    value = tile_value(rewards, np.array([6, 6, 4]))
+    np.testing.assert_allclose(value, np.median([4.0, 1000 / 300]), rtol=1e-5)
+
+
+def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
+    args = copy_smoke(smoke_run, tmp_path)
+    output = invoke("fidelity", *args).output
+    path = tmp_path / "results" / "smoke" / "fidelity" / "dream-best.json"
+    assert f"wrote {path}" in output and path.with_suffix(".png").stat().st_size > 10_000
+    result = json.loads(path.read_text())
+    episodes, dreams = 2, 4  # the smoke preset's
+    assert len(result["real"]["returns"]) == episodes == len(result["along_real_path"])
+    assert len(result["dream"]["returns"]) == dreams
+    summary = result["summary"]
+    np.testing.assert_allclose(summary["real_mean"], np.mean(result["real"]["returns"]))
+    for path_figures, real in zip(result["along_real_path"], result["real"]["returns"]):
+        np.testing.assert_allclose(path_figures["real_return"], real, rtol=1e-5)
+        assert path_figures["reward_mae"] >= 0 and 0 <= path_figures["dream_ends_early"] <= 1
+    assert result["open_loop"]["horizons"] == [1, 5] and len(result["open_loop"]["model"]) == 2
+    # The same measurement of the same controller is not redone.
+    before = path.stat().st_mtime_ns
+    assert "complete" in invoke("fidelity", *args).output
+    assert path.stat().st_mtime_ns == before
+
+
+def test_compare_sweeps_the_dream_dropout_at_the_trained_temperature(smoke_run, tmp_path):
+    args = copy_smoke(smoke_run, tmp_path)
+    invoke("compare", *args, "--temperatures", "1", "--dropouts", "0,0.3")
+    path = tmp_path / "results" / "smoke" / "compare" / "dream-best.json"
+    result = json.loads(path.read_text())
+    assert [row["dropout"] for row in result["dropout_rows"]] == [0.0, 0.3]
+    assert [row["temperature"] for row in result["rows"]] == [1.0]
+    for label in ("dropout=0", "dropout=0.3"):
+        assert len(result["dream"][label]["scores"]) == 2
+    assert "| dream dropout (τ = 1.15) |" in path.with_suffix(".md").read_text()
+    bad = invoke("compare", *args, "--dropouts", "0,1", expect_ok=False)
+    assert bad.exit_code != 0 and "--dropouts" in bad.output
+
+
+def test_a_dropout_mask_kept_per_dream_is_seeded_and_differs_from_fresh_masks():
+    rnn = MDNRNN(4, 16, 2, dropout=0.3)
+    rnn.done_head.bias.assign([-30.0])
+    rnn.reward_head.kernel.assign(np.ones((16, 1), np.float32))  # reward reads every unit
+    params = np.random.default_rng(0).normal(size=(6, param_count(20)), scale=0.1)
+    z0 = np.zeros((6, 4), np.float32)
+    kept = make_dream(rnn, dropout=0.3, mask_per_dream=True)
+    first = run_dream(kept, params.astype(np.float32), z0, 1.0, 30, seed=3)
+    again = run_dream(kept, params.astype(np.float32), z0, 1.0, 30, seed=3)
+    np.testing.assert_array_equal(first[0], again[0])
+    fresh = run_dream(make_dream(rnn, dropout=0.3), params.astype(np.float32), z0, 1.0, 30, seed=3)
+    assert not np.allclose(first[0], fresh[0])
+    off = run_dream(make_dream(rnn, dropout=0.0, mask_per_dream=True),
+                    params.astype(np.float32), z0, 1.0, 30, seed=3)
+    plain = run_dream(make_dream(rnn), params.astype(np.float32), z0, 1.0, 30, seed=3)
+    np.testing.assert_array_equal(off[0], plain[0])

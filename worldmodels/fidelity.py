@@ -1,0 +1,283 @@
+"""Dream fidelity: M measured against reality along the trained controller's own real episodes.
+
+On real tracks disjoint from collection, training and evaluation (``FIDELITY_STAGE_KEY``), the
+controller drives as it was scored in the dream (with its action noise). V encodes every frame;
+M then reads the real [z, a] sequence (teacher forcing) and its reward and done heads are set
+against what the env paid and when it ended:
+
+- return predicted along the real path vs the real return (raw, and paid as a track pays when
+  the controller's dream does so);
+- per-step reward error (mean absolute, root mean square);
+- done calibration: M's mean p(done) on steps that did not end the episode, and the chance the
+  dream would have ended the real episode before it did (1 - prod(1 - p_done));
+- k-step open-loop z error: from real states, M predicts k steps ahead with its own z (the
+  mixture's mean) and the real actions; the squared error against V's z, divided by the
+  variance of z (1.0 is as bad as always guessing the mean frame), beside the error of
+  "nothing changes" (z_t for z_{t+k});
+- the dream's return distribution for the same controller beside the real one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from worldmodels.artifacts import VERSION, code_commit
+from worldmodels.collect import episode_seeds
+from worldmodels.config import FidelityConfig
+from worldmodels.dream import pay_as_track
+from worldmodels.scoring import FIDELITY_STAGE_KEY
+
+IMPOSSIBLE_RETURN = 930.0  # above this no CarRacing-v3 episode can return (1,000 - 0.1 a step)
+
+
+def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConfig,
+                     seed: int, temperature: float, progress: bool = True,
+                     ray_address: str | None = None) -> dict:
+    """The fidelity figures of M for the controller ``params`` (see the module docstring).
+    ``world`` comes from ``evaluation.load_trained(..., need_vae=True, dreams=True)``:
+    it carries the dream options the controller was trained with."""
+    seeds = episode_seeds(seed, config.episodes, FIDELITY_STAGE_KEY)
+    episodes = _real_episodes(world, spec, params, seeds, config, seed, progress, ray_address)
+    tile_value = world["tile_value"] if world["pay_as_track"] else 0.0
+    per_episode = [_along_real_path(world, episode, tile_value) for episode in episodes]
+    dream_returns, dream_lengths = _dreams(world, spec, params, config, seed, temperature)
+    real_returns = np.array([e["rewards"].sum() for e in episodes])
+    result = {
+        "version": VERSION, "code": code_commit(), "seeds": seeds, "temperature": temperature,
+        "dream_options": {key: world[key] for key in ("burn_in", "dropout", "action_noise",
+                                                      "pay_as_track", "dropout_mask")},
+        "tile_value": world["tile_value"],
+        "real": {"returns": real_returns.tolist(),
+                 "lengths": [len(e["rewards"]) for e in episodes]},
+        "along_real_path": per_episode,
+        "open_loop": _open_loop(world, episodes, config.horizons, config.open_loop_stride),
+        "dream": {"returns": dream_returns.tolist(), "lengths": dream_lengths.tolist()},
+    }
+    result["summary"] = summarise(result)
+    return result
+
+
+def _real_episodes(world, spec, params, seeds, config, seed, progress, ray_address) -> list:
+    from worldmodels.agent import AgentSetup, episode_tasks, run_real_episodes
+    from worldmodels.workers import make_backend
+
+    recorded = {}
+    setup = AgentSetup.from_world(world, spec, config.env_id, config.max_steps, seed)
+    flat = np.repeat(params[None], len(seeds), axis=0).astype(np.float32)
+    with make_backend(config.workers, ray_address, len(episode_tasks(len(seeds)))) as backend:
+        run_real_episodes(backend, setup, flat, seeds, progress=progress, desc="fidelity",
+                          record="episode", on_recorded=recorded.__setitem__,
+                          noise=world["action_noise"])
+    return [recorded[i] for i in range(len(seeds))]
+
+
+def _encode(vae, frames: np.ndarray, batch: int = 256) -> np.ndarray:
+    from worldmodels.vae import to_unit
+
+    mus = [vae.encode(to_unit(frames[i : i + batch]))[0].numpy()
+           for i in range(0, len(frames), batch)]
+    return np.concatenate(mus).astype(np.float32)
+
+
+def _along_real_path(world: dict, episode: dict, tile_value: float) -> dict:
+    """M read along one real episode: its reward and done heads against the env's."""
+    import tensorflow as tf
+
+    z = _encode(world["vae"], episode["frames"])
+    episode["z"] = z
+    inputs = np.concatenate([z[:-1], episode["actions"]], -1)[None]
+    predictions, _ = world["rnn"](tf.constant(inputs, tf.float32))
+    reward = predictions["reward"].numpy()[0].astype(np.float64)
+    p_done = tf.sigmoid(predictions["done_logit"]).numpy()[0].astype(np.float64)
+    real = episode["rewards"].astype(np.float64)
+    ended = episode["terminations"].astype(bool)
+    paid_total, paid = 0.0, 0.0
+    if tile_value:
+        for r in reward:
+            r, paid = pay_as_track(r, paid, tile_value)
+            paid_total += r
+    return {
+        "real_return": float(real.sum()),
+        "predicted_return": float(reward.sum()),
+        "predicted_return_paid_as_track": float(paid_total) if tile_value else None,
+        "reward_mae": float(np.abs(reward - real).mean()),
+        "reward_rmse": float(np.sqrt(np.square(reward - real).mean())),
+        "p_done_running": float(p_done[~ended].mean()) if (~ended).any() else None,
+        "p_done_at_end": float(p_done[ended].mean()) if ended.any() else None,
+        "dream_ends_early": float(1.0 - np.prod(1.0 - p_done[~ended])),
+    }
+
+
+def _open_loop(world: dict, episodes: list, horizons: tuple, stride: int) -> dict:
+    """k-step open-loop z error from every ``stride``-th real step, normalised by z's
+    variance over the episodes; beside it the error of predicting no change."""
+    import tensorflow as tf
+
+    rnn, K = world["rnn"], max(horizons)
+    all_z = np.concatenate([e["z"] for e in episodes])
+    variance = float(all_z.var(axis=0).mean())
+    starts, states = [], []
+    for index, e in enumerate(episodes):
+        inputs = tf.constant(np.concatenate([e["z"][:-1], e["actions"]], -1)[None], tf.float32)
+        h, c = _states_along(rnn, inputs)
+        for t in range(0, len(e["actions"]) - K, stride):
+            starts.append((index, t))
+            states.append((h[t], c[t]))
+    if not starts:
+        return {"horizons": list(horizons), "model": None, "no_change": None,
+                "z_variance": variance}
+    h = tf.constant(np.stack([s[0] for s in states]))
+    c = tf.constant(np.stack([s[1] for s in states]))
+    z = np.stack([episodes[i]["z"][t] for i, t in starts])
+    model_error, still_error = {}, {}
+    for k in range(1, K + 1):
+        actions = np.stack([episodes[i]["actions"][t + k - 1] for i, t in starts])
+        predictions, (h, c) = rnn.step(tf.constant(np.concatenate([z, actions], -1)), [h, c])
+        z = _mixture_mean(predictions)
+        if k in horizons:
+            target = np.stack([episodes[i]["z"][t + k] for i, t in starts])
+            before = np.stack([episodes[i]["z"][t] for i, t in starts])
+            model_error[k] = float(np.square(z - target).mean() / variance)
+            still_error[k] = float(np.square(before - target).mean() / variance)
+    return {"horizons": list(horizons), "model": [model_error[k] for k in horizons],
+            "no_change": [still_error[k] for k in horizons], "z_variance": variance,
+            "starts": len(starts)}
+
+
+def _states_along(rnn, inputs):
+    """M's (h, c) after each step of a real sequence: index t holds the state that has read
+    steps 0..t-1 (index 0 is the blank memory)."""
+
+    h, c = rnn.initial_state(1)
+    hs, cs = [h.numpy()[0]], [c.numpy()[0]]
+    for t in range(inputs.shape[1]):
+        _, (h, c) = rnn.step(inputs[:, t], [h, c])
+        hs.append(h.numpy()[0])
+        cs.append(c.numpy()[0])
+    return np.stack(hs).astype(np.float32), np.stack(cs).astype(np.float32)
+
+
+def _mixture_mean(predictions) -> np.ndarray:
+    import tensorflow as tf
+
+    weights = tf.nn.softmax(predictions["logits"], axis=-1)
+    return tf.reduce_sum(weights * predictions["mu"], axis=-1).numpy()
+
+
+def _dreams(world, spec, params, config, seed, temperature):
+    from worldmodels.scoring import DreamScorer
+
+    scorer = DreamScorer(world, temperature, config.max_steps, seed, spec, world["dropout"],
+                         world["action_noise"], world["pay_as_track"], world["dropout_mask"])
+    flat = np.repeat(params[None], config.dream_episodes, axis=0).astype(np.float32)
+    return scorer.run(flat, call_seed=FIDELITY_STAGE_KEY)
+
+
+def summarise(result: dict) -> dict:
+    """The headline figures: real and dream means, M's predicted return along the real path,
+    and how often the dream pays more than any track can."""
+    paths = result["along_real_path"]
+    real = np.asarray(result["real"]["returns"])
+    dream = np.asarray(result["dream"]["returns"])
+    predicted = np.array([p["predicted_return"] for p in paths])
+    summary = {
+        "real_mean": float(real.mean()), "real_std": float(real.std()),
+        "dream_mean": float(dream.mean()), "dream_std": float(dream.std()),
+        "dream_minus_real": float(dream.mean() - real.mean()),
+        "dreams_above_possible": float((dream > IMPOSSIBLE_RETURN).mean()),
+        "predicted_return_on_real_path": float(predicted.mean()),
+        "predicted_minus_real_on_real_path": float((predicted - real).mean()),
+        "reward_mae": float(np.mean([p["reward_mae"] for p in paths])),
+        "dream_ends_early": float(np.mean([p["dream_ends_early"] for p in paths])),
+    }
+    paid = [p["predicted_return_paid_as_track"] for p in paths]
+    if paid[0] is not None:
+        summary["predicted_return_paid_as_track"] = float(np.mean(paid))
+    running = [p["p_done_running"] for p in paths if p["p_done_running"] is not None]
+    summary["p_done_running"] = float(np.mean(running)) if running else None
+    open_loop = result["open_loop"]
+    if open_loop["model"]:
+        summary["open_loop_error"] = dict(zip(map(str, open_loop["horizons"]),
+                                              open_loop["model"]))
+    return summary
+
+
+def plot_fidelity(result: dict, path: Path) -> Path:
+    """Four panels: predicted vs real return per real episode, M's error k steps ahead, and
+    the dream's returns beside the real ones."""
+    from worldmodels.figures import _pyplot, _save
+
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    paths = result["along_real_path"]
+    real = [p["real_return"] for p in paths]
+    axes[0].scatter(real, [p["predicted_return"] for p in paths], label="M's reward head")
+    if paths[0]["predicted_return_paid_as_track"] is not None:
+        axes[0].scatter(real, [p["predicted_return_paid_as_track"] for p in paths], marker="x",
+                        label="paid as a track pays")
+    low, high = min(real + [0.0]), max(real + [IMPOSSIBLE_RETURN])
+    axes[0].plot([low, high], [low, high], "k--", lw=1, label="predicted = real")
+    axes[0].set(xlabel="real return", ylabel="return M predicts along the real path",
+                title="M's reward along real episodes")
+    axes[0].legend(fontsize=8)
+    open_loop = result["open_loop"]
+    if open_loop["model"]:
+        axes[1].plot(open_loop["horizons"], open_loop["model"], "o-", label="M, open loop")
+        axes[1].plot(open_loop["horizons"], open_loop["no_change"], "s--", label="no change")
+        axes[1].legend(fontsize=8)
+    axes[1].set(xlabel="steps ahead k", ylabel="z error / variance of z",
+                title="M's prediction k steps ahead")
+    bins = np.linspace(min(min(real), min(result["dream"]["returns"]), -100),
+                       max(max(real), max(result["dream"]["returns"]), 1000), 30)
+    axes[2].hist(result["dream"]["returns"], bins=bins, alpha=0.6, density=True, label="dream")
+    axes[2].hist(real, bins=bins, alpha=0.6, density=True, label="real")
+    axes[2].axvline(IMPOSSIBLE_RETURN, color="k", ls=":", label="most a track pays")
+    axes[2].set(xlabel="return", title="the same controller in the dream and the real env")
+    axes[2].legend(fontsize=8)
+    return _save(figure, path)
+
+
+def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "best",
+                 variant: str = "zh", force: bool = False, progress: bool = True,
+                 ray_address: str | None = None) -> tuple[Path, dict, bool]:
+    """The fidelity stage for the controller trained in the dream: writes
+    RUNS/fidelity/dream[-VARIANT]-PARAMS.json and .png. Returns (json path, result, ran):
+    ``ran`` is False when the same measurement of the same controller is already there."""
+    from worldmodels.artifacts import (
+        ensure_writable,
+        read_json,
+        require_manifest,
+        variant_suffix,
+        write_json,
+    )
+    from worldmodels.config import to_dict
+    from worldmodels.evaluation import load_trained
+
+    directory = layout.controller("dream", variant)
+    controller = require_manifest(directory, "controller trained in the dream",
+                                  f"train-controller --variant {variant}")
+    path = layout.runs / "fidelity" / f"dream{variant_suffix(variant)}-{params_name}.json"
+    key = {"config": _plain(to_dict(config)), "seed": seed,
+           "controller_run_id": controller.get("run_id")}
+    if path.exists() and not force:
+        old = read_json(path)
+        if {k: old.get(k) for k in key} == key:
+            return path, old, False
+    ensure_writable(path.parent)
+    world, spec, flat = load_trained(layout, controller, directory, params_name, variant,
+                                     need_vae=True, dreams=True)
+    temperature = float(controller["config"]["temperature"])
+    result = measure_fidelity(world, spec, flat, config, seed, temperature, progress,
+                              ray_address)
+    result.update(key, controller=str(directory), params=params_name, variant=variant)
+    plot_fidelity(result, path.with_suffix(".png"))
+    write_json(path, result)
+    return path, result, True
+
+
+def _plain(config: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(config))
