@@ -70,7 +70,7 @@ def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
 
 def test_compare_sweeps_the_dream_dropout_at_the_trained_temperature(smoke_run, tmp_path):
     args = copy_smoke(smoke_run, tmp_path)
-    invoke("compare", *args, "--temperatures", "1", "--dropouts", "0,0.3")
+    invoke("compare", *args, "--temperatures", "1", "--dropouts", "0,0.3", "--force")
     path = tmp_path / "results" / "smoke" / "compare" / "dream-best.json"
     result = json.loads(path.read_text())
     assert [row["dropout"] for row in result["dropout_rows"]] == [0.0, 0.3]

@@ -83,7 +83,7 @@ def bench_startup(log) -> list[Row]:
     listing = subprocess.run([executable, "--help"], check=True, capture_output=True, text=True)
     times["(group)"] = time.perf_counter() - started
     stages = [line.split()[0] for line in listing.stdout.split("Stages:")[-1].splitlines()
-              if line.startswith("  ") and line.split()]
+              if line.startswith("  ") and not line.startswith("   ") and line.split()]
     for stage in stages:
         started = time.perf_counter()
         subprocess.run([executable, stage, "--help"], check=True, capture_output=True)

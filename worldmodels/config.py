@@ -338,7 +338,8 @@ WEIGHT = Range(0, 1e6)
 RANGES = {
     "episodes": Range(1, 1_000_000), "max_steps": Range(1, 100_000),
     "workers": Range(1, 4096), "z_size": Range(1, 4096), "kl_tolerance": Range(0, 100),
-    "learning_rate": Range(0, 10, above=True), "batch_size": Range(1, 100_000),
+    "learning_rate": Range(0, float("inf"), above=True, below=True),
+    "batch_size": Range(1, 100_000),
     "epochs": Range(1, 1_000_000), "shuffle_episodes": Range(1, 100_000),
     "max_episodes": Range(0, 10_000_000), "checkpoint_every": Range(1, 10**9),
     "hidden_size": Range(1, 8192), "mixtures": Range(1, 1000), "grad_clip": POSITIVE,

@@ -29,6 +29,7 @@ PREDICTED = 40  # open-loop steps of M
 SHOWN_EVERY = 4  # open-loop steps between shown frames
 ZOOM_STEPS = 60  # CarRacing's zoom-in at the start of an episode, skipped
 DREAMS = 16  # dreams run for the GIF; the longest is drawn
+REAL_STEPS = 300  # length of the fresh real episode behind V's and M's pictures
 
 
 def real_episode(env_id: str, policy: str, max_steps: int, seed: int) -> dict:

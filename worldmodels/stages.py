@@ -488,7 +488,7 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
     if not ran:
         return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force to redo "
                                           f"it\n{summary}")
-    return _done("fidelity", started, summary, [path, path.with_suffix(".png")], **result)
+    return _done("fidelity", started, summary, [path, path.with_suffix(".png")], result=result)
 
 
 def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: str = "zh",
