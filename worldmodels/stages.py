@@ -74,6 +74,11 @@ class StageResult:
                 + [f"{self.summary} ({self.seconds:.1f} s)"])
 
 
+def say(line: str) -> None:
+    """The stages' default ``log``: print at once (progress bars and errors interleave)."""
+    print(line, flush=True)
+
+
 def _skipped(stage: str, where, message: str | None = None) -> StageResult:
     return StageResult(stage, "complete",
                        message or f"{stage}: complete in {where}; add --force to redo it")
@@ -126,7 +131,7 @@ def setup_tensorflow(seed: int, threads: int | None = None) -> None:
 
 
 def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = False,
-            ray_address: str | None = None, progress: bool = True, log=print) -> StageResult:
+            ray_address: str | None = None, progress: bool = True, log=say) -> StageResult:
     """Rollouts of the real env with an exploration policy into DATA/NAME/rollouts."""
     from worldmodels.collect import collect as run_collect
     from worldmodels.env import check_env_id
@@ -165,7 +170,7 @@ def _episode_means(paths) -> dict:
 
 
 def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = False,
-              skip_corrupt: bool = False, progress: bool = True, log=print) -> StageResult:
+              skip_corrupt: bool = False, progress: bool = True, log=say) -> StageResult:
     """V trained on DATA/NAME/rollouts, into RESULTS/NAME/vae."""
     from worldmodels import checkpoint
     from worldmodels.store import episode_length, require_episodes, validate_episodes
@@ -207,7 +212,7 @@ def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = Fa
 
 
 def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: bool = False,
-           progress: bool = True, log=print) -> StageResult:
+           progress: bool = True, log=say) -> StageResult:
     """mu and logvar of every frame of DATA/NAME/rollouts, into DATA/NAME/series/series.h5."""
     from worldmodels.store import require_episodes, validate_episodes
 
@@ -241,7 +246,7 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
 
 
 def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = False,
-              progress: bool = True, log=print) -> StageResult:
+              progress: bool = True, log=say) -> StageResult:
     """M trained on DATA/NAME/series, into RESULTS/NAME/rnn."""
     from worldmodels import checkpoint
     from worldmodels.store import require_series
@@ -272,7 +277,7 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
 
 
 def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict,
-            started: float, progress: bool, log=print) -> dict:
+            started: float, progress: bool, log=say) -> dict:
     """Build M for the series, train it (from its checkpoint when there is one) and mark its
     manifest complete; returns the last epoch's losses. Shared by train-rnn and iterate."""
     from worldmodels.rnn import MDNRNN, REFERENCE_PARAMETERS
@@ -306,7 +311,7 @@ def _clear_controller(directory: Path) -> None:
 
 def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
                      variant: str = "zh", force: bool = False, ray_address: str | None = None,
-                     progress: bool = True, log=print) -> StageResult:
+                     progress: bool = True, log=say) -> StageResult:
     """C evolved with CMA-ES in the dream (or the real env), into
     RESULTS/NAME/controller-WHERE[-VARIANT]."""
     from worldmodels.controller import VARIANTS, Controller
@@ -379,7 +384,7 @@ def _refuse_other(path: Path, same_controller: bool, same_settings: bool, log) -
 def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str = "real",
              trained_in: str = "dream", variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
-             progress: bool = True, log=print) -> StageResult:
+             progress: bool = True, log=say) -> StageResult:
     """A trained agent scored in the real env (or the dream), into
     RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
     evaluation of the same controller with other options is replaced only with ``force``."""
@@ -426,7 +431,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
 
 def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: str = "dream",
             variant: str = "zh", params: str = "best", force: bool = False,
-            progress: bool = True, log=print) -> StageResult:
+            progress: bool = True, log=say) -> StageResult:
     """A trained controller in the dream at several temperatures and in the real env, into
     RESULTS/NAME/compare/CONTROLLER-PARAMS.{md,json,csv,png}."""
     from worldmodels.compare import compare as run_compare
@@ -466,7 +471,7 @@ def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: st
 
 def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
-             progress: bool = True, log=print) -> StageResult:
+             progress: bool = True, log=say) -> StageResult:
     """M measured against the controller's own real episodes (``config``: a FidelityConfig),
     into RUNS/fidelity/dream[-VARIANT]-PARAMS.{json,png}."""
     from worldmodels.fidelity import run_fidelity
@@ -493,7 +498,7 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
 
 def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: str = "zh",
          trained_in: str = "dream", params: str = "best", temperature: float | None = None,
-         log=print) -> StageResult:
+         log=say) -> StageResult:
     """Pictures of V, M and C into RESULTS/NAME/figures: V's reconstructions and traversal, M's
     open-loop predictions on a fresh real episode of ``collect_config``'s policy, a GIF of the
     dream C was trained in (its burn-in, dropout and action noise), and the training curves.
@@ -532,7 +537,7 @@ def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: 
     return _done("show", started, f"show: {len(written)} figures in {directory}", written)
 
 
-def report(layout: Layout, preset_name: str = "small", log=print) -> StageResult:
+def report(layout: Layout, preset_name: str = "small", log=say) -> StageResult:
     """RESULTS/NAME/REPORT.md from the files the stages wrote (nothing is re-run);
     ``preset_name`` only shapes the commands it names for parts not run yet."""
     from worldmodels.report import write_report
@@ -550,7 +555,7 @@ def report(layout: Layout, preset_name: str = "small", log=print) -> StageResult
 
 
 def iterate(layout: Layout, config: IterateConfig, seed: int = 0, workers: int | None = None,
-            ray_address: str | None = None, progress: bool = True, log=print) -> StageResult:
+            ray_address: str | None = None, progress: bool = True, log=say) -> StageResult:
     """Rounds of iterative training of an experiment that has V, M and C (in the dream): each
     round collects with C + noise, re-encodes, trains M further and evolves C further; writes
     RESULTS/NAME/iterate/rounds.* and keeps each round's M and C in iterate/round-N/. A re-run
@@ -651,7 +656,7 @@ PER_VARIANT = ("train-controller", "evaluate")
 
 def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "small",
              variants=("zh",), redo: bool = False, progress: bool = True,
-             log=print) -> StageResult:
+             log=say) -> StageResult:
     """collect, train-vae, encode, train-rnn, train-controller (dream), iterate (when the
     preset has rounds) and evaluate (real) for each of ``variants``, then REPORT.md. Stages
     whose outputs are complete are skipped (``redo``: each is forced)."""
