@@ -8,17 +8,15 @@ import hashlib
 import os
 import pickle
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import common, invoke
-from worldmodels.artifacts import Layout, begin_stage, lock_stage, options_differ, read_json
+from tests.conftest import invoke
+from worldmodels.artifacts import begin_stage, options_differ, read_json
 from worldmodels.config import ControllerConfig, override
 from worldmodels.errors import WorldModelsError
 from worldmodels.evolution import (
@@ -109,3 +107,209 @@ def test_options_that_differ_from_a_complete_stage_are_named(tmp_path):
     assert state == "complete" and options_differ(manifest, {"episodes": 4}, 0, {}) == []
     assert options_differ(manifest, {"episodes": 5}, 1, {"x": 1}) == \
         ["config.episodes", "seed", "inputs"]
+
+
+# --- The CLI on damaged files and names that leave their roots: a table of cases ------------
+
+R, D = "results/smoke", "data/smoke"  # the experiment's folders, relative to the case's box
+
+
+def _garble(relative, keep=None):
+    """Replace a file with random bytes (or its first ``keep`` bytes: truncated)."""
+    def damage(box):
+        path = box / relative
+        content = path.read_bytes()
+        path.write_bytes(content[:keep] if keep is not None
+                         else np.random.default_rng(1).bytes(max(len(content), 4096)))
+    return damage
+
+
+def _write(relative, content):
+    def damage(box):
+        (box / relative).write_bytes(content if isinstance(content, bytes) else content.encode())
+    return damage
+
+
+def _edit_json(relative, change):
+    def damage(box):
+        import json
+
+        path = box / relative
+        payload = json.loads(path.read_text())
+        change(payload)
+        path.write_text(json.dumps(payload))
+    return damage
+
+
+def _running(relative):
+    """Mark a stage unfinished, so the same command resumes it (and reads its state)."""
+    return _edit_json(f"{relative}/manifest.json", lambda m: m.update(status="running"))
+
+
+def _both(*damages):
+    def damage(box):
+        for one in damages:
+            one(box)
+    return damage
+
+
+def _remove(relative):
+    def damage(box):
+        path = box / relative
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return damage
+
+
+def _h5(relative, build):
+    def damage(box):
+        path = box / relative
+        path.unlink()
+        with h5py.File(path, "w") as file:
+            build(file)
+    return damage
+
+
+def _short_rewards(file):
+    file["frames"] = np.zeros((11, 64, 64, 3), np.uint8)
+    file["actions"] = np.zeros((10, 3), np.float32)
+    file["rewards"] = np.zeros(7, np.float32)  # 7 rewards for 10 steps
+    file["terminations"] = np.zeros(10, np.uint8)
+
+
+def _series_edit(change):
+    def damage(box):
+        with h5py.File(box / D / "series" / "series.h5", "r+") as file:
+            change(file)
+    return damage
+
+
+def _exploit_state(box):
+    (box / R / "controller-dream" / STATE).unlink()
+    (box / R / "controller-dream" / LEGACY_STATE).write_bytes(
+        pickle.dumps(_Exploit(box.parent / "pwned")))
+
+
+def _object_array(relative):
+    def damage(box):
+        np.save(box / relative, np.array([_Exploit(box.parent / "pwned")], dtype=object),
+                allow_pickle=True)
+    return damage
+
+
+def _other_shape_weights(box):
+    from worldmodels.vae import ConvVAE
+
+    model = ConvVAE(16)
+    model(np.zeros((1, 64, 64, 3), np.float32))
+    path = box / R / "vae" / "vae.weights.h5"
+    path.unlink()
+    model.save_weights(path)
+
+
+def _name(value):
+    return lambda box: value.replace("BOX", str(box.parent))
+
+
+NAMES = ["../x", "BOX/abs", "..", "", ".", "a/b"]
+CASES = [  # (id, command and its options, damage, what the one line must say)
+    *[(f"collect-name-{i}", ["collect", "--episodes", 1], _name(name), "not a plain name")
+      for i, name in enumerate(NAMES)],
+    ("train-controller-name", ["train-controller", "--force"], _name("../x"), "not a plain name"),
+    ("train-vae-name", ["train-vae", "--force"], _name(".."), "not a plain name"),
+    ("evaluate-name", ["evaluate", "--force"], _name("BOX/abs"), "not a plain name"),
+    ("encode-name", ["encode", "--force"], _name("a/b"), "not a plain name"),
+    ("report-name", ["report"], _name("../smoke"), "not a plain name"),
+    ("iterate-name", ["iterate"], _name("../x"), "not a plain name"),
+    ("pickled-state", ["train-controller"],
+     _both(_exploit_state, _running(f"{R}/controller-dream")), "older version"),
+    ("state-random-bytes", ["train-controller"],
+     _both(_garble(f"{R}/controller-dream/{STATE}"), _running(f"{R}/controller-dream")),
+     "state.npz is damaged"),
+    ("state-truncated", ["train-controller"],
+     _both(_garble(f"{R}/controller-dream/{STATE}", keep=300),
+           _running(f"{R}/controller-dream")), "state.npz is damaged"),
+    ("episode-truncated", ["train-vae", "--force"], _garble(f"{D}/rollouts/episode_00001.h5",
+                                                            keep=5000), "episode_00001.h5"),
+    ("episode-random-bytes", ["encode", "--force"], _garble(f"{D}/rollouts/episode_00000.h5"),
+     "episode_00000.h5 is corrupt"),
+    ("episode-short-actions", ["train-vae", "--force"],
+     _h5(f"{D}/rollouts/episode_00002.h5", _short_rewards), "rewards of shape (7,)"),
+    ("rollouts-manifest-not-json", ["train-vae", "--force"],
+     _write(f"{D}/rollouts/manifest.json", "{not json"), "not readable JSON"),
+    ("vae-manifest-lacks-run-id", ["encode", "--force"],
+     _edit_json(f"{R}/vae/manifest.json", lambda m: m.pop("run_id")), "'run_id'"),
+    ("vae-manifest-a-list", ["encode", "--force"], _write(f"{R}/vae/manifest.json", "[1, 2]"),
+     "not an object"),
+    ("rnn-manifest-lacks-z", ["train-controller", "--force"],
+     _edit_json(f"{R}/rnn/manifest.json", lambda m: m["inputs"].pop("z_size")),
+     "inputs.z_size"),
+    ("vae-weights-random-bytes", ["encode", "--force"], _garble(f"{R}/vae/vae.weights.h5"),
+     "vae.weights.h5"),
+    ("vae-weights-other-shape", ["encode", "--force"], _other_shape_weights, "vae.weights.h5"),
+    ("rnn-weights-truncated", ["evaluate", "--where", "dream", "--force"],
+     _garble(f"{R}/rnn/rnn.weights.h5", keep=2000), "rnn.weights.h5"),
+    ("controller-random-bytes", ["evaluate", "--where", "dream", "--force"],
+     _garble(f"{R}/controller-dream/best.npy"), "best.npy is damaged"),
+    ("controller-object-array", ["evaluate", "--where", "dream", "--force"],
+     _object_array(f"{R}/controller-dream/best.npy"), "best.npy is damaged"),
+    ("series-random-bytes", ["evaluate", "--where", "dream", "--force"],
+     _garble(f"{D}/series/series.h5"), "series.h5"),
+    ("series-of-another-v", ["evaluate", "--where", "dream", "--force"],
+     _series_edit(lambda f: f.attrs.__setitem__("vae_run_id", "someone-else")),
+     "not by the trained V"),
+    ("series-lacks-lengths", ["evaluate", "--where", "dream", "--force"],
+     _series_edit(lambda f: f.__delitem__("lengths")), "lacks lengths"),
+    ("vae-checkpoint-damaged", ["train-vae"],
+     _both(_garble(f"{R}/vae/checkpoint/model.weights.h5"), _running(f"{R}/vae")),
+     "checkpoint"),
+    ("evaluation-json-corrupt", ["evaluate", "--where", "dream"],
+     _write(f"{R}/evaluate/dream-dream-best.json", b"\x00\xff garbage"), "dream-dream-best.json"),
+    ("evaluation-json-corrupt-report", ["report"],
+     _write(f"{R}/evaluate/real-dream-best.json", "{\"mean\": "), "real-dream-best.json"),
+]
+
+
+def _hashes(directory: Path) -> dict:
+    return {path.relative_to(directory): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_bad_files_and_names_are_one_line_and_touch_nothing(smoke_run, tmp_path, case):
+    _, args, damage, expected = case
+    root, _ = smoke_run
+    box = tmp_path / "box"
+    skip = None if "checkpoint" in case[0] else shutil.ignore_patterns("checkpoint")
+    for part in ("data", "results"):
+        shutil.copytree(root / part / "smoke", box / part / "smoke", ignore=skip)
+    name = damage(box)  # the --name of the case, or None: the damaged experiment's
+    name = "smoke" if name is None else name
+    roots = {part: _hashes(box / part) for part in ("data", "results")}
+    outside = sorted(p for p in tmp_path.rglob("*") if box not in p.parents and p != box)
+    cwd = sorted(os.listdir("."))
+    options = ["--preset", "smoke", "--name", name, "--data-dir", box / "data",
+               "--results-dir", box / "results", "--seed", 0]
+    result = invoke(args[0], *options, *args[1:], expect_ok=False)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    resumed = ": resuming the unfinished run in" in lines[0]
+    if resumed:
+        # A resumed stage reads its state after the command said so and described the run,
+        # and counts the resume in its manifest.
+        lines = lines[2:]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert expected in lines[-1], lines[-1]
+    for part, before in roots.items():
+        after = _hashes(box / part)
+        changed = {path for path in before if after.get(path) != before[path]}
+        if resumed:
+            changed = {path for path in changed if path.name != "manifest.json"
+                       or read_json(box / part / path).get("resumes") != 1}
+        assert not changed, changed
+        assert all(path.name == ".lock" for path in set(after) - set(before)), \
+            set(after) - set(before)
+    assert sorted(p for p in tmp_path.rglob("*") if box not in p.parents and p != box) == \
+        outside
+    assert sorted(os.listdir(".")) == cwd
+    assert not (tmp_path / "pwned").exists()
