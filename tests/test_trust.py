@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import invoke
-from worldmodels.artifacts import begin_stage, options_differ, read_json
+from worldmodels.artifacts import (
+    Layout,
+    begin_stage,
+    lock_stage,
+    options_differ,
+    read_json,
+    release_stage,
+)
 from worldmodels.config import ControllerConfig, override
 from worldmodels.errors import WorldModelsError
 from worldmodels.evolution import (
@@ -28,6 +35,7 @@ from worldmodels.evolution import (
     load_state,
     restore,
 )
+from worldmodels.store import check_episode
 
 CLI = [sys.executable, "-c", "from commands.cli import main; main()"]
 
@@ -313,3 +321,130 @@ def test_bad_files_and_names_are_one_line_and_touch_nothing(smoke_run, tmp_path,
         outside
     assert sorted(os.listdir(".")) == cwd
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_second_process_on_a_stage_is_refused_with_the_holders_pid(tmp_path):
+    """A real collect holds the rollouts' lock: this process is refused, naming its pid, and
+    cleans none of its temporary files; once it is killed (-9), the lock is free."""
+    import signal
+    import subprocess
+    import time
+
+    rollouts = tmp_path / "k" / "rollouts"
+    env = dict(os.environ, WORLDMODELS_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    args = ["collect", "--preset", "smoke", "--name", "k", "--data-dir", tmp_path,
+            "--episodes", 4, "--max-steps", 400, "--workers", 1]
+    process = subprocess.Popen(CLI + [str(a) for a in args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (rollouts / "manifest.json").exists():
+            assert process.poll() is None and time.time() < deadline, process.stdout.read()
+            time.sleep(0.05)
+        other = rollouts / "episode_00009.h5.tmp999999"  # as if its worker were writing it
+        other.write_bytes(b"partial")
+        before = _hashes(rollouts)
+        result = invoke(*args, expect_ok=False)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code != 0 and len(lines) == 1, result.output
+        assert f"in use by process {process.pid}" in lines[0]
+        after = _hashes(rollouts)
+        assert {path: after.get(path) for path in before} == before and other.exists()
+        with pytest.raises(WorldModelsError, match=f"process {process.pid}"):
+            lock_stage(rollouts, "collect")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    lock_stage(rollouts, "collect")  # released by the kernel when its holder died
+    release_stage(rollouts)
+
+
+def test_iterate_reads_no_pickle_either(smoke_run, tmp_path):
+    from worldmodels.config import get_preset
+    from worldmodels.iterate import controller_round
+
+    root, _ = smoke_run
+    shutil.copytree(root / "results" / "smoke", tmp_path / "results" / "smoke",
+                    ignore=shutil.ignore_patterns("checkpoint"))
+    layout = Layout(root / "data", tmp_path / "results", "smoke")
+    directory = layout.controller("dream")
+    (directory / STATE).unlink()
+    (directory / LEGACY_STATE).write_bytes(pickle.dumps(_Exploit(tmp_path / "pwned")))
+    before = _hashes(tmp_path / "results")
+    with pytest.raises(WorldModelsError, match="state.pkl is a CMA-ES state of an older"):
+        controller_round(layout, get_preset("smoke").iterate, True, None, False)
+    assert not (tmp_path / "pwned").exists()
+    after = _hashes(tmp_path / "results")
+    assert {path: after.get(path) for path in before} == before
+
+
+def test_the_advice_for_a_corrupt_episode_works_when_followed(smoke_run, tmp_path):
+    root, _ = smoke_run
+    shutil.copytree(root / "data" / "smoke", tmp_path / "data" / "smoke")
+    args = ["--preset", "smoke", "--name", "smoke", "--data-dir", tmp_path / "data",
+            "--results-dir", root / "results", "--seed", 0]
+    rollouts = tmp_path / "data" / "smoke" / "rollouts"
+    episode = rollouts / "episode_00001.h5"
+    whole = episode.read_bytes()
+    episode.write_bytes(whole[:3000])
+    message = invoke("encode", *args, "--force", expect_ok=False).output.splitlines()[-1]
+    assert "delete it and re-run `worldmodels collect` with the same options" in message
+    assert "--skip-corrupt" in message
+    episode.unlink()  # as the line says
+    output = invoke("collect", *args).output
+    assert "resuming" in output
+    assert episode.read_bytes() != b"" and check_episode(episode) is None
+    from worldmodels.store import read_episode
+
+    collected = read_episode(episode)
+    with h5py.File(root / "data" / "smoke" / "rollouts" / "episode_00001.h5") as original:
+        np.testing.assert_array_equal(collected["frames"], original["frames"][()])
+    assert read_json(rollouts / "manifest.json")["status"] == "complete"
+    assert "complete" in invoke("collect", *args).output  # and whole again
+
+
+def test_a_write_that_fails_mid_run_is_one_line_and_the_run_resumes(smoke_run, tmp_path,
+                                                                     monkeypatch):
+    import errno
+
+    import worldmodels.evolution as evolution
+
+    root, _ = smoke_run
+    shutil.copytree(root / "results" / "smoke", tmp_path / "results" / "smoke",
+                    ignore=shutil.ignore_patterns("checkpoint", "controller-*", "evaluate"))
+    args = ["train-controller", "--preset", "smoke", "--name", "smoke", "--data-dir",
+            root / "data", "--results-dir", tmp_path / "results", "--seed", 0]
+    saves = []
+
+    def full_disk(file, array):
+        saves.append(file)
+        if len(saves) > 2:  # the second generation's
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return np.save(file, array)
+
+    monkeypatch.setattr(evolution.np, "save", full_disk)
+    result = invoke(*args, expect_ok=False)
+    message = result.output.splitlines()[-1]
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "No space left on device" in message and "re-run the same command" in message
+    monkeypatch.undo()
+    directory = tmp_path / "results" / "smoke" / "controller-dream"
+    assert not list(directory.glob("*.tmp*"))
+    assert "resuming" in invoke(*args).output
+    assert read_json(directory / "manifest.json")["status"] == "complete"
+
+
+def test_layout_paths_stay_in_their_roots(tmp_path):
+    layout = Layout(tmp_path / "d", tmp_path / "r", "a-b_c.1")
+    assert layout.evaluation("real", "dream", "z", "best", 0.1).name == \
+        "real-dream-z-best-noise0.1.json"
+    for bad in ({"round": -1}, {"round": "1/../.."}, {"round": True}):
+        with pytest.raises(WorldModelsError):
+            Layout(tmp_path, tmp_path, "x", **bad)
+    with pytest.raises(WorldModelsError, match="not a plain name"):
+        layout.evaluation("real", "../../x", "zh", "best")
+    with pytest.raises(WorldModelsError, match="not a plain name"):
+        layout.controller("dream/../../..")
+    with pytest.raises(WorldModelsError, match="letters, digits"):
+        Layout(tmp_path, tmp_path, "x" * 65)
