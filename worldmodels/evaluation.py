@@ -99,7 +99,7 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
         world[option] = float(controller_manifest["config"].get(option, 0.0)) if dreams else 0.0
     world["pay_as_track"] = dreams and bool(controller_manifest["config"].get("pay_as_track"))
     world["dropout_mask"] = controller_manifest["config"].get("dropout_mask", "step")
-    if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
+    if controller_manifest["inputs"].get("rnn") != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "
             "re-run `worldmodels train-controller`"
@@ -109,8 +109,19 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
 
 
 def load_controller(path: Path, spec: Controller) -> np.ndarray:
-    """A saved controller, checked against the shape the world and variant call for."""
-    flat = np.load(path)
+    """A saved controller, checked against the shape the world and variant call for; never
+    unpickled, and a damaged file is a one-line error."""
+    try:
+        flat = np.load(path, allow_pickle=False)
+        if not isinstance(flat, np.ndarray) or not np.issubdtype(flat.dtype, np.floating):
+            raise ValueError(f"not an array of floats ({type(flat).__name__})")
+    except Exception as error:  # noqa: BLE001 - any damage is the same answer
+        reason = " ".join(str(error).split())[:100] or type(error).__name__
+        raise WorldModelsError(f"the controller {path} is damaged ({reason}): re-run "
+                               "`worldmodels train-controller --force`") from None
+    if not np.all(np.isfinite(flat)):
+        raise WorldModelsError(f"the controller {path} holds NaN or infinite parameters: "
+                               "re-run `worldmodels train-controller --force`")
     if flat.shape != (spec.param_count,):
         raise WorldModelsError(
             f"the controller {path} has {flat.size} parameters, but V and M give inputs of "

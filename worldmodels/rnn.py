@@ -224,11 +224,11 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
                         dict(checkpoint.new_progress(), epoch=epoch + 1, history=history))
         if (epoch + 1) % 5 == 0 or epoch + 1 == config.epochs:
             write_csv(directory / "metrics.csv", history)
-            model.save_weights(directory / "rnn.weights.h5")
+            checkpoint.save_weights(model, directory / "rnn.weights.h5")
     return history
 
 
 def load_rnn(directory: Path, z_size: int, config: dict) -> MDNRNN:
     model = MDNRNN(z_size, config["hidden_size"], config["mixtures"], config.get("dropout", 0.0))
-    model.load_weights(Path(directory) / "rnn.weights.h5")
+    checkpoint.load_weights(model, Path(directory) / "rnn.weights.h5", "train-rnn")
     return model

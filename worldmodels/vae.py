@@ -163,7 +163,7 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
                 checkpoint.save(directory, model, optimizer, progress_state)
         history.append({"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}})
         write_csv(directory / "metrics.csv", history)
-        model.save_weights(directory / "vae.weights.h5")
+        checkpoint.save_weights(model, directory / "vae.weights.h5")
         finished = dict(checkpoint.new_progress(), epoch=epoch + 1, history=history)
         checkpoint.save(directory, model, optimizer, finished)
     return history
@@ -171,7 +171,7 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
 
 def load_vae(directory: Path, z_size: int) -> ConvVAE:
     model = ConvVAE(z_size)
-    model.load_weights(Path(directory) / "vae.weights.h5")
+    checkpoint.load_weights(model, Path(directory) / "vae.weights.h5", "train-vae")
     return model
 
 
