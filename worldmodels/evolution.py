@@ -11,6 +11,7 @@ import cma
 import numpy as np
 from tqdm import tqdm
 
+from worldmodels import tensorboard
 from worldmodels.artifacts import write_csv
 from worldmodels.config import ControllerConfig
 
@@ -50,7 +51,8 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
            progress: bool = True, check_fn=None) -> list[dict]:
     """Run ``config.generations`` generations; ``fitness_fn(candidates, generation)`` returns the
     mean return of each candidate. Writes history.csv, best.npy, mean.npy and state.pkl after
-    every generation, and resumes from state.pkl when it exists.
+    every generation (and TensorBoard events of the same figures and the generation's
+    fitness histogram), and resumes from state.pkl when it exists.
 
     With ``check_fn`` and ``config.real_every`` > 0, every ``real_every`` generations (and at the
     last) ``check_fn(best, mean)`` scores the best candidate so far and the CMA-ES mean in the
@@ -60,6 +62,7 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
     directory = Path(directory)
     state = load_state(directory)
     if state is None:
+        tensorboard.clear(directory)
         state = {"evolution": Evolution(dimensions, config.population, config.sigma, seed),
                  "history": [], "best_fitness": -np.inf, "best": None}
     if "best" not in state:  # a state.pkl written before real checks existed
@@ -67,6 +70,7 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
         state["best"] = np.load(best_path) if best_path.exists() else None
     evolution, history = state["evolution"], state["history"]
     checking = check_fn is not None and config.real_every > 0
+    board = tensorboard.Board(directory)
     bar = tqdm(range(len(history), config.generations), initial=len(history),
                total=config.generations, desc="C", unit="gen", disable=not progress)
     for generation in bar:
@@ -95,8 +99,12 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
         save_array(directory / "best.npy", state["best"])
         save_array(directory / "mean.npy", evolution.mean)
         write_csv(directory / "history.csv", history)
+        board.scalars({k: v for k, v in row.items() if k != "generation"}, generation + 1, "C/")
+        board.histogram("C/fitness", fitness, generation + 1)
+        board.flush()
         save_state(directory, state)
         bar.set_postfix(best=f"{fitness[top]:.1f}", mean=f"{fitness.mean():.1f}")
+    board.close()
     return history
 
 
