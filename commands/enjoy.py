@@ -55,6 +55,9 @@ def enjoy_command(preset, name, data_dir, results_dir, seed, trained_in, variant
     config = override(get_preset(preset).evaluate, max_steps=max_steps, noise=noise)
     layout = Layout(data_dir, results_dir, name).at_round(round_number)
     setup_tensorflow(seed, threads=1)  # one thread, as in `evaluate`'s workers
+    from worldmodels.device import setup_gpu
+
+    setup_gpu()
     from worldmodels.enjoy import enjoy
 
     for record in enjoy(layout, trained_in, variant, params, config, seed, episode_index,

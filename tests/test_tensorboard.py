@@ -52,6 +52,12 @@ def test_v_writes_its_loss_terms_per_batch_and_epoch_and_a_reconstruction(layout
     assert read_json(layout.vae / "manifest.json")["device"] == "CPU"
 
 
+def test_the_gpu_helpers_are_harmless_without_a_gpu():
+    from worldmodels.device import device_name, setup_gpu
+
+    assert setup_gpu() == [] and device_name() == "CPU"
+
+
 def test_m_writes_its_loss_terms_per_batch_and_epoch(layout):
     scalars = read_scalars(layout.rnn)
     rows = csv_rows(layout.rnn / "metrics.csv")
