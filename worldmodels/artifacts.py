@@ -369,8 +369,13 @@ def start_manifest(directory: Path, stage: str, config: dict, seed: int, inputs:
 
 
 def finish_manifest(directory: Path, manifest: dict, **summary) -> dict:
-    """Mark a stage complete, recording its summary figures, and release its lock."""
+    """Mark a stage complete, recording its summary figures and, when it ran a model in this
+    process, the device TensorFlow computed on ("CPU" or "GPU:0 <name>"); release its lock."""
+    from worldmodels.device import loaded_device_name
+
     manifest = dict(manifest, status="complete", summary=summary)
+    if (device := loaded_device_name()) is not None:
+        manifest["device"] = device
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(Path(directory) / "manifest.json", manifest)
     release_stage(directory)

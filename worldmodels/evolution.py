@@ -16,6 +16,7 @@ import cma
 import numpy as np
 from tqdm import tqdm
 
+from worldmodels import tensorboard
 from worldmodels.artifacts import read_json, write_csv, writing
 from worldmodels.config import ControllerConfig
 from worldmodels.errors import WorldModelsError
@@ -61,7 +62,8 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
     """Run ``config.generations`` generations; ``fitness_fn(candidates, generation)`` returns the
     mean return of each candidate. Writes history.csv, best.npy, mean.npy and the state
     (``STATE``) after every generation, and resumes from the state when it belongs to this run
-    (the run id of the directory's manifest.json; a state a --force run replaced is ignored).
+    (the run id of the directory's manifest.json; a state a --force run replaced is ignored),
+    and TensorBoard events of the same figures and the generation's fitness histogram.
 
     With ``check_fn`` and ``config.real_every`` > 0, every ``real_every`` generations (and at the
     last) ``check_fn(best, mean)`` scores the best candidate so far and the CMA-ES mean in the
@@ -75,10 +77,12 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
     run_id = _manifest_run_id(directory)
     state = load_state(directory)
     if state is None or state.run_id != run_id:
+        tensorboard.clear(directory)
         state = State(fitness=[], history=[], best_fitness=-np.inf, best=None, run_id=run_id)
     evolution = restore(state, directory, **settings)
     history = state.history
     checking = check_fn is not None and config.real_every > 0
+    board = tensorboard.Board(directory)
     bar = tqdm(range(len(history), config.generations), initial=len(history),
                total=config.generations, desc="C", unit="gen", disable=not progress)
     for generation in bar:
@@ -108,8 +112,12 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
         save_array(directory / "best.npy", state.best)
         save_array(directory / "mean.npy", evolution.mean)
         write_csv(directory / "history.csv", history)
+        board.scalars({k: v for k, v in row.items() if k != "generation"}, generation + 1, "C/")
+        board.histogram("C/fitness", fitness, generation + 1)
+        board.flush()
         save_state(directory, state, evolution.mean, settings)
         bar.set_postfix(best=f"{fitness[top]:.1f}", mean=f"{fitness.mean():.1f}")
+    board.close()
     return history
 
 

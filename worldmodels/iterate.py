@@ -225,6 +225,19 @@ def save_progress(layout: Layout, progress_data: dict) -> None:
     write_json(path, progress_data)
     if progress_data["rounds"]:
         write_csv(path.with_suffix(".csv"), progress_data["rounds"])
+        write_round_events(path.parent, progress_data["rounds"])
+
+
+def write_round_events(directory: Path, rounds: list[dict]) -> None:
+    """Every round's figures as TensorBoard scalars at step = round, written afresh each time
+    (a handful of rows), so they always match rounds.csv."""
+    from worldmodels import tensorboard
+
+    tensorboard.clear(directory)
+    with tensorboard.Board(directory) as board:
+        for row in rounds:
+            board.scalars({k: v for k, v in row.items() if k != "round"}, row["round"],
+                          prefix="iterate/")
 
 
 def check_ready(layout: Layout) -> None:
