@@ -17,6 +17,7 @@ TensorFlow's start-up lines out of the terminal (``worldmodels.tasks.worker_envi
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import re
@@ -40,6 +41,7 @@ from worldmodels.tasks import (
 )
 
 PARENT_POLL_S = 0.5  # how often a worker checks that the command that started it is alive
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 # TensorFlow's start-up lines: its C++ writes them to file descriptor 2 while it loads, before
 # TF_CPP_MIN_LOG_LEVEL can filter them (absl logging is not initialised yet).
@@ -54,7 +56,7 @@ def _serve(connection, parent: int) -> None:
     exits by itself when the command dies (even by SIGKILL)."""
     os.environ.update(worker_environment())  # before a task imports TensorFlow
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    _exit_with(parent)
     quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("0", "1")
     cache: dict = {}
     while True:
@@ -75,9 +77,23 @@ def _serve(connection, parent: int) -> None:
 
 
 def _exit_with(parent: int) -> None:
-    """End this worker when its parent is gone (it is adopted: its parent pid changes), so a
-    command killed with SIGKILL leaves no worker running its task for nobody. (Not
-    prctl(PR_SET_PDEATHSIG): it fires when the parent *thread* that started the worker ends.)"""
+    """End this worker when its parent (the command) is gone, so a command killed with SIGKILL
+    leaves no worker running its task for nobody. On Linux the kernel kills it at once
+    (prctl(PR_SET_PDEATHSIG), which fires when the parent *thread* that started the worker
+    ends: backends start workers from the thread that runs them, the command's main thread);
+    elsewhere, a thread notices that it was adopted (its parent pid changed) within
+    ``PARENT_POLL_S``, as soon as the task lets it run."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # no prctl: the thread below still watches
+    if os.getppid() != parent:  # the command died before the line above
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+
+
+def _watch(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_S)
     os._exit(1)
