@@ -209,7 +209,7 @@ def _recorded(record, log: dict):
 def run_real_episodes(backend, setup: AgentSetup, params: np.ndarray, seeds: list[int],
                       progress: bool = True, desc: str = "real", done: dict | None = None,
                       on_episode=None, max_crashes: int = 3, record=False,
-                      on_recorded=None, noise: float = 0.0) -> np.ndarray:
+                      on_recorded=None, noise: float = 0.0, on_length=None) -> np.ndarray:
     """Run episode i with controller ``params[i]`` on the track of ``seeds[i]`` on ``backend``;
     returns the episode returns in the order of ``seeds``. Episodes in ``done`` (index ->
     return) keep their returns; ``on_episode(index, return)`` is called as each other one
@@ -217,7 +217,8 @@ def run_real_episodes(backend, setup: AgentSetup, params: np.ndarray, seeds: lis
     crashes in a row stop the run with an error. With ``record`` ("actions" or "episode", see
     ``run_agent_episodes``), ``on_recorded(index, recorded)`` is called for every episode of
     every task run (benchmarks replay the actions; collection with a controller writes the
-    rollouts). ``noise``: Gaussian noise added to every action."""
+    rollouts). ``noise``: Gaussian noise added to every action. ``on_length(index, steps)`` is
+    called with the length of each episode not in ``done``, before ``on_episode``."""
     assert len(params) == len(seeds), f"{len(params)} controllers for {len(seeds)} seeds"
     done = dict(done or {})
     returns = np.zeros(len(seeds))
@@ -237,13 +238,15 @@ def run_real_episodes(backend, setup: AgentSetup, params: np.ndarray, seeds: lis
     try:
         for task, results in backend.run(run_agent_episodes, tasks, shared=setup,
                                          max_crashes=max_crashes, on_crash=crashed):
-            for index, (value, _, recorded) in zip(members[task], results):
+            for index, (value, steps, recorded) in zip(members[task], results):
                 if record:
                     on_recorded(index, recorded)
                 if index in done:
                     continue
                 done[index] = value
                 bar.update(1)
+                if on_length is not None:
+                    on_length(index, steps)
                 if on_episode is not None:
                     on_episode(index, value)
     except WorkerCrashes as error:

@@ -25,14 +25,27 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from worldmodels.errors import WorldModelsError
 
 VERSION = "0.1.0"
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+PLAIN_NAME_RULE = ("1 to 64 letters, digits, '.', '_' or '-', starting with a letter or a digit")
+MANIFEST_KEYS = {"run_id": str, "status": str, "config": dict, "inputs": dict}
+
+
+def check_plain(value: str, what: str) -> str:
+    """``value`` if it is a plain file name (it cannot leave the folder it is joined to), else
+    a one-line error saying which characters are allowed."""
+    if not isinstance(value, str) or not PLAIN_NAME.fullmatch(value):
+        raise WorldModelsError(f"{what} {value!r} is not a plain name: use {PLAIN_NAME_RULE}")
+    return value
 
 
 def variant_suffix(variant: str) -> str:
@@ -49,6 +62,12 @@ class Layout:
     name: str
     round: int = 0
     """0: the experiment's own M and C; N: the copies `iterate` kept after its round N."""
+
+    def __post_init__(self):
+        # Checked before anything is written or deleted: every path below stays in its root.
+        check_plain(self.name, "the experiment name (--name)")
+        if isinstance(self.round, bool) or not isinstance(self.round, int) or self.round < 0:
+            raise WorldModelsError(f"a round must be a whole number >= 0, got {self.round!r}")
 
     def at_round(self, round_number: int) -> Layout:
         """The same experiment, its M and C as `iterate` kept them after ``round_number``."""
@@ -87,42 +106,85 @@ class Layout:
     def controller(self, where: str, variant: str = "zh") -> Path:
         """controller-WHERE for the full [z, h] controller, controller-WHERE-VARIANT for the
         others."""
-        return self.runs / f"controller-{where}{variant_suffix(variant)}"
+        return self.runs / check_plain(f"controller-{where}{variant_suffix(variant)}",
+                                       "a controller folder")
 
     def evaluation(self, where: str, trained_in: str, variant: str, params: str,
                    noise: float = 0.0) -> Path:
         """evaluate's scores: WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json."""
         suffix = f"-noise{noise:g}" if noise else ""
-        return self.evaluations / (f"{where}-{trained_in}{variant_suffix(variant)}-{params}"
-                                   f"{suffix}.json")
+        name = f"{where}-{trained_in}{variant_suffix(variant)}-{params}{suffix}.json"
+        return self.evaluations / check_plain(name, "an evaluation file")
 
     @property
     def evaluations(self) -> Path:
         return self.runs / "evaluate"
 
 
+@contextmanager
+def writing(path: Path, tmp: Path | None = None):
+    """Turn a failed write of ``path`` (disk full, permission lost) into a one-line error,
+    removing the temporary file ``tmp``; the run resumes once the cause is fixed."""
+    try:
+        yield
+    except OSError as error:
+        if tmp is not None:
+            try:
+                Path(tmp).unlink(missing_ok=True)
+            except OSError:
+                pass
+        reason = error.strerror or type(error).__name__
+        raise WorldModelsError(f"cannot write {path}: {reason}: free some space or fix the "
+                               "permissions, then re-run the same command to resume") from None
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically (temporary name, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     """Write rows of dicts as CSV atomically (per-epoch metrics, per-generation history)."""
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        with open(tmp, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
 
 
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+def read_json(path: Path, recover: str = "delete it and re-run the command that wrote it") -> dict:
+    """A JSON object from ``path``; a file that is unreadable, not JSON or not an object is a
+    one-line error naming it and ``recover``: how to get a good one."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:80]
+        raise WorldModelsError(f"{path} is not readable JSON ({reason}): {recover}") from None
+    if not isinstance(payload, dict):
+        raise WorldModelsError(f"{path} holds a JSON {type(payload).__name__}, not an object: "
+                               f"{recover}")
+    return payload
+
+
+def read_manifest(directory: Path, command: str) -> dict:
+    """The manifest of ``directory``, checked to have the keys every stage reads; a damaged one
+    is a one-line error saying to redo ``command`` with --force."""
+    path = Path(directory) / "manifest.json"
+    recover = f"re-run `worldmodels {command} --force` to redo that stage"
+    manifest = read_json(path, recover)
+    for key, kind in MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise WorldModelsError(f"{path} lacks a valid {key!r} ({kind.__name__}): {recover}")
+    return manifest
 
 
 def _normalise(value):
@@ -151,16 +213,29 @@ def ensure_writable(directory: Path) -> None:
 
 def begin_stage(directory: Path, stage: str, config: dict, seed: int, inputs: dict,
                 force: bool = False):
-    """Start, resume or skip a stage. Returns (manifest, state) with state "new", "resumed" or
-    "complete" (then nothing is to be done). An unfinished run is resumed only with the same
-    config, seed and inputs; ``force`` starts over."""
+    """Start, resume or skip a stage, holding its lock (``lock_stage``) first. Returns
+    (manifest, state) with state "new", "resumed" or "complete" (then nothing is to be done;
+    ``options_differ`` tells whether the options asked for differ from the complete run's).
+    An unfinished run is resumed only with the same config, seed and inputs; ``force`` starts
+    over. A complete collection whose episode files were deleted is resumed, which collects
+    them again."""
     ensure_writable(directory)
+    lock_stage(directory, stage)
+    try:
+        return _begin_locked(directory, stage, config, seed, inputs, force)
+    except BaseException:
+        release_stage(directory)
+        raise
+
+
+def _begin_locked(directory: Path, stage: str, config: dict, seed: int, inputs: dict,
+                  force: bool):
     path = Path(directory) / "manifest.json"
     if path.exists() and not force:
-        old = read_json(path)
-        same = (_comparable(old.get("config")) == _comparable(config)
-                and old.get("seed") == seed and old.get("inputs") == _normalise(inputs))
-        if old.get("status") == "complete":
+        old = read_json(path, f"add --force to `worldmodels {stage}` to start the stage over")
+        same = not options_differ(old, config, seed, inputs)
+        if old.get("status") == "complete" and not missing_outputs(directory, stage, old):
+            release_stage(directory)
             return old, "complete"
         if not same:
             raise WorldModelsError(
@@ -168,9 +243,94 @@ def begin_stage(directory: Path, stage: str, config: dict, seed: int, inputs: di
                 "inputs: re-run the same command to resume it, or add --force to start over"
             )
         old["resumes"] = old.get("resumes", 0) + 1
+        old["status"] = "running"
         write_json(path, old)
         return old, "resumed"
     return start_manifest(directory, stage, config, seed, inputs), "new"
+
+
+def options_differ(manifest: dict, config: dict, seed: int, inputs: dict) -> list[str]:
+    """What of config (by field), seed and inputs differ from those ``manifest`` was run with;
+    empty when the same. A command says "complete, but the options differ: add --force to
+    apply them" when a complete stage's list is not empty."""
+    old, new = _comparable(manifest.get("config")), _comparable(config)
+    differ = [f"config.{key}" for key in sorted(set(old) | set(new))
+              if old.get(key) != new.get(key)]
+    if manifest.get("seed") != seed:
+        differ.append("seed")
+    if manifest.get("inputs") != _normalise(inputs):
+        differ.append("inputs")
+    return differ
+
+
+def missing_outputs(directory: Path, stage: str, manifest: dict) -> list[Path]:
+    """Outputs of a complete stage that are gone. Only collection is checked: its episodes are
+    deterministic, so one deleted (for being corrupt) is collected again by re-running it."""
+    if stage != "collect":
+        return []
+    from worldmodels.store import episode_path
+
+    try:
+        episodes = int(manifest["config"]["episodes"])
+    except (KeyError, TypeError, ValueError):
+        return []
+    return [path for path in (episode_path(directory, i) for i in range(episodes))
+            if not path.exists()]
+
+
+_LOCKS: dict[str, int] = {}  # stage directory -> the open file descriptor of its lock
+
+
+def lock_stage(directory: Path, stage: str = "stage") -> None:
+    """Hold the lock of a stage directory for as long as this process lives (or until
+    ``release_stage``): a second process on it gets a one-line error naming the holder. The
+    kernel releases it when the process ends in any way, kill -9 included. Re-entrant."""
+    import fcntl
+
+    directory = Path(directory)
+    path = directory / ".lock"
+    key = str(directory.resolve())
+    held = _LOCKS.get(key)
+    if held is not None:
+        try:
+            if os.fstat(held).st_ino == os.stat(path).st_ino:
+                return
+        except OSError:
+            pass
+        release_stage(directory)  # the folder was removed and made again: lock the new file
+    with writing(path):
+        directory.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(descriptor)
+        raise WorldModelsError(
+            f"{directory} is in use by process {holder} (another `worldmodels {stage}` run on "
+            "this experiment): wait for it to end or stop it, then re-run") from None
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    _LOCKS[key] = descriptor
+
+
+@contextmanager
+def stage_lock(directory: Path, stage: str = "stage"):
+    """``lock_stage`` for the length of a block; a lock this process held before stays held."""
+    held = str(Path(directory).resolve()) in _LOCKS
+    lock_stage(directory, stage)
+    try:
+        yield
+    finally:
+        if not held:
+            release_stage(directory)
+
+
+def release_stage(directory: Path) -> None:
+    """Let other processes run the stage of ``directory`` (``finish_manifest`` does)."""
+    descriptor = _LOCKS.pop(str(Path(directory).resolve()), None)
+    if descriptor is not None:
+        os.close(descriptor)
 
 
 def code_commit() -> str | None:
@@ -209,10 +369,16 @@ def start_manifest(directory: Path, stage: str, config: dict, seed: int, inputs:
 
 
 def finish_manifest(directory: Path, manifest: dict, **summary) -> dict:
-    """Mark a stage complete, recording its summary figures."""
+    """Mark a stage complete, recording its summary figures and, when it ran a model in this
+    process, the device TensorFlow computed on ("CPU" or "GPU:0 <name>"); release its lock."""
+    from worldmodels.device import loaded_device_name
+
     manifest = dict(manifest, status="complete", summary=summary)
+    if (device := loaded_device_name()) is not None:
+        manifest["device"] = device
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(Path(directory) / "manifest.json", manifest)
+    release_stage(directory)
     return manifest
 
 
@@ -221,7 +387,7 @@ def require_manifest(directory: Path, what: str, command: str) -> dict:
     path = Path(directory) / "manifest.json"
     if not path.exists():
         raise WorldModelsError(f"no {what} at {directory}: run `worldmodels {command}` first")
-    manifest = read_json(path)
+    manifest = read_manifest(directory, command)
     if manifest.get("status") != "complete":
         raise WorldModelsError(
             f"{what} at {directory} is unfinished: re-run `worldmodels {command}`"

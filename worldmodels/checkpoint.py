@@ -8,51 +8,92 @@ renames, so a kill at any moment leaves either the old or the new checkpoint who
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from worldmodels.artifacts import writing
 from worldmodels.errors import WorldModelsError
 
 NAME = "checkpoint"
+
+
+def save_weights(model, path: Path) -> None:
+    """Save a model's weights atomically; a failed write is a one-line error."""
+    path = Path(path)
+    tmp = path.with_name(path.name.replace(".weights.h5", f".tmp{os.getpid()}.weights.h5"))
+    with writing(path, tmp):
+        model.save_weights(tmp)
+        os.replace(tmp, path)
+
+
+def load_weights(model, path: Path, command: str) -> None:
+    """Load saved weights into ``model``; weights that are missing, damaged or of another shape
+    are a one-line error naming the file and the command that writes them again."""
+    try:
+        model.load_weights(Path(path))
+    except Exception as error:  # noqa: BLE001 - h5py and Keras raise many kinds
+        raise WorldModelsError(
+            f"cannot load the weights {path} ({_reason(error)}): re-run "
+            f"`worldmodels {command} --force`") from None
+
+
+def _reason(error: Exception) -> str:
+    text = " ".join(str(error).split())
+    return text[:120] if text else type(error).__name__
 
 
 def save(directory: Path, model, optimizer, progress: dict) -> None:
     """Write a checkpoint of ``model``, ``optimizer`` and ``progress`` into ``directory``."""
     directory = Path(directory)
     tmp, final, old = directory / f"{NAME}.tmp", directory / NAME, directory / f"{NAME}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_weights(tmp / "model.weights.h5")
-    variables = {f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
-    np.savez(tmp / "optimizer.npz", **variables)
-    (tmp / "progress.json").write_text(json.dumps(progress, default=float))
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    with writing(final):
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model.save_weights(tmp / "model.weights.h5")
+        variables = {f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
+        np.savez(tmp / "optimizer.npz", **variables)
+        (tmp / "progress.json").write_text(json.dumps(progress, default=float))
+        shutil.rmtree(old, ignore_errors=True)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def load(directory: Path, model, optimizer) -> dict | None:
     """Restore the latest whole checkpoint into ``model`` and ``optimizer``; returns its progress,
-    or None when there is none."""
+    or None when there is none. A damaged checkpoint is a one-line error."""
     directory = Path(directory)
     for name in (NAME, f"{NAME}.old"):
         folder = directory / name
         if (folder / "progress.json").exists():
-            model.load_weights(folder / "model.weights.h5")
-            optimizer.build(model.trainable_variables)
-            saved = np.load(folder / "optimizer.npz")
-            assert len(saved.files) == len(optimizer.variables), (
-                f"optimizer state has {len(saved.files)} variables, expected "
-                f"{len(optimizer.variables)}"
-            )
-            for i, variable in enumerate(optimizer.variables):
-                variable.assign(saved[f"v{i}"])
-            return json.loads((folder / "progress.json").read_text())
+            try:
+                return _restore(folder, model, optimizer)
+            except Exception as error:  # noqa: BLE001 - any damage is the same answer
+                raise WorldModelsError(
+                    f"the checkpoint {folder} is damaged ({_reason(error)}): add --force to "
+                    "start the training over") from None
     return None
+
+
+def _restore(folder: Path, model, optimizer) -> dict:
+    model.load_weights(folder / "model.weights.h5")
+    optimizer.build(model.trainable_variables)
+    with np.load(folder / "optimizer.npz", allow_pickle=False) as saved:
+        if len(saved.files) != len(optimizer.variables):
+            raise ValueError(f"optimizer state has {len(saved.files)} variables, expected "
+                             f"{len(optimizer.variables)}")
+        for i, variable in enumerate(optimizer.variables):
+            if saved[f"v{i}"].shape != tuple(variable.shape):
+                raise ValueError(f"optimizer variable {i} of shape {saved[f'v{i}'].shape}")
+            variable.assign(saved[f"v{i}"])
+    progress = json.loads((folder / "progress.json").read_text())
+    if not isinstance(progress, dict) or not {"epoch", "history"} <= set(progress):
+        raise ValueError("progress.json lacks epoch or history")
+    return progress
 
 
 def clear(directory: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from worldmodels.artifacts import stage_lock
 from worldmodels.config import CollectConfig
 from worldmodels.env import make_env, preprocess_frame
 from worldmodels.errors import WorldModelsError
@@ -78,10 +79,16 @@ def collect(directory: Path, config: CollectConfig, seed: int, progress: bool = 
     back for this process to write. A crashed worker is replaced and its episode redone; after
     ``max_restarts`` crashes with no episode finished in between, the run stops with an error
     (the finished episodes stay on disk)."""
-    from worldmodels.workers import WorkerCrashes, make_backend
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    with stage_lock(directory, "collect"):
+        return _collect(directory, config, seed, progress, max_restarts, ray_address)
+
+
+def _collect(directory, config, seed, progress, max_restarts, ray_address) -> dict:
+    from worldmodels.workers import WorkerCrashes, make_backend
+
+    # Only under the lock: no other process can be writing a temporary file here.
     for stale in directory.glob("*.tmp*"):
         stale.unlink()  # an episode that was being written when a run was killed
     seeds = episode_seeds(seed, config.episodes)

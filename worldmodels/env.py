@@ -25,12 +25,13 @@ def check_env_id(env_id: str) -> None:
         raise WorldModelsError(f"unknown env {env_id!r}: this suite runs CarRacing-v3")
 
 
-def make_env(env_id: str, max_steps: int):
-    """A gymnasium env that renders state pixels headless, with a time limit of ``max_steps``."""
+def make_env(env_id: str, max_steps: int, render_mode: str | None = None):
+    """A gymnasium env that renders state pixels headless, with a time limit of ``max_steps``
+    (``render_mode`` "rgb_array": ``env.render()`` also gives the env's large view)."""
     import gymnasium as gym
 
     check_env_id(env_id)
-    return gym.make(env_id, max_episode_steps=max_steps)
+    return gym.make(env_id, max_episode_steps=max_steps, render_mode=render_mode)
 
 
 def preprocess_frame(observation: np.ndarray) -> np.ndarray:

@@ -10,9 +10,11 @@ from worldmodels.artifacts import VERSION, Layout, code_commit, read_json, write
 from worldmodels.collect import episode_seeds
 from worldmodels.config import EvaluateConfig
 from worldmodels.controller import Controller
+from worldmodels.device import device_name
 from worldmodels.errors import WorldModelsError
 from worldmodels.models import load_world
 from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, RealScorer
+from worldmodels.tensorboard import Board
 
 
 def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
@@ -44,37 +46,55 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
                       burn_in=burn_in, dropout=world["dropout"],
                       action_noise=world["action_noise"])
     else:
-        result.update(noise=config.noise)
-        scores = _evaluate_real(world, params, seeds, config, seed, progress, partial_path,
-                                spec, ray_address)
+        scores, lengths = _evaluate_real(world, params, seeds, config, seed, progress,
+                                         partial_path, spec, ray_address)
+        result.update(noise=config.noise, lengths=lengths)
     scores = np.asarray(scores, dtype=float)
-    result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist())
+    result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist(),
+                  device=device_name())
+    name = layout.evaluation(where, controller_manifest["config"]["where"], variant,
+                             params_name, config.noise).stem
+    write_events(layout, name, result)
     return result
 
 
+def write_events(layout: Layout, name: str, result: dict) -> None:
+    """The returns (histogram), lengths and mean of an evaluation as TensorBoard events in
+    RESULTS/NAME/evaluate/tensorboard/, tagged with the evaluation's file name, at step N for
+    the M and C kept after `iterate`'s round N (0: the experiment's own)."""
+    with Board(layout.experiment / "evaluate") as board:
+        board.scalars({"mean": result["mean"]}, layout.round, prefix=f"{name}/")
+        board.histogram(f"{name}/returns", result["scores"], layout.round)
+        board.histogram(f"{name}/lengths", result["lengths"], layout.round)
+
+
 def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, spec,
-                   ray_address):
+                   ray_address) -> tuple[list, list]:
+    """Returns and lengths of the real episodes, resuming from ``partial_path``."""
     key = {"seeds": seeds, "params": params[0].tolist()}
-    done = {}
+    done, lengths = {}, {}
     if partial_path is not None and Path(partial_path).exists():
         partial = read_json(partial_path)
-        if partial.get("key") == key:
+        if partial.get("key") == key and "lengths" in partial:
             done = {int(i): score for i, score in partial["scores"].items()}
+            lengths = {int(i): steps for i, steps in partial["lengths"].items()}
 
     def save(index, score):
         done[index] = score
         if partial_path is not None:
-            write_json(partial_path, {"key": key, "scores": done})
+            write_json(partial_path, {"key": key, "scores": done, "lengths": lengths})
 
-    return run_real(world, spec, params, seeds, config, seed, progress, "evaluate", dict(done),
-                    save, ray_address, config.noise)
+    scores = run_real(world, spec, params, seeds, config, seed, progress, "evaluate",
+                      dict(done), save, ray_address, config.noise, on_length=lengths.__setitem__)
+    return scores, [lengths[i] for i in range(len(seeds))]
 
 
 def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_episode,
-             ray_address: str | None = None, noise: float = 0.0):
+             ray_address: str | None = None, noise: float = 0.0, on_length=None):
     """Episodes of ``params`` on the tracks of ``seeds`` (``config``: env_id, max_steps,
     workers), with Gaussian action ``noise``, on local worker processes, or on Ray with
-    ``ray_address``; episodes in ``done`` are not run again."""
+    ``ray_address``; episodes in ``done`` are not run again. ``on_episode`` and ``on_length``:
+    as in ``worldmodels.agent.run_real_episodes``."""
     from worldmodels.agent import episode_tasks
     from worldmodels.workers import make_backend
 
@@ -83,7 +103,8 @@ def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_
         scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps,
                             progress=progress, controller=spec,
                             noise=noise)
-        return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode)
+        return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode,
+                          on_length=on_length)
 
 
 def load_trained(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
@@ -99,7 +120,7 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
         world[option] = float(controller_manifest["config"].get(option, 0.0)) if dreams else 0.0
     world["pay_as_track"] = dreams and bool(controller_manifest["config"].get("pay_as_track"))
     world["dropout_mask"] = controller_manifest["config"].get("dropout_mask", "step")
-    if controller_manifest["inputs"]["rnn"] != world["rnn_manifest"]["run_id"]:
+    if controller_manifest["inputs"].get("rnn") != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "
             "re-run `worldmodels train-controller`"
@@ -109,8 +130,19 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
 
 
 def load_controller(path: Path, spec: Controller) -> np.ndarray:
-    """A saved controller, checked against the shape the world and variant call for."""
-    flat = np.load(path)
+    """A saved controller, checked against the shape the world and variant call for; never
+    unpickled, and a damaged file is a one-line error."""
+    try:
+        flat = np.load(path, allow_pickle=False)
+        if not isinstance(flat, np.ndarray) or not np.issubdtype(flat.dtype, np.floating):
+            raise ValueError(f"not an array of floats ({type(flat).__name__})")
+    except Exception as error:  # noqa: BLE001 - any damage is the same answer
+        reason = " ".join(str(error).split())[:100] or type(error).__name__
+        raise WorldModelsError(f"the controller {path} is damaged ({reason}): re-run "
+                               "`worldmodels train-controller --force`") from None
+    if not np.all(np.isfinite(flat)):
+        raise WorldModelsError(f"the controller {path} holds NaN or infinite parameters: "
+                               "re-run `worldmodels train-controller --force`")
     if flat.shape != (spec.param_count,):
         raise WorldModelsError(
             f"the controller {path} has {flat.size} parameters, but V and M give inputs of "

@@ -15,13 +15,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
 from worldmodels.artifacts import (
     Layout,
     finish_manifest,
     read_json,
     require_manifest,
+    stage_lock,
     start_manifest,
     write_csv,
     write_json,
@@ -88,12 +87,20 @@ def round_seeds(seed: int, round_number: int, episodes: int) -> list[int]:
 def collect_round(layout: Layout, config: IterateConfig, seed: int, progress_data: dict,
                   round_number: int, workers, ray_address, progress: bool) -> dict:
     """Episodes of the current best controller plus noise, added to the rollouts."""
-    from worldmodels.collect import collect_with_controller
-    from worldmodels.controller import Controller
-    from worldmodels.evaluation import load_controller
     from worldmodels.models import load_world
 
     world = load_world(layout, need_vae=True)
+    with stage_lock(layout.rollouts, "iterate"):
+        return _collect_round(layout, config, seed, progress_data, round_number, workers,
+                              ray_address, progress, world)
+
+
+def _collect_round(layout, config, seed, progress_data, round_number, workers, ray_address,
+                   progress, world) -> dict:
+    from worldmodels.collect import collect_with_controller
+    from worldmodels.controller import Controller
+    from worldmodels.evaluation import load_controller
+
     spec = Controller("zh", world["z_size"], world["hidden_size"])
     params = load_controller(layout.controller("dream") / "best.npy", spec)
     first = progress_data["base"] + (round_number - 1) * config.episodes
@@ -123,8 +130,15 @@ def controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_add
     """C evolved ``generations`` more generations in the new M's dream, CMA-ES continuing from
     its state. ``fresh``: the round's first attempt, so the best-so-far (scored in the last
     round's dream) is forgotten and the best is chosen again in the new dream."""
+    directory = layout.controller("dream")
+    with stage_lock(directory, "iterate"):
+        return _controller_round(layout, config, fresh, ray_address, progress)
+
+
+def _controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_address,
+                      progress: bool) -> dict:
     from worldmodels.controller import Controller
-    from worldmodels.evolution import load_state, save_state
+    from worldmodels.evolution import adopt_state, load_state
     from worldmodels.figures import plot_controller_history
     from worldmodels.models import load_world
     from worldmodels.scoring import evolve_controller
@@ -135,16 +149,14 @@ def controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_add
     controller_config = ControllerConfig(**dict(
         old["config"], generations=int(old["config"]["generations"]) + config.generations))
     state = load_state(directory)
-    if state is None:
-        raise WorldModelsError(f"no CMA-ES state in {directory}: re-run "
-                               "`worldmodels train-controller`")
-    if fresh:
-        state["best_fitness"], state["best"] = -np.inf, None
-        save_state(directory, state)
+    if state is None or state.run_id != old["run_id"]:
+        raise WorldModelsError(f"no CMA-ES state of the controller in {directory}: re-run "
+                               "`worldmodels train-controller --force`")
     started = time.time()
     inputs = dict(old["inputs"], rnn=rnn["run_id"])
     manifest = start_manifest(directory, "train-controller", _plain(controller_config),
                               old["seed"], inputs)
+    adopt_state(directory, state, manifest["run_id"], forget_best=fresh)
     checking = controller_config.real_every > 0
     world = load_world(layout, need_vae=checking, burn_in=controller_config.burn_in)
     spec = Controller(inputs["variant"], world["z_size"], world["hidden_size"])
@@ -190,6 +202,19 @@ def save_progress(layout: Layout, progress_data: dict) -> None:
     write_json(path, progress_data)
     if progress_data["rounds"]:
         write_csv(path.with_suffix(".csv"), progress_data["rounds"])
+        write_round_events(path.parent, progress_data["rounds"])
+
+
+def write_round_events(directory: Path, rounds: list[dict]) -> None:
+    """Every round's figures as TensorBoard scalars at step = round, written afresh each time
+    (a handful of rows), so they always match rounds.csv."""
+    from worldmodels import tensorboard
+
+    tensorboard.clear(directory)
+    with tensorboard.Board(directory) as board:
+        for row in rounds:
+            board.scalars({k: v for k, v in row.items() if k != "round"}, row["round"],
+                          prefix="iterate/")
 
 
 def check_ready(layout: Layout) -> None:

@@ -14,6 +14,17 @@ def check_world(layout: Layout) -> tuple[dict, dict]:
     vae_manifest = require_manifest(layout.vae, "trained V", "train-vae")
     rnn_manifest = require_manifest(layout.rnn, "trained M", "train-rnn")
     require_manifest(layout.series_dir, "series", "encode")
+    for manifest, directory, command, fields in (
+            (vae_manifest, layout.vae, "train-vae", (("config", "z_size"),)),
+            (rnn_manifest, layout.rnn, "train-rnn",
+             (("inputs", "vae"), ("inputs", "z_size"), ("config", "hidden_size"),
+              ("config", "mixtures")))):
+        for part, key in fields:
+            value = manifest[part].get(key)
+            if value is None or (key != "vae" and not _whole(value)):
+                raise WorldModelsError(
+                    f"{directory / 'manifest.json'} lacks a valid {part}.{key}: re-run "
+                    f"`worldmodels {command} --force`")
     if rnn_manifest["inputs"]["vae"] != vae_manifest["run_id"]:
         raise WorldModelsError(
             f"M in {layout.rnn} was trained on the series of another V than {layout.vae}: "
@@ -26,6 +37,10 @@ def check_world(layout: Layout) -> tuple[dict, dict]:
             "`worldmodels encode` and `worldmodels train-rnn`"
         )
     return vae_manifest, rnn_manifest
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000
 
 
 def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> dict:
@@ -47,7 +62,7 @@ def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> dict:
         "rnn": load_rnn(layout.rnn, z_size, rnn_manifest["config"]),
         "vae": load_vae(layout.vae, z_size) if need_vae else None,
     }
-    with require_series(layout.series) as series:
+    with require_series(layout.series, vae_manifest["run_id"], z_size) as series:
         world["mu0"] = np.asarray(series["mu"][:, 0])
         world["logvar0"] = np.asarray(series["logvar"][:, 0])
         world["burn_in"] = burn_in

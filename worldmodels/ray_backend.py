@@ -18,7 +18,13 @@ One difference from the local backend: ``max_crashes`` counts the crashes of one
 retries each task on its own), not crashes in a row across tasks.
 
 The worker returns each result pickled, as the local backend's pipes carry it, so arrays
-come back writable and do not pin Ray's object store while the caller keeps them."""
+come back writable and do not pin Ray's object store while the caller keeps them.
+
+A stop signal (SIGTERM, SIGINT, SIGHUP) while the backend is open raises
+``worldmodels.tasks.Stopped``; the run's outstanding tasks are then cancelled (their worker
+processes killed, ``ray.cancel(force=True)``) and a private instance is shut down. Ray workers
+get the environment of local workers (no GPU, TensorFlow quiet) through their runtime env:
+the task's arguments, which import TensorFlow, are unpickled before ``_execute`` runs."""
 
 from __future__ import annotations
 
@@ -30,7 +36,14 @@ import socket
 import traceback
 
 from worldmodels.errors import WorldModelsError
-from worldmodels.workers import TaskFailed, WorkerCrashes, run_task
+from worldmodels.tasks import (
+    StopOnSignals,
+    TaskFailed,
+    WorkerCrashes,
+    current_handlers,
+    run_task,
+    worker_environment,
+)
 
 INSTALL = "the Ray backend needs Ray: pip install 'worldmodels[ray]'"
 CONNECT_TIMEOUT_S = 10  # ray.init retries an unreachable address for many minutes
@@ -43,7 +56,6 @@ _STATE: dict = {}
 def _execute(fn, shared, args) -> bytes:
     """Run one task in a Ray worker; answer (attempt, ok, result) pickled, where attempt
     counts the times Ray re-ran this task after its worker died."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as local workers, before TensorFlow
     try:
         reply = (True, run_task(_STATE, fn, shared, args))
     except WorldModelsError as error:
@@ -82,8 +94,10 @@ class RayBackend:
         self._ray = ray
         self._started = False
         self._shared = (None, None)  # (key, object ref) of the last run's shared object
+        self._outstanding: set = set()  # refs of tasks submitted and not yet read
         if address != "local":
             _check_reachable(address)
+        handlers = current_handlers()  # ray.init installs a SIGTERM handler of its own
         if not ray.is_initialized():
             self._init(address, workers)
         cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -91,7 +105,11 @@ class RayBackend:
         # Tasks in flight: two per worker keep Ray's queue fed where its CPUs cap how many run
         # at once; where the cluster has more CPUs than workers, the cap is ours.
         self._in_flight = self.workers if cpus > self.workers else 2 * self.workers
-        self._remote = ray.remote(_execute)
+        self._remote = ray.remote(_execute).options(
+            runtime_env={"env_vars": worker_environment()})
+        # Stop signals raise Stopped; run's cleanup and close cancel the tasks (not here: a
+        # handler can run inside a Ray call, which must not be re-entered).
+        self._guard = StopOnSignals(lambda: None, previous=handlers)
 
     def _init(self, address: str, workers: int | None) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -130,11 +148,14 @@ class RayBackend:
         try:
             while True:
                 for key, args in itertools.islice(pending, self._in_flight - len(running)):
-                    running[remote.remote(fn, shared_ref, args)] = key
+                    ref = remote.remote(fn, shared_ref, args)
+                    running[ref] = key
+                    self._outstanding.add(ref)
                 if not running:
                     return
                 [ready], _ = ray.wait(list(running), num_returns=1)
                 key = running.pop(ready)
+                self._outstanding.discard(ready)
                 attempt, ok, result = self._reply(ready, max_crashes)
                 if on_crash is not None:
                     for _ in range(attempt):
@@ -143,8 +164,14 @@ class RayBackend:
                     raise TaskFailed(result)
                 yield key, result
         finally:
-            for ref in running:  # a run left early: nothing will read these
-                ray.cancel(ref)
+            self._cancel(running)  # a run left early (or stopped): nothing will read these
+
+    def _cancel(self, refs) -> None:
+        """Cancel tasks and kill the worker processes running them."""
+        for ref in list(refs):
+            self._outstanding.discard(ref)
+            if self._ray.is_initialized():
+                self._ray.cancel(ref, force=True)
 
     def _put(self, shared):
         """``shared`` in Ray's object store, put there once while runs share its key (the
@@ -166,13 +193,18 @@ class RayBackend:
             raise TaskFailed(str(error)) from None
 
     def close(self) -> None:
-        """Shut Ray down if this object started it; a session it joined is left running."""
-        if self._started and self._ray.is_initialized():
-            self._shared = (None, None)
-            self._ray.shutdown()
-            if self._auth_mode is None:
-                os.environ.pop("RAY_AUTH_MODE", None)
-        self._started = False
+        """Cancel tasks still running; shut Ray down if this object started it (a session it
+        joined is left running); put back the signal handlers found before Ray started."""
+        try:
+            self._cancel(self._outstanding)
+            if self._started and self._ray.is_initialized():
+                self._shared = (None, None)
+                self._ray.shutdown()
+                if self._auth_mode is None:
+                    os.environ.pop("RAY_AUTH_MODE", None)
+        finally:
+            self._started = False
+            self._guard.restore()
 
     def __enter__(self):
         return self

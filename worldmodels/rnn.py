@@ -14,7 +14,7 @@ import tensorflow_probability as tfp
 from keras import layers
 from tqdm import tqdm
 
-from worldmodels import checkpoint
+from worldmodels import checkpoint, tensorboard
 from worldmodels.artifacts import write_csv
 from worldmodels.config import ACTION_SIZE, RnnConfig
 from worldmodels.prefetch import prefetch
@@ -194,12 +194,18 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
     """Train M for ``config.epochs`` epochs of one random window per episode, resuming from
     the checkpoint in ``directory`` if there is one. Every epoch's order and every batch's
     windows and noise derive from (seed, epoch, batch), so a resumed run sees the same data.
-    Windows are streamed from the series file by a reader thread, a few batches ahead."""
+    Windows are streamed from the series file by a reader thread, a few batches ahead.
+    TensorBoard events: each loss term (mdn, reward, done and their total) per batch and per
+    epoch."""
     optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip)
     lengths = series["lengths"][()]
     batches = -(-len(lengths) // config.batch_size)
     train_step = make_train_step(model, optimizer, config)
-    state = checkpoint.load(directory, model, optimizer) or checkpoint.new_progress()
+    state = checkpoint.load(directory, model, optimizer)
+    if state is None:
+        tensorboard.clear(directory)
+        state = checkpoint.new_progress()
+    board = tensorboard.Board(directory)
     history = state["history"]
     bar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
                total=config.epochs, desc="M", unit="epoch", disable=not progress)
@@ -210,6 +216,7 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
         for batch, (inputs, targets, mask) in enumerate(reader, start=skip):
             losses = {k: float(v) for k, v in train_step(inputs, targets, mask).items()}
             checkpoint.check_finite(losses, epoch + 1, batch + 1, directory)
+            board.scalars(losses, epoch * batches + batch + 1, prefix="M/")
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
             count += 1
@@ -219,16 +226,20 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
                     "history": history})
         row = {"epoch": epoch + 1, **{k: v / count for k, v in sums.items()}}
         history.append(row)
+        board.scalars({k: v for k, v in row.items() if k != "epoch"}, epoch + 1,
+                      prefix="M-epoch/")
+        board.flush()
         bar.set_postfix(loss=f"{row['loss']:.3f}", mdn=f"{row['mdn']:.3f}")
         checkpoint.save(directory, model, optimizer,
                         dict(checkpoint.new_progress(), epoch=epoch + 1, history=history))
         if (epoch + 1) % 5 == 0 or epoch + 1 == config.epochs:
             write_csv(directory / "metrics.csv", history)
-            model.save_weights(directory / "rnn.weights.h5")
+            checkpoint.save_weights(model, directory / "rnn.weights.h5")
+    board.close()
     return history
 
 
 def load_rnn(directory: Path, z_size: int, config: dict) -> MDNRNN:
     model = MDNRNN(z_size, config["hidden_size"], config["mixtures"], config.get("dropout", 0.0))
-    model.load_weights(Path(directory) / "rnn.weights.h5")
+    checkpoint.load_weights(model, Path(directory) / "rnn.weights.h5", "train-rnn")
     return model

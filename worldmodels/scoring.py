@@ -79,12 +79,13 @@ class RealScorer:
         self.setup = AgentSetup.from_world(world, controller, env_id, max_steps, seed)
 
     def run(self, params: np.ndarray, seeds: list[int], desc: str = "real", done=None,
-            on_episode=None) -> np.ndarray:
+            on_episode=None, on_length=None) -> np.ndarray:
         from worldmodels.agent import run_real_episodes
 
         return run_real_episodes(self.backend, self.setup, params.astype(np.float32), seeds,
                                  progress=self.progress, desc=desc, done=done,
-                                 on_episode=on_episode, noise=self.noise)
+                                 on_episode=on_episode, noise=self.noise,
+                                 on_length=on_length)
 
     def check(self, best: np.ndarray, mean: np.ndarray, episodes: int) -> tuple[float, float]:
         """Mean real return of the ``best`` and the ``mean`` controllers, each over the same

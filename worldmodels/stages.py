@@ -96,9 +96,22 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def _is_complete(directory: Path, force: bool) -> bool:
+def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int):
+    """The result of a stage found complete (saying so when the options asked for differ from
+    its run's), or None when it is to run: checked before anything is removed or started."""
+    from worldmodels.artifacts import missing_outputs, options_differ
+
     path = Path(directory) / "manifest.json"
-    return not force and path.exists() and read_json(path).get("status") == "complete"
+    if force or not path.exists():
+        return None
+    old = read_json(path)
+    if old.get("status") != "complete" or missing_outputs(directory, stage, old):
+        return None
+    differ = options_differ(old, config, seed, old.get("inputs", {}))
+    if differ:
+        return _skipped(stage, directory, f"{stage}: complete in {directory}, but with other "
+                                          f"{', '.join(differ)}: add --force to apply them")
+    return _skipped(stage, directory)
 
 
 def _begin(directory, stage, config: dict, seed, inputs, force, log):
@@ -140,8 +153,8 @@ def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = 
     started = time.time()
     validate(config), check_seed(seed), check_env_id(config.env_id)
     ensure_writable(layout.rollouts)
-    if _is_complete(layout.rollouts, force):
-        return _skipped("collect", layout.rollouts)
+    if done := _complete(layout.rollouts, "collect", force, to_dict(config), seed):
+        return done
     if force:
         for path in list_episodes(layout.rollouts):
             path.unlink()
@@ -183,8 +196,8 @@ def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = Fa
         paths = paths[: config.max_episodes]
     paths = validate_episodes(paths, skip_corrupt, warn=log)
     ensure_writable(layout.vae)
-    if _is_complete(layout.vae, force):
-        return _skipped("train-vae", layout.vae)
+    if done := _complete(layout.vae, "train-vae", force, to_dict(config), seed):
+        return done
     setup_tensorflow(seed)
     from worldmodels.vae import ConvVAE, read_episode, reconstruction_grid
     from worldmodels.vae import train_vae as fit
@@ -223,8 +236,9 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
     vae = require_manifest(layout.vae, "trained V", "train-vae")
     paths = validate_episodes(paths, skip_corrupt, warn=log)
     ensure_writable(layout.series_dir)
-    if _is_complete(layout.series_dir, force):
-        return _skipped("encode", layout.series_dir)
+    if done := _complete(layout.series_dir, "encode", force,
+                         {"z_size": int(vae["config"]["z_size"])}, seed):
+        return done
     setup_tensorflow(seed)
     from worldmodels.vae import encode_series, load_vae
 
@@ -259,8 +273,8 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
         raise WorldModelsError(f"the series in {layout.series_dir} was made by another V than "
                                f"{layout.vae}: re-run `worldmodels encode`")
     ensure_writable(layout.rnn)
-    if _is_complete(layout.rnn, force):
-        return _skipped("train-rnn", layout.rnn)
+    if done := _complete(layout.rnn, "train-rnn", force, to_dict(config), seed):
+        return done
     setup_tensorflow(seed)
     with require_series(layout.series) as series:
         z_size = int(series.attrs["z_size"])
@@ -305,7 +319,10 @@ def _controller_inputs(layout: Layout, variant: str) -> dict:
 
 
 def _clear_controller(directory: Path) -> None:
-    for name in ("state.pkl", "history.csv", "history.png", "best.npy", "mean.npy"):
+    from worldmodels.evolution import clear_state
+
+    clear_state(directory)
+    for name in ("history.csv", "history.png", "best.npy", "mean.npy"):
         (Path(directory) / name).unlink(missing_ok=True)
 
 
@@ -328,8 +345,8 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
     directory = layout.controller(config.where, variant)
     ensure_writable(directory)
     inputs = _controller_inputs(layout, variant)
-    if _is_complete(directory, force):
-        return _skipped("train-controller", directory)
+    if done := _complete(directory, "train-controller", force, to_dict(config), seed):
+        return done
     setup_tensorflow(seed, threads=1 if config.where == "real" else None)
     world = load_world(layout, need_vae=(config.where == "real" or checking),
                        burn_in=config.burn_in if config.where == "dream" else 0)
@@ -496,6 +513,34 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
     return _done("fidelity", started, summary, [path, path.with_suffix(".png")], result=result)
 
 
+def enjoy(layout: Layout, config: EvaluateConfig, seed: int = 0, trained_in: str = "dream",
+          variant: str = "zh", params: str = "best", episode_index: int = 0, episodes: int = 1,
+          track_seed: int | None = None, round: int = 0, gif: bool = False,
+          progress: bool = True, log=say) -> StageResult:
+    """Videos of the agent on `evaluate`'s tracks (``config``: its max_steps and noise), or on
+    the track of ``track_seed``, into RESULTS/NAME/enjoy/."""
+    from worldmodels.device import setup_gpu
+    from worldmodels.enjoy import enjoy as film
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    if episodes < 1 or episode_index < 0 or round < 0:
+        raise WorldModelsError("--episodes must be at least 1, --episode-index and --round at "
+                               "least 0")
+    if track_seed is not None and episodes != 1:
+        raise WorldModelsError("--track-seed drives one track: leave --episodes at 1")
+    setup_tensorflow(seed, threads=1)  # one thread, as in `evaluate`'s workers
+    setup_gpu()
+    records = film(layout.at_round(round), trained_in, variant, params, config, seed,
+                   episode_index, episodes, track_seed, gif, progress)
+    written = [path for r in records for path in ([r["video"], r["gif"]] if gif else [r["video"]])]
+    done = _done("enjoy", started, f"enjoy: {episodes} episode(s) of the controller trained in "
+                                   f"the {trained_in}", written, records=records)
+    done.details = [f"track {r['seed']}: return {r['return']:.1f} in {r['length']} steps"
+                    for r in records]
+    return done
+
+
 def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: str = "zh",
          trained_in: str = "dream", params: str = "best", temperature: float | None = None,
          log=say) -> StageResult:
@@ -633,7 +678,7 @@ def _iterate_round(layout, config, seed, progress_data, workers, ray_address, pr
 
 def _rnn_round(layout: Layout, config: IterateConfig, progress: bool, log) -> dict:
     """M trained ``rnn_epochs`` more epochs, from its checkpoint, on the new series."""
-    from worldmodels.artifacts import start_manifest
+    from worldmodels.artifacts import stage_lock, start_manifest
     from worldmodels.store import require_series
 
     old = require_manifest(layout.rnn, "trained M", "train-rnn")
@@ -641,7 +686,7 @@ def _rnn_round(layout: Layout, config: IterateConfig, progress: bool, log) -> di
     rnn_config = RnnConfig(**dict(old["config"], epochs=int(old["config"]["epochs"])
                                   + config.rnn_epochs))
     started = time.time()
-    with require_series(layout.series) as series:
+    with stage_lock(layout.rnn, "iterate"), require_series(layout.series) as series:
         inputs = dict(old["inputs"], series=series_manifest["run_id"])
         manifest = start_manifest(layout.rnn, "train-rnn", to_dict(rnn_config), old["seed"],
                                   inputs)

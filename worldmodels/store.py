@@ -23,15 +23,19 @@ Series file ``DATA/NAME/series/series.h5`` (N episodes, padded to the longest T)
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from worldmodels.artifacts import writing
 from worldmodels.config import ACTION_SIZE, FRAME_SIZE
 from worldmodels.errors import WorldModelsError
 
 EPISODE_GLOB = "episode_*.h5"
+EPISODE_NAME = re.compile(r"episode_\d{5,}\.h5")
+SERIES_KEYS = ("mu", "logvar", "actions", "rewards", "terminations", "lengths")
 COMPRESSION = {"compression": "gzip", "compression_opts": 4}
 
 
@@ -46,47 +50,64 @@ def write_episode(path: Path, frames, actions, rewards, terminations, **attrs) -
     assert actions.shape == (T, ACTION_SIZE), f"actions {actions.shape}"
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with h5py.File(tmp, "w") as file:
-        file.create_dataset(
-            "frames", data=frames, chunks=(min(T + 1, 100), FRAME_SIZE, FRAME_SIZE, 3),
-            **COMPRESSION,
-        )
-        file.create_dataset("actions", data=np.asarray(actions, np.float32), **COMPRESSION)
-        file.create_dataset("rewards", data=np.asarray(rewards, np.float32), **COMPRESSION)
-        file.create_dataset(
-            "terminations", data=np.asarray(terminations, np.uint8), **COMPRESSION
-        )
-        for key, value in attrs.items():
-            file.attrs[key] = value
-    os.replace(tmp, path)
+    with writing(path, tmp):
+        with h5py.File(tmp, "w") as file:
+            file.create_dataset(
+                "frames", data=frames, chunks=(min(T + 1, 100), FRAME_SIZE, FRAME_SIZE, 3),
+                **COMPRESSION,
+            )
+            file.create_dataset("actions", data=np.asarray(actions, np.float32), **COMPRESSION)
+            file.create_dataset("rewards", data=np.asarray(rewards, np.float32), **COMPRESSION)
+            file.create_dataset(
+                "terminations", data=np.asarray(terminations, np.uint8), **COMPRESSION
+            )
+            for key, value in attrs.items():
+                file.attrs[key] = value
+        os.replace(tmp, path)
+
+
+CORRUPT_ADVICE = ("delete it and re-run `worldmodels collect` with the same options to collect "
+                  "it again, or add --skip-corrupt to leave it out")
+
+
+def corrupt_episode(path: Path, problem: str) -> WorldModelsError:
+    """The one-line error for a damaged episode file, with advice that works when followed."""
+    return WorldModelsError(f"episode file {path} is corrupt ({problem}): {CORRUPT_ADVICE}")
 
 
 def read_episode(path: Path) -> dict:
-    """All arrays and attributes of one episode file."""
-    try:
-        with h5py.File(path, "r") as file:
-            episode = {key: file[key][()] for key in file.keys()}
-            episode["attrs"] = dict(file.attrs)
-    except OSError as error:
-        raise WorldModelsError(f"cannot read episode file {path}: {error}") from None
-    frames = episode.get("frames")
-    if frames is None or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3):
-        shape = None if frames is None else frames.shape
-        raise WorldModelsError(
-            f"episode file {path} has frames of shape {shape}, not (T+1, 64, 64, 3)"
-        )
-    return episode
+    """All arrays and attributes of one episode file, checked against the schema."""
+    problem = check_episode(path)
+    if problem is None:
+        try:
+            with h5py.File(path, "r") as file:
+                episode = {key: file[key][()] for key in file.keys()}
+                episode["attrs"] = dict(file.attrs)
+            return episode
+        except (OSError, KeyError, ValueError, RuntimeError) as error:
+            problem = f"unreadable ({_first_line(error)})"
+    raise corrupt_episode(path, problem)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:80] if text else type(error).__name__
 
 
 def list_episodes(directory: Path) -> list[Path]:
-    """The whole episode files of a rollout directory, in index order."""
-    return sorted(Path(directory).glob(EPISODE_GLOB))
+    """The whole episode files of a rollout directory, in index order (files whose names only
+    look like episodes are not)."""
+    return sorted(path for path in Path(directory).glob(EPISODE_GLOB)
+                  if EPISODE_NAME.fullmatch(path.name))
 
 
 def episode_length(path: Path) -> int:
     """T of an episode file, read from its header."""
-    with h5py.File(path, "r") as file:
-        return int(file["actions"].shape[0])
+    try:
+        with h5py.File(path, "r") as file:
+            return int(file["actions"].shape[0])
+    except (OSError, KeyError, ValueError, RuntimeError) as error:
+        raise corrupt_episode(path, f"unreadable ({_first_line(error)})") from None
 
 
 def require_episodes(directory: Path) -> list[Path]:
@@ -106,12 +127,19 @@ def check_episode(path: Path) -> str | None:
             missing = {"frames", "actions", "rewards", "terminations"} - set(file.keys())
             if missing:
                 return f"missing {', '.join(sorted(missing))}"
-            frames, T = file["frames"].shape, file["actions"].shape[0]
+            frames, actions = file["frames"].shape, file["actions"].shape
+            T = actions[0] if actions else 0
             if frames != (T + 1, FRAME_SIZE, FRAME_SIZE, 3):
                 return f"frames of shape {frames}, expected {(T + 1, FRAME_SIZE, FRAME_SIZE, 3)}"
+            expected = {"actions": (T, ACTION_SIZE), "rewards": (T,), "terminations": (T,)}
+            for key, shape in expected.items():
+                if file[key].shape != shape:
+                    return f"{key} of shape {file[key].shape}, expected {shape}"
+            for key in expected:
+                file[key][()]
             file["frames"][-1]  # reads the last chunk: a truncated file fails here
-    except (OSError, KeyError, ValueError) as error:
-        return f"unreadable ({str(error).splitlines()[0][:80]})"
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
+        return f"unreadable ({_first_line(error)})"
     return None
 
 
@@ -126,10 +154,7 @@ def validate_episodes(paths: list[Path], skip_corrupt: bool, warn=print) -> list
         elif skip_corrupt:
             warn(f"skipping {path}: {problem}")
         else:
-            raise WorldModelsError(
-                f"episode file {path} is corrupt ({problem}): delete it and re-run "
-                "`worldmodels collect`, or add --skip-corrupt to leave it out"
-            )
+            raise corrupt_episode(path, problem)
     if not good:
         raise WorldModelsError("no readable episode files: run `worldmodels collect` first")
     return good
@@ -206,14 +231,55 @@ class SeriesWriter:
             os.replace(self.tmp, self.path)
 
 
-def require_series(path: Path) -> h5py.File:
-    """The open series file, or a one-line error naming the command that makes it."""
-    if not Path(path).exists():
+def require_series(path: Path, vae_run_id: str | None = None,
+                   z_size: int | None = None) -> h5py.File:
+    """The open series file, checked against the schema (and, when given, made by the V of
+    ``vae_run_id`` for z of ``z_size``), or a one-line error naming the command that makes it
+    again."""
+    path = Path(path)
+    if not path.exists():
         raise WorldModelsError(f"no series at {path}: run `worldmodels encode` first")
+    redo = "re-run `worldmodels encode --force`"
     try:
-        return h5py.File(path, "r")
+        series = h5py.File(path, "r")
     except OSError as error:
-        raise WorldModelsError(f"cannot read series file {path}: {error}") from None
+        raise WorldModelsError(f"cannot read series file {path} ({_first_line(error)}): "
+                               f"{redo}") from None
+    try:
+        problem = _series_problem(series, vae_run_id, z_size)
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
+        problem = f"unreadable ({_first_line(error)})"
+    if problem is not None:
+        series.close()
+        raise WorldModelsError(f"series file {path} {problem}: {redo}")
+    return series
+
+
+def _series_problem(series: h5py.File, vae_run_id, z_size) -> str | None:
+    missing = [key for key in SERIES_KEYS if key not in series]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    N, T1, Z = series["mu"].shape
+    expected = {"logvar": (N, T1, Z), "actions": (N, T1 - 1, ACTION_SIZE),
+                "rewards": (N, T1 - 1), "terminations": (N, T1 - 1), "lengths": (N,)}
+    for key, shape in expected.items():
+        if series[key].shape != shape:
+            return f"has {key} of shape {series[key].shape}, expected {shape}"
+    lengths = series["lengths"][()]
+    if N == 0 or lengths.min() < 1 or lengths.max() > T1 - 1:
+        return f"has episode lengths outside [1, {T1 - 1}]"
+    if int(series.attrs.get("z_size", -1)) != Z:
+        return f"says z of {series.attrs.get('z_size')} but holds z of {Z}"
+    if z_size is not None and Z != int(z_size):
+        return f"holds z of {Z}, not the {z_size} of V and M"
+    made_by = series.attrs.get("vae_run_id")
+    if isinstance(made_by, bytes):
+        made_by = made_by.decode()
+    if vae_run_id is not None and made_by != vae_run_id:
+        return f"was encoded by V {made_by}, not by the trained V {vae_run_id}"
+    for key in SERIES_KEYS[:-1]:
+        series[key][-1]  # reads the last chunk: a truncated file fails here
+    return None
 
 
 def read_windows(series: h5py.File, indices, starts, length: int) -> dict:

@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras import layers
 from tqdm import tqdm
 
-from worldmodels import checkpoint
+from worldmodels import checkpoint, tensorboard
 from worldmodels.artifacts import write_csv
 from worldmodels.config import FRAME_SIZE, VaeConfig
 from worldmodels.store import SeriesWriter, episode_length, read_episode, stream_frames
@@ -137,11 +137,17 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
               total_frames: int, progress: bool = True) -> list[dict]:
     """Train V for ``config.epochs`` epochs, resuming from the checkpoint in ``directory`` if
     there is one; writes metrics.csv and weights each epoch, a checkpoint every
-    ``config.checkpoint_every`` batches. Stops on a non-finite loss, keeping the last good
-    checkpoint."""
+    ``config.checkpoint_every`` batches, and TensorBoard events (each loss term per batch and
+    per epoch, real frames of the first episode over their reconstructions per epoch). Stops
+    on a non-finite loss, keeping the last good checkpoint."""
     optimizer = keras.optimizers.Adam(config.learning_rate)
     train_step = make_train_step(model, optimizer, config)
-    state = checkpoint.load(directory, model, optimizer) or checkpoint.new_progress()
+    state = checkpoint.load(directory, model, optimizer)
+    if state is None:
+        tensorboard.clear(directory)
+        state = checkpoint.new_progress()
+    board = tensorboard.Board(directory)
+    shown = shown_frames(paths)
     history = state["history"]
     batches = -(-total_frames // config.batch_size)
     for epoch in range(state["epoch"], config.epochs):
@@ -153,6 +159,7 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
         for step, frames in enumerate(bar, start=skip + 1):
             losses = {key: float(value) for key, value in train_step(frames).items()}
             checkpoint.check_finite(losses, epoch + 1, step, directory)
+            board.scalars(losses, epoch * batches + step, prefix="V/")
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
             count += 1
@@ -163,15 +170,34 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
                 checkpoint.save(directory, model, optimizer, progress_state)
         history.append({"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}})
         write_csv(directory / "metrics.csv", history)
-        model.save_weights(directory / "vae.weights.h5")
+        board.scalars({k: v for k, v in history[-1].items() if k != "epoch"}, epoch + 1,
+                      prefix="V-epoch/")
+        board.image("V/reconstructions", reconstruction_strip(model, shown), epoch + 1)
+        board.flush()
+        checkpoint.save_weights(model, directory / "vae.weights.h5")
         finished = dict(checkpoint.new_progress(), epoch=epoch + 1, history=history)
         checkpoint.save(directory, model, optimizer, finished)
+    board.close()
     return history
+
+
+def shown_frames(paths, count: int = 8) -> np.ndarray:
+    """``count`` frames spread over the first episode: the frames V's TensorBoard images
+    show every epoch."""
+    frames = read_episode(paths[0])["frames"]
+    return frames[:: max(1, len(frames) // count)][:count]
+
+
+def reconstruction_strip(model: ConvVAE, frames: np.ndarray) -> np.ndarray:
+    """Frames (uint8) side by side over their reconstructions (decoded from mu), in [0, 1]."""
+    mu, _ = model.encode(to_unit(frames))
+    rows = (frames / 255.0, model.decode(mu).numpy())
+    return np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
 
 
 def load_vae(directory: Path, z_size: int) -> ConvVAE:
     model = ConvVAE(z_size)
-    model.load_weights(Path(directory) / "vae.weights.h5")
+    checkpoint.load_weights(model, Path(directory) / "vae.weights.h5", "train-vae")
     return model
 
 

@@ -8,70 +8,127 @@ the worker serves tasks with the same ``shared.key``; with no ``shared``, ``stat
 
 A worker that dies takes only its task with it: the task is given to a fresh worker (locally)
 or retried by Ray. ``max_crashes`` crashes in a row, with no task finished in between, end the
-run with ``WorkerCrashes``; the results already yielded are the caller's to keep."""
+run with ``WorkerCrashes``; the results already yielded are the caller's to keep.
+
+No worker outlives its command: a stop signal (SIGTERM, SIGINT, SIGHUP) to the command kills
+its workers at once and raises ``worldmodels.tasks.Stopped``, and a worker whose command died
+(even by SIGKILL) exits by itself within ``PARENT_POLL_S``. Workers run on the CPU and keep
+TensorFlow's start-up lines out of the terminal (``worldmodels.tasks.worker_environment``)."""
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
+import re
+import signal
+import sys
+import tempfile
+import threading
+import time
 import traceback
 from collections import deque
+from contextlib import contextmanager
 from multiprocessing.connection import wait
 
 from worldmodels.errors import WorldModelsError
+from worldmodels.tasks import (
+    StopOnSignals,
+    TaskFailed,
+    WorkerCrashes,
+    run_task,
+    worker_environment,
+)
+
+PARENT_POLL_S = 0.5  # how often a worker checks that the command that started it is alive
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+# TensorFlow's start-up lines: its C++ writes them to file descriptor 2 while it loads, before
+# TF_CPP_MIN_LOG_LEVEL can filter them (absl logging is not initialised yet).
+_STARTUP_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] |E\d{4} .*failed call to cuInit")
 
 
-class WorkerCrashes(WorldModelsError):
-    """Workers crashed ``crashes`` times in a row."""
-
-    def __init__(self, crashes: int):
-        super().__init__(f"workers crashed {crashes} times in a row")
-        self.crashes = crashes
-
-
-class TaskFailed(WorldModelsError):
-    """A task raised an exception in its worker (not a crash: re-running would fail again)."""
-
-
-def run_task(cache: dict, fn, shared, args, shared_key=None):
-    """Run one task in a worker, building ``shared``'s state when the worker lacks it; the
-    cache holds one state at a time (a new run's models replace the old). ``shared`` may be
-    left out (None) when the worker already holds the state of ``shared_key``."""
-    if shared is not None:
-        shared_key = shared.key
-    state = None
-    if shared_key is not None:
-        if shared_key not in cache:
-            cache.clear()
-            cache[shared_key] = shared.build()
-        state = cache[shared_key]
-    return fn(state, args)
-
-
-def _serve(connection) -> None:
+def _serve(connection, parent: int) -> None:
     """A local worker: answer each (key, fn, shared key, shared or None, args) with (key, ok,
-    result)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before a task imports TensorFlow
+    result). It runs on the CPU, leaves Ctrl-C to the command (which ends its workers), and
+    exits by itself when the command dies (even by SIGKILL)."""
+    os.environ.update(worker_environment())  # before a task imports TensorFlow
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with(parent)
+    quiet = os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("0", "1")
     cache: dict = {}
     while True:
-        message = connection.recv()
-        if message is None:
-            break
-        key, fn, shared_key, shared, args = message
-        try:
-            reply = (key, True, run_task(cache, fn, shared, args, shared_key))
-        except WorldModelsError as error:
-            reply = (key, False, str(error))
-        except Exception:  # noqa: BLE001 - shown to the user with its traceback
-            reply = (key, False, traceback.format_exc())
+        # A task's module imports TensorFlow when the task is unpickled (recv) or run.
+        with _startup_quiet(quiet and "tensorflow" not in sys.modules):
+            message = connection.recv()
+            if message is None:
+                break
+            key, fn, shared_key, shared, args = message
+            try:
+                reply = (key, True, run_task(cache, fn, shared, args, shared_key))
+            except WorldModelsError as error:
+                reply = (key, False, str(error))
+            except Exception:  # noqa: BLE001 - shown to the user with its traceback
+                reply = (key, False, traceback.format_exc())
         connection.send(reply)
     connection.close()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when its parent (the command) is gone, so a command killed with SIGKILL
+    leaves no worker running its task for nobody. On Linux the kernel kills it at once
+    (prctl(PR_SET_PDEATHSIG), which fires when the parent *thread* that started the worker
+    ends: backends start workers from the thread that runs them, the command's main thread);
+    elsewhere, a thread notices that it was adopted (its parent pid changed) within
+    ``PARENT_POLL_S``, as soon as the task lets it run."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass  # no prctl: the thread below still watches
+    if os.getppid() != parent:  # the command died before the line above
+        os._exit(1)
+    threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+@contextmanager
+def _startup_quiet(active: bool):
+    """With ``active``, file descriptor 2 goes to a temporary file, and afterwards what it
+    caught is written to stderr without TensorFlow's start-up lines."""
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not _STARTUP_NOISE.match(line))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
 
 
 class LocalBackend:
     """``workers`` processes on this machine (spawned, so each has its own TensorFlow), kept
     alive across runs: a stage that runs many batches of episodes (CMA-ES in the real env)
-    builds its models in each worker once."""
+    builds its models in each worker once. From its first worker until ``close``, a stop
+    signal kills every worker at once and raises ``Stopped`` (see ``worldmodels.tasks``)."""
 
     name = "local"
 
@@ -83,10 +140,13 @@ class LocalBackend:
         self._connections: list = [None] * workers
         self._processes: list = [None] * workers
         self._holds: list = [None] * workers  # the shared key each worker has built
+        self._guard = None  # the stop-signal handlers, while workers run
 
     def _start(self, worker: int) -> None:
+        if self._guard is None:
+            self._guard = StopOnSignals(self._kill_all)
         parent, child = self._context.Pipe()
-        process = self._context.Process(target=_serve, args=(child,), daemon=True)
+        process = self._context.Process(target=_serve, args=(child, os.getpid()), daemon=True)
         process.start()
         child.close()
         self._connections[worker], self._processes[worker] = parent, process
@@ -99,6 +159,19 @@ class LocalBackend:
         process.join(timeout=5)
         self._connections[worker].close()
         self._start(worker)
+
+    def _end(self, worker: int) -> None:
+        """Kill a worker whose answer will never be read; the next run starts a fresh one."""
+        process = self._processes[worker]
+        process.kill()
+        process.join(timeout=5)
+        self._connections[worker].close()
+        self._connections[worker] = self._processes[worker] = self._holds[worker] = None
+
+    def _kill_all(self) -> None:
+        for process in self._processes:
+            if process is not None:
+                process.kill()
 
     @property
     def pids(self) -> list[int]:
@@ -150,22 +223,35 @@ class LocalBackend:
                     crashes = 0
                     yield key, result
         finally:
-            for worker in busy:  # a run left early: its workers' answers are never read
-                self._restart(worker)
+            for worker in busy:  # a run left early (or stopped): answers never read
+                self._end(worker)
 
     def close(self) -> None:
-        for connection in self._connections:
-            if connection is not None:
-                try:
-                    connection.send(None)
-                except OSError:
-                    pass
-        for process in self._processes:
-            if process is not None:
-                process.join(timeout=5)
-                if process.is_alive():
-                    process.terminate()
-        self._processes = [None] * self.workers
+        """Let the workers finish and exit (those still alive after 5 s are terminated), and
+        put back the signal handlers found when the first worker started."""
+        try:
+            for connection in self._connections:
+                if connection is not None:
+                    try:
+                        connection.send(None)
+                    except OSError:
+                        pass  # a worker already ended
+            for process in self._processes:
+                if process is not None:
+                    process.join(timeout=5)
+                    if process.is_alive():
+                        process.terminate()
+                        process.join(timeout=5)
+            for connection in self._connections:
+                if connection is not None:
+                    connection.close()
+        finally:
+            self._processes = [None] * self.workers
+            self._connections = [None] * self.workers
+            self._holds = [None] * self.workers
+            if self._guard is not None:
+                self._guard.restore()
+                self._guard = None
 
     def __enter__(self):
         return self
