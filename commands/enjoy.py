@@ -20,8 +20,8 @@ from .options import (
 @params_option
 @click.option("--episode-index", type=click.IntRange(min=0), default=0, show_default=True,
               help="The first of `evaluate`'s tracks (as it numbers them) to drive.")
-@click.option("--episodes", "episode_count", type=click.IntRange(min=1, max=1000), default=1, show_default=True,
-              help="Tracks to drive, from --episode-index on.")
+@click.option("--episodes", "episode_count", type=click.IntRange(min=1, max=1000), default=1,
+              show_default=True, help="Tracks to drive, from --episode-index on.")
 @click.option("--track-seed", type=click.IntRange(min=0),
               help="Drive the track of this env seed instead of `evaluate`'s.")
 @click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
