@@ -105,8 +105,8 @@ class RayBackend:
         # Tasks in flight: two per worker keep Ray's queue fed where its CPUs cap how many run
         # at once; where the cluster has more CPUs than workers, the cap is ours.
         self._in_flight = self.workers if cpus > self.workers else 2 * self.workers
-        self._remote = ray.remote(_execute).options(
-            runtime_env={"env_vars": worker_environment()})
+        # Options are given once, in run: a function with options set takes no more options.
+        self._remote = ray.remote(_execute)
         # Stop signals raise Stopped; run's cleanup and close cancel the tasks (not here: a
         # handler can run inside a Ray call, which must not be re-entered).
         self._guard = StopOnSignals(lambda: None, previous=handlers)
@@ -141,7 +141,8 @@ class RayBackend:
         ``max_crashes + 1`` times ends the run with ``WorkerCrashes``."""
         ray = self._ray
         remote = self._remote.options(num_cpus=1, max_retries=max_crashes,
-                                      retry_exceptions=False)
+                                      retry_exceptions=False,
+                                      runtime_env={"env_vars": worker_environment()})
         shared_ref = self._put(shared)
         pending = iter(tasks.items())
         running: dict = {}  # ObjectRef -> key
