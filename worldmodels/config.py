@@ -259,7 +259,7 @@ def _small() -> Preset:
         controller=ControllerConfig(population=32, trials=8, generations=100, max_steps=1000,
                                     real_every=25, real_episodes=2, burn_in=20, dropout=0.1,
                                     action_noise=0.1),
-        evaluate=EvaluateConfig(episodes=100),
+        evaluate=EvaluateConfig(episodes=100, noise=0.1),  # the policy scored in the dream
         compare=CompareConfig(episodes=20),
         fidelity=FidelityConfig(episodes=8, dream_episodes=100),
         iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),

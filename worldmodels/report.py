@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from worldmodels.artifacts import Layout, read_json
+from worldmodels.config import get_preset
 from worldmodels.controller import HIDDEN_UNITS
 
 PAPER = "Ha & Schmidhuber, World Models (2018)"
@@ -75,7 +76,9 @@ class Report:
     def evaluation(self, evaluated_in: str, where: str, variant: str) -> tuple[dict | None, str]:
         """An evaluate JSON of the best parameters and, if it is missing or older than the
         controller's best.npy, the text to show instead."""
-        path = self.layout.evaluation(evaluated_in, where, variant, "best")
+        # The preset's evaluation: with the action noise C was scored with in the dream, if any.
+        noise = get_preset(self.preset).evaluate.noise if evaluated_in == "real" else 0.0
+        path = self.layout.evaluation(evaluated_in, where, variant, "best", noise)
         options = ["--controller", where] + (["--variant", variant] if variant != "zh" else [])
         if evaluated_in == "dream":
             options = ["--where", "dream", *options]

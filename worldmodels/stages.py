@@ -420,6 +420,10 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     if round and not layout.runs.is_dir():
         raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
     directory, controller = _trained(layout, trained_in, variant)
+    trained_noise = float(controller["config"].get("action_noise", 0.0))
+    if where == "real" and config.noise != trained_noise:
+        log(f"evaluate: C was scored in the {trained_in} with action noise {trained_noise:g}; "
+            f"this evaluation drives it with {config.noise:g}")
     path = layout.evaluation(where, trained_in, variant, params, config.noise)
     partial = path.with_name(path.stem + ".partial.json")
     ensure_writable(layout.evaluations)
