@@ -205,7 +205,7 @@ def summarise(result: dict) -> dict:
 
 
 def plot_fidelity(result: dict, path: Path) -> Path:
-    """Four panels: predicted vs real return per real episode, M's error k steps ahead, and
+    """Three panels: predicted vs real return per real episode, M's error k steps ahead, and
     the dream's returns beside the real ones."""
     from worldmodels.figures import _pyplot, _save
 
