@@ -707,7 +707,8 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
              variants=("zh",), redo: bool = False, progress: bool = True,
              log=say) -> StageResult:
     """collect, train-vae, encode, train-rnn, train-controller (dream), iterate (when the
-    preset has rounds) and evaluate (real) for each of ``variants``, then REPORT.md. Stages
+    preset has rounds) and evaluate (real) for each of ``variants``, fidelity of the zh
+    controller, then REPORT.md. Stages
     whose outputs are complete are skipped (``redo``: each is forced)."""
     started = time.time()
     check_seed(seed)
@@ -721,6 +722,8 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
         "iterate": lambda v: iterate(layout, preset.iterate, seed, None, None, progress, log),
         "evaluate": lambda v: evaluate(layout, preset.evaluate, seed, variant=v, force=redo,
                                        progress=progress, log=log),
+        "fidelity": lambda v: fidelity(layout, preset.fidelity, seed, v, force=redo,
+                                       progress=progress, log=log),
     }
     timings_path = layout.experiment / "pipeline.json"
     timings = read_json(timings_path) if timings_path.exists() else {}
@@ -730,6 +733,8 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
     if "zh" in variants and preset.iterate.rounds > 0:
         steps += [("train-controller", "zh"), ("iterate", "zh")]
     steps += [(stage, variant) for variant in variants for stage in PER_VARIANT]
+    if "zh" in variants:  # how far the final dream is from reality, for the report
+        steps.append(("fidelity", "zh"))
     for stage, variant in steps:
         label = stage if variant == "zh" else f"{stage}-{variant}"
         log(f"== {label}")
