@@ -59,12 +59,18 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="worldmodels")
-def main():
+@click.pass_context
+def main(context):
     """World Models (Ha & Schmidhuber, 2018) on CarRacing-v3, in stages that talk through files.
 
     Typical run: collect -> train-vae -> encode -> train-rnn -> train-controller -> evaluate,
     or all of them with `worldmodels pipeline --preset small`.
     """
+    from worldmodels.tasks import StopOnSignals
+
+    # SIGTERM, SIGINT and SIGHUP end every command with one line, workers or not (backends
+    # started by the command add their own handlers, which end their workers first).
+    context.call_on_close(StopOnSignals(lambda: None).restore)
 
 
 if __name__ == "__main__":

@@ -165,6 +165,10 @@ def friendly_errors(function):
     return wrapper
 
 
+# Stages whose command process never runs a model (their workers start TensorFlow quietly).
+NO_TENSORFLOW = ("collect", "report", "bench")
+
+
 def stage_command(name: str, section: str | None = None, skip=(), names=None):
     """A click command with the common options and those of the preset's ``section``; the
     function is called with a ``Run`` and its own options."""
@@ -172,7 +176,12 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
     def decorate(function):
         @functools.wraps(function)
         def command(**options):
-            return function(_run(options, section), **options)
+            run = _run(options, section)
+            if name not in NO_TENSORFLOW:
+                from worldmodels.device import start_tensorflow
+
+                start_tensorflow()  # before any stage code: its start-up lines kept quiet
+            return function(run, **options)
 
         command = friendly_errors(command)
         if section:

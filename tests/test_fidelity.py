@@ -66,6 +66,10 @@ def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
     before = path.stat().st_mtime_ns
     assert "complete" in invoke("fidelity", *args).output
     assert path.stat().st_mtime_ns == before
+    # Another measurement of the same controller is not written over it unasked.
+    other = invoke("fidelity", *args, "--dream-episodes", 3, expect_ok=False)
+    assert other.exit_code != 0 and "add --force" in other.output
+    assert path.stat().st_mtime_ns == before
 
 
 def test_compare_sweeps_the_dream_dropout_at_the_trained_temperature(smoke_run, tmp_path):

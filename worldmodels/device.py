@@ -11,6 +11,23 @@ import os
 import sys
 
 
+def start_tensorflow() -> None:
+    """Import TensorFlow in this process (once) and set up any GPU (``setup_gpu``), its
+    start-up lines (oneDNN, cuInit, CPU features), which it prints whatever the log level,
+    kept out of the terminal; anything else it prints is let through."""
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from worldmodels.workers import quiet_startup
+
+    with quiet_startup(True):
+        import tensorflow  # noqa: F401
+
+        setup_gpu()
+
+
 def setup_gpu() -> list[str]:
     """Enable memory growth on every visible GPU; returns their names (none on a CPU)."""
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # also for devices set up later

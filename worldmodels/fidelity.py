@@ -27,6 +27,7 @@ from worldmodels.artifacts import VERSION, code_commit
 from worldmodels.collect import episode_seeds
 from worldmodels.config import FidelityConfig
 from worldmodels.dream import pay_as_track
+from worldmodels.errors import WorldModelsError
 from worldmodels.scoring import FIDELITY_STAGE_KEY
 
 IMPOSSIBLE_RETURN = 930.0  # above this no CarRacing-v3 episode can return (1,000 - 0.1 a step)
@@ -244,7 +245,8 @@ def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "
                  ray_address: str | None = None) -> tuple[Path, dict, bool]:
     """The fidelity stage for the controller trained in the dream: writes
     RUNS/fidelity/dream[-VARIANT]-PARAMS.json and .png. Returns (json path, result, ran):
-    ``ran`` is False when the same measurement of the same controller is already there."""
+    ``ran`` is False when the same measurement of the same controller is already there; one of
+    the same controller with other options is replaced only with ``force``."""
     from worldmodels.artifacts import (
         ensure_writable,
         read_json,
@@ -265,6 +267,9 @@ def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "
         old = read_json(path)
         if {k: old.get(k) for k in key} == key:
             return path, old, False
+        if old.get("controller_run_id") == key["controller_run_id"]:
+            raise WorldModelsError(f"{path} holds a measurement of this controller made with "
+                                   "other options or another seed: add --force to replace it")
     ensure_writable(path.parent)
     world, spec, flat = load_trained(layout, controller, directory, params_name, variant,
                                      need_vae=True, dreams=True)

@@ -49,6 +49,9 @@ def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> dict:
     ``starts``: mu and logvar of the first burn_in + 1 steps and the first burn_in actions of
     every episode longer than that (dreams that start after a burn-in)."""
     vae_manifest, rnn_manifest = check_world(layout)
+    from worldmodels.device import start_tensorflow
+
+    start_tensorflow()
     from worldmodels.rnn import load_rnn
     from worldmodels.store import require_series
     from worldmodels.vae import load_vae

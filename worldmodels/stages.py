@@ -125,11 +125,15 @@ def _begin(directory, stage, config: dict, seed, inputs, force, log):
 
 
 def setup_tensorflow(seed: int, threads: int | None = None) -> None:
-    """Quiet TensorFlow's start-up logs and seed Python, NumPy and TensorFlow. ``threads``
+    """Quiet TensorFlow's start-up logs, let it grow its memory on a GPU (if any), and seed
+    Python, NumPy and TensorFlow. ``threads``
     limits TensorFlow's thread pools of this process: `train-controller --where real` uses 1,
     because its work runs in worker processes (each with TensorFlow on one thread, see
     ``worldmodels.agent``) and idle pool threads here would only take CPU from them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from worldmodels.device import start_tensorflow
+
+    start_tensorflow()
     import keras
 
     if threads:

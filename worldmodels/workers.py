@@ -61,7 +61,7 @@ def _serve(connection, parent: int) -> None:
     cache: dict = {}
     while True:
         # A task's module imports TensorFlow when the task is unpickled (recv) or run.
-        with _startup_quiet(quiet and "tensorflow" not in sys.modules):
+        with quiet_startup(quiet and "tensorflow" not in sys.modules):
             message = connection.recv()
             if message is None:
                 break
@@ -100,7 +100,7 @@ def _watch(parent: int) -> None:
 
 
 @contextmanager
-def _startup_quiet(active: bool):
+def quiet_startup(active: bool):
     """With ``active``, file descriptor 2 goes to a temporary file, and afterwards what it
     caught is written to stderr without TensorFlow's start-up lines."""
     if not active:
