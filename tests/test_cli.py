@@ -94,12 +94,13 @@ def test_pipeline_iterates_then_skips_what_is_complete(smoke_run, tmp_path):
     output = invoke("pipeline", *args).output
     # collect, train-vae, encode, train-rnn and train-controller (listed twice: before iterate,
     # and with the variants) are complete; the smoke preset has one round of iterative
-    # training, which runs, and then the new controller is evaluated again.
+    # training, which runs, and then the new controller is evaluated (and its dream measured)
+    # again.
     assert "== round 1/1: controller" in output
     assert output.count("complete, skipped") == 6
     assert "== evaluate: complete" not in output
     output = invoke("pipeline", *args).output
-    assert output.count("complete, skipped") == 8
+    assert output.count("complete, skipped") == 9  # every stage, fidelity included
     assert "pipeline (smoke): done" in output.splitlines()[-1]
 
 

@@ -154,7 +154,7 @@ def test_workers_of_a_command_killed_with_sigkill_exit_by_themselves(smoke_run, 
     def args(name):
         return ["train-controller", "--preset", "smoke", "--name", "smoke", "--data-dir",
                 root / "data", "--results-dir", tmp_path / name, "--where", "real",
-                "--generations", 3, "--max-steps", 30, "--workers", 2]
+                "--generations", 2, "--max-steps", 30, "--workers", 2]
 
     history = tmp_path / "b" / "smoke" / "controller-real" / "history.csv"
     process = _start(*args("b"))
@@ -164,7 +164,7 @@ def test_workers_of_a_command_killed_with_sigkill_exit_by_themselves(smoke_run, 
     os.kill(process.pid, signal.SIGKILL)  # the command alone: nobody ends its workers
     process.wait()
     _wait_gone(everything, timeout=5.0)
-    assert len(history.read_text().splitlines()) - 1 < 3
+    assert len(history.read_text().splitlines()) - 1 < 2  # killed before the last generation
 
     assert "resuming" in invoke(*args("b")).output
     invoke(*args("a"))  # uninterrupted
