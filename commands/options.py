@@ -177,6 +177,11 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
         @functools.wraps(function)
         def command(**options):
             run = _run(options, section)
+            from worldmodels.stages import preset_note
+
+            note = preset_note(run.layout, run.preset_name)
+            if note:
+                click.echo(note)
             if name not in NO_TENSORFLOW:
                 from worldmodels.device import start_tensorflow
 

@@ -85,3 +85,14 @@ def test_policy_choices_are_the_policies():
     from worldmodels.config import CHOICES
 
     assert set(CHOICES["policy"]) == set(POLICIES)
+
+
+def test_a_command_with_another_preset_than_the_experiments_says_so(smoke_run):
+    root, _ = smoke_run
+    args = [a if a != "smoke" else "small" for a in common(root)[:2]] + common(root)[2:]
+    assert args[:2] == ["--preset", "small"]
+    output = invoke("train-vae", *args).output  # complete (with the smoke settings): no work
+    layout_rollouts = root / "data" / "smoke" / "rollouts"
+    assert (f"note: {layout_rollouts} was made with the smoke preset's settings; this command "
+            "uses --preset small") in output
+    assert "note:" not in invoke("train-vae", *common(root)).output

@@ -124,6 +124,30 @@ def _begin(directory, stage, config: dict, seed, inputs, force, log):
     return manifest
 
 
+def preset_note(layout: Layout, preset_name: str) -> str | None:
+    """A line for a command run with ``preset_name`` on an experiment whose rollouts, V or M
+    were made with another preset's settings (mixing presets is allowed, but rarely meant);
+    None when they match this preset, or no single preset."""
+    from worldmodels.artifacts import _comparable
+    from worldmodels.config import PRESET_NAMES, get_preset, to_dict
+
+    for directory, section in ((layout.rollouts, "collect"), (layout.vae, "vae"),
+                               (layout.rnn, "rnn")):
+        path = Path(directory) / "manifest.json"
+        if not path.exists():
+            continue
+        try:
+            made = _comparable(read_json(path).get("config"))
+        except (WorldModelsError, AttributeError, TypeError, ValueError):
+            return None  # a damaged manifest: the stage that reads it says so
+        matching = [name for name in PRESET_NAMES
+                    if _comparable(to_dict(getattr(get_preset(name), section))) == made]
+        if matching and preset_name not in matching:
+            return (f"note: {directory} was made with the {matching[0]} preset's settings; "
+                    f"this command uses --preset {preset_name}")
+    return None
+
+
 def setup_tensorflow(seed: int, threads: int | None = None) -> None:
     """Quiet TensorFlow's start-up logs, let it grow its memory on a GPU (if any), and seed
     Python, NumPy and TensorFlow. ``threads``
