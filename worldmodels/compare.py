@@ -66,9 +66,7 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
         partial = read_json(partial_path)
         log(f"compare: continuing from {partial_path}")
 
-    scorer = DreamScorer(world, config.temperatures[0], config.max_steps, seed, spec,
-                         world["dropout"], world["action_noise"], world["pay_as_track"],
-                         world["dropout_mask"])
+    scorer = DreamScorer.as_trained(world, config.temperatures[0], config.max_steps, seed, spec)
     for temperature in config.temperatures:
         label = f"{temperature:g}"
         if label not in partial["dream"]:

@@ -109,8 +109,10 @@ def write_videos(vae, recorded: dict, config: EvaluateConfig, track_seed: int,
     tmp = directory / f".{stem}.tmp{os.getpid()}.mp4"
     small = []
     total = 0.0
-    with imageio.get_writer(tmp, fps=FPS, codec="libx264", quality=7,
-                            macro_block_size=16) as writer:
+    # Constant quality 30: flat road and grass compress well; a 1,000-step episode is about
+    # 0.5 MB instead of 2.5 MB at imageio's quality 7, the bars and text still sharp.
+    with imageio.get_writer(tmp, fps=FPS, codec="libx264", quality=None,
+                            ffmpeg_params=["-crf", "30"], macro_block_size=16) as writer:
         views = replay(config, track_seed, actions)
         for t, (view, reward) in enumerate(tqdm(views, total=len(actions) + 1, desc="video",
                                                 disable=not progress)):

@@ -37,9 +37,7 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
               "controller_run_id": controller_manifest.get("run_id"), "version": VERSION,
               "code": code_commit(), "seeds": seeds}
     if where == "dream":
-        scorer = DreamScorer(world, config.temperature, config.max_steps, seed, spec,
-                             world["dropout"], world["action_noise"], world["pay_as_track"],
-                             world["dropout_mask"])
+        scorer = DreamScorer.as_trained(world, config.temperature, config.max_steps, seed, spec)
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
         result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed],

@@ -170,8 +170,7 @@ def _mixture_mean(predictions) -> np.ndarray:
 def _dreams(world, spec, params, config, seed, temperature):
     from worldmodels.scoring import DreamScorer
 
-    scorer = DreamScorer(world, temperature, config.max_steps, seed, spec, world["dropout"],
-                         world["action_noise"], world["pay_as_track"], world["dropout_mask"])
+    scorer = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec)
     flat = np.repeat(params[None], config.dream_episodes, axis=0).astype(np.float32)
     return scorer.run(flat, call_seed=FIDELITY_STAGE_KEY)
 
@@ -248,6 +247,7 @@ def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "
     ``ran`` is False when the same measurement of the same controller is already there; one of
     the same controller with other options is replaced only with ``force``."""
     from worldmodels.artifacts import (
+        _normalise,
         ensure_writable,
         read_json,
         require_manifest,
@@ -261,7 +261,7 @@ def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "
     controller = require_manifest(directory, "controller trained in the dream",
                                   f"train-controller --variant {variant}")
     path = layout.runs / "fidelity" / f"dream{variant_suffix(variant)}-{params_name}.json"
-    key = {"config": _plain(to_dict(config)), "seed": seed,
+    key = {"config": _normalise(to_dict(config)), "seed": seed,
            "controller_run_id": controller.get("run_id")}
     if path.exists() and not force:
         old = read_json(path)
@@ -280,9 +280,3 @@ def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "
     plot_fidelity(result, path.with_suffix(".png"))
     write_json(path, result)
     return path, result, True
-
-
-def _plain(config: dict) -> dict:
-    import json
-
-    return json.loads(json.dumps(config))
