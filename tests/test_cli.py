@@ -89,21 +89,6 @@ def test_real_controller_training_and_pipeline_skip(smoke_run):
     assert (root / "results/smoke/controller-real/best.npy").exists()
 
 
-def test_pipeline_iterates_then_skips_what_is_complete(smoke_run, tmp_path):
-    args = copy_smoke(smoke_run, tmp_path, ("data", "results"))
-    output = invoke("pipeline", *args).output
-    # collect, train-vae, encode, train-rnn and train-controller (listed twice: before iterate,
-    # and with the variants) are complete; the smoke preset has one round of iterative
-    # training, which runs, and then the new controller is evaluated (and its dream measured)
-    # again.
-    assert "== round 1/1: controller" in output
-    assert output.count("complete, skipped") == 6
-    assert "== evaluate: complete" not in output
-    output = invoke("pipeline", *args).output
-    assert output.count("complete, skipped") == 9  # every stage, fidelity included
-    assert "pipeline (smoke): done" in output.splitlines()[-1]
-
-
 def test_controller_variants_train_and_evaluate_in_their_own_folders(smoke_run):
     root, _ = smoke_run
     layout = Layout(root / "data", root / "results", "smoke")
