@@ -4,9 +4,33 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import pytest
 
 from tests.conftest import copy_smoke, invoke
 from worldmodels.artifacts import read_json
+
+
+def _predicted_return(results, episodes, vae_dir) -> float:
+    """The mean return M of ``results`` predicts along ``episodes`` (HDF5 files), their
+    frames encoded afresh by V (its mean z) and their recorded actions."""
+    import tensorflow as tf
+
+    from worldmodels.rnn import load_rnn
+    from worldmodels.vae import load_vae, to_unit
+
+    manifest = read_json(results / "rnn" / "manifest.json")
+    z_size = int(manifest["inputs"]["z_size"])
+    rnn = load_rnn(results / "rnn", z_size, manifest["config"])
+    vae = load_vae(vae_dir, z_size)
+    totals = []
+    for path in episodes:
+        with h5py.File(path) as file:
+            frames, actions = file["frames"][()], file["actions"][()]
+        z = vae.encode(to_unit(frames))[0].numpy()
+        inputs = np.concatenate([z[:-1], actions], -1)[None].astype(np.float32)
+        predictions, _ = rnn(tf.constant(inputs))
+        totals.append(float(predictions["reward"].numpy().sum()))
+    return float(np.mean(totals))
 
 
 def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, tmp_path):
@@ -37,6 +61,12 @@ def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, 
     assert controller["inputs"]["rnn"] == rnn["run_id"]
     rounds = read_json(results / "iterate" / "rounds.json")
     assert [row["round"] for row in rounds["rounds"]] == [1] and rounds["current"] is None
+    # M before the round, read along the two new episodes: its predicted return, recomputed
+    # here from the old M and the episodes' files (V's mean z, real actions)
+    assert "M before the round predicted" in output
+    assert rounds["rounds"][0]["m_predicted_return"] == pytest.approx(
+        _predicted_return(smoke_run[0] / "results" / "smoke", episodes[-2:],
+                          results / "vae"), abs=0.06)
     invoke("evaluate", *args, "--force")  # the iterated controller fits the new M
     invoke("report", *args)
     assert "| 1 | " in (results / "REPORT.md").read_text().split("## Iterative training")[1]

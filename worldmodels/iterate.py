@@ -117,6 +117,32 @@ def _collect_round(layout, config, seed, progress_data, round_number, workers, r
     return result
 
 
+def m_along_new_episodes(layout: Layout, count: int) -> float:
+    """The return M (as it was before this round trains it) predicts along the ``count``
+    episodes just collected, read with their real z (V's mean) and actions: `fidelity`'s
+    "predicted along the real path", for free, beside the return the env paid (the round's
+    ``collect_return``). Where M overpays the current controller's own driving, the gap
+    says by how much; the round's training should close it."""
+    import numpy as np
+    import tensorflow as tf
+
+    from worldmodels.rnn import load_rnn
+    from worldmodels.store import read_windows, require_series
+
+    rnn_manifest = require_manifest(layout.rnn, "trained M", "train-rnn")
+    z_size = int(rnn_manifest["inputs"]["z_size"])
+    rnn = load_rnn(layout.rnn, z_size, rnn_manifest["config"])
+    with require_series(layout.series) as series:
+        total = len(series["lengths"])
+        indices = list(range(total - count, total))
+        length = int(max(series["lengths"][i] for i in indices))
+        window = read_windows(series, indices, [0] * count, length)
+    inputs = np.concatenate([window["mu"][:, :-1], window["actions"]], axis=-1)
+    predictions, _ = rnn(tf.constant(inputs, tf.float32))
+    predicted = (predictions["reward"].numpy() * window["mask"]).sum(axis=1)
+    return float(predicted.mean())
+
+
 def world_env(layout: Layout) -> str:
     return read_json(layout.rollouts / "manifest.json")["config"]["env_id"]
 

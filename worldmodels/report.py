@@ -249,9 +249,10 @@ class Report:
                  "mean real return is in the table: a real score of that controller, with "
                  f"noise), then M {settings['rnn_epochs']} epochs further on all data and C "
                  f"{settings['generations']} generations further in the new dream.", "",
-                 "| round | collected with C + noise: mean return | M loss | dream best | "
+                 "| round | collected with C + noise: mean return | M before the round: "
+                 "return it predicted along them | M loss | dream best | "
                  "real check: best, mean | `evaluate --round N` (real, best C) | wall time |",
-                 "|---|---|---|---|---|---|---|"]
+                 "|---|---|---|---|---|---|---|---|"]
         for row in progress["rounds"]:
             check = (f"{row['real_best']:.1f}, {row['real_mean']:.1f}"
                      if row.get("real_best") is not None else "—")
@@ -259,8 +260,11 @@ class Report:
             scores = _load(kept.evaluation("real", "dream", "zh", "best"))
             evaluated = (f"{scores['mean']:.1f} ± {scores['std']:.1f} ({scores['episodes']})"
                          if scores else "not run")
+            predicted = row.get("m_predicted_return")
             lines.append(f"| {row['round']} | {row['collect_return']:.1f} "
-                         f"({row['collected']} episodes) | {row['rnn_loss']:.3f} | "
+                         f"({row['collected']} episodes) | "
+                         f"{'—' if predicted is None else f'{predicted:.1f}'} | "
+                         f"{row['rnn_loss']:.3f} | "
                          f"{row['best_fitness']:.1f} | {check} | {evaluated} | "
                          f"{_seconds(row['wall_seconds'])} |")
         return "\n".join(lines + [""])

@@ -658,7 +658,10 @@ def iterate(layout: Layout, config: IterateConfig, seed: int = 0, workers: int |
         row = _iterate_round(layout, config, seed, progress_data, workers, ray_address,
                              progress, log)
         log(f"round {row['round']}: collection with C + noise {row['collect_return']:.1f} over "
-            f"{row['collected']} episodes; dream best {row['best_fitness']:.1f}"
+            f"{row['collected']} episodes"
+            + (f" (M before the round predicted {row['m_predicted_return']:.1f} along them)"
+               if row.get("m_predicted_return") is not None else "")
+            + f"; dream best {row['best_fitness']:.1f}"
             + (f"; real check best {row['real_best']:.1f}, mean {row['real_mean']:.1f}"
                if row.get("real_best") is not None else ""))
     return _done("iterate", started,
@@ -686,6 +689,7 @@ def _iterate_round(layout, config, seed, progress_data, workers, ray_address, pr
         elif step == "encode":
             for line in encode(layout, seed, force=True, progress=progress, log=log).lines():
                 log(line)
+            row["m_predicted_return"] = round(it.m_along_new_episodes(layout, row["collected"]), 1)
         elif step == "rnn":
             last = _rnn_round(layout, config, progress, log)
             row.update(rnn_loss=round(last["loss"], 3), rnn_reward=round(last["reward"], 3))
