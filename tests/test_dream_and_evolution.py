@@ -39,6 +39,10 @@ def test_dream_is_deterministic_and_respects_max_steps():
     np.testing.assert_array_equal(first[0], second[0])
     assert (first[1] == 25).all()
     assert not np.array_equal(first[0], other[0])
+    # A single dream, first in a fresh graph (its batch is (1, ...) on entry), and recorded.
+    for record in (False, True):
+        alone = run_dream(make_dream(rnn, record=record), params[:1], z0[:1], 1.0, 25, seed=7)
+        assert alone[1].tolist() == [25]
 
 
 def test_dream_stops_agents_that_are_done():

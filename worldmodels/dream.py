@@ -128,10 +128,14 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
 
         trace = (tf.TensorArray(tf.float32, size=0, dynamic_size=True),
                  tf.TensorArray(tf.float32, size=0, dynamic_size=True)) if record else ()
-        loop = tf.while_loop(
-            cond, body,
-            (tf.constant(0), z0, state[0], state[1], alive, totals, lengths, paid, *trace)
-        )
+        loop_vars = (tf.constant(0), z0, state[0], state[1], alive, totals, lengths, paid)
+        # The batch may change size inside the loop's shape inference (a single dream is
+        # (1, ...) on entry, (None, ...) after a step): declare it unknown.
+        invariants = tuple(tf.TensorShape([None, *v.shape[1:]]) if v.shape.rank else v.shape
+                           for v in loop_vars)
+        loop = tf.while_loop(cond, body, (*loop_vars, *trace),
+                             shape_invariants=(*invariants, *(tf.TensorShape(None)
+                                                              for _ in trace)))
         if record:
             return (loop[5], loop[6], tf.transpose(loop[8].stack(), [1, 0, 2]),
                     tf.transpose(loop[9].stack()))
