@@ -70,6 +70,13 @@ def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
     other = invoke("fidelity", *args, "--dream-episodes", 3, expect_ok=False)
     assert other.exit_code != 0 and "add --force" in other.output
     assert path.stat().st_mtime_ns == before
+    # A measurement of an earlier controller is replaced, and the command says so.
+    invoke("train-controller", *args, "--generations", 1, "--force")
+    output = invoke("fidelity", *args).output
+    assert f"replacing {path}: it scored an earlier run of the controller" in output
+    controller = json.loads((tmp_path / "results" / "smoke" / "controller-dream" /
+                             "manifest.json").read_text())
+    assert json.loads(path.read_text())["controller_run_id"] == controller["run_id"]
 
 
 def test_compare_sweeps_the_dream_dropout_at_the_trained_temperature(smoke_run, tmp_path):

@@ -27,7 +27,6 @@ from worldmodels.artifacts import VERSION, code_commit
 from worldmodels.collect import episode_seeds
 from worldmodels.config import FidelityConfig
 from worldmodels.dream import pay_as_track
-from worldmodels.errors import WorldModelsError
 from worldmodels.scoring import FIDELITY_STAGE_KEY
 
 IMPOSSIBLE_RETURN = 930.0  # above this no CarRacing-v3 episode can return (1,000 - 0.1 a step)
@@ -239,44 +238,43 @@ def plot_fidelity(result: dict, path: Path) -> Path:
     return _save(figure, path)
 
 
-def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "best",
-                 variant: str = "zh", force: bool = False, progress: bool = True,
-                 ray_address: str | None = None) -> tuple[Path, dict, bool]:
-    """The fidelity stage for the controller trained in the dream: writes
-    RUNS/fidelity/dream[-VARIANT]-PARAMS.json and .png. Returns (json path, result, ran):
-    ``ran`` is False when the same measurement of the same controller is already there; one of
-    the same controller with other options is replaced only with ``force``."""
-    from worldmodels.artifacts import (
-        _normalise,
-        ensure_writable,
-        read_json,
-        require_manifest,
-        variant_suffix,
-        write_json,
-    )
+def fidelity_path(layout, variant: str = "zh", params_name: str = "best") -> Path:
+    """Where the fidelity of the controller trained in the dream is written (and its .png)."""
+    from worldmodels.artifacts import variant_suffix
+
+    return layout.runs / "fidelity" / f"dream{variant_suffix(variant)}-{params_name}.json"
+
+
+def fidelity_key(config: FidelityConfig, seed: int, controller: dict) -> dict:
+    """What makes two measurements the same: the options, the seed and the controller's run."""
+    from worldmodels.artifacts import _normalise
     from worldmodels.config import to_dict
+
+    return {"config": _normalise(to_dict(config)), "seed": seed,
+            "controller_run_id": controller.get("run_id")}
+
+
+def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "best",
+                 variant: str = "zh", progress: bool = True,
+                 ray_address: str | None = None) -> tuple[Path, dict]:
+    """Measure the fidelity of the controller trained in the dream and write it to
+    ``fidelity_path`` (JSON and PNG); returns (json path, result). Whether an earlier
+    measurement is kept is the stage's call (`stages.fidelity`)."""
+    from worldmodels.artifacts import ensure_writable, require_manifest, write_json
     from worldmodels.evaluation import load_trained
 
     directory = layout.controller("dream", variant)
     controller = require_manifest(directory, "controller trained in the dream",
                                   f"train-controller --variant {variant}")
-    path = layout.runs / "fidelity" / f"dream{variant_suffix(variant)}-{params_name}.json"
-    key = {"config": _normalise(to_dict(config)), "seed": seed,
-           "controller_run_id": controller.get("run_id")}
-    if path.exists() and not force:
-        old = read_json(path)
-        if {k: old.get(k) for k in key} == key:
-            return path, old, False
-        if old.get("controller_run_id") == key["controller_run_id"]:
-            raise WorldModelsError(f"{path} holds a measurement of this controller made with "
-                                   "other options or another seed: add --force to replace it")
+    path = fidelity_path(layout, variant, params_name)
     ensure_writable(path.parent)
     world, spec, flat = load_trained(layout, controller, directory, params_name, variant,
                                      need_vae=True, dreams=True)
     temperature = float(controller["config"]["temperature"])
     result = measure_fidelity(world, spec, flat, config, seed, temperature, progress,
                               ray_address)
-    result.update(key, controller=str(directory), params=params_name, variant=variant)
+    result.update(fidelity_key(config, seed, controller), controller=str(directory),
+                  params=params_name, variant=variant)
     plot_fidelity(result, path.with_suffix(".png"))
     write_json(path, result)
-    return path, result, True
+    return path, result

@@ -523,26 +523,35 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
              progress: bool = True, log=say) -> StageResult:
     """M measured against the controller's own real episodes (``config``: a FidelityConfig),
     into RUNS/fidelity/dream[-VARIANT]-PARAMS.{json,png}."""
-    from worldmodels.fidelity import run_fidelity
+    from worldmodels.fidelity import fidelity_key, fidelity_path, run_fidelity
 
     started = time.time()
     validate(config), check_seed(seed)
     layout = layout.at_round(round)
     if round and not layout.runs.is_dir():
         raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    controller = require_manifest(layout.controller("dream", variant),
+                                  "controller trained in the dream",
+                                  f"train-controller --variant {variant}")
+    path, key = fidelity_path(layout, variant, params), fidelity_key(config, seed, controller)
+    if path.exists() and not force:
+        old = read_json(path)
+        if _refuse_other(path, old.get("controller_run_id") == key["controller_run_id"],
+                         {k: old.get(k) for k in key} == key, log):
+            return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force to "
+                                              f"redo it\n{_fidelity_line(old['summary'])}")
     setup_tensorflow(seed)
-    path, result, ran = run_fidelity(layout, config, seed, params, variant, force, progress,
-                                     ray_address)
-    s = result["summary"]
-    summary = (f"fidelity: real {s['real_mean']:.1f} ± {s['real_std']:.1f}, dream "
-               f"{s['dream_mean']:.1f} ± {s['dream_std']:.1f} "
-               f"({100 * s['dreams_above_possible']:.0f} % of dreams pay more than a track "
-               f"can); M predicts {s['predicted_return_on_real_path']:.1f} along the real "
-               "episodes")
-    if not ran:
-        return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force to redo "
-                                          f"it\n{summary}")
-    return _done("fidelity", started, summary, [path, path.with_suffix(".png")], result=result)
+    path, result = run_fidelity(layout, config, seed, params, variant, progress, ray_address)
+    return _done("fidelity", started, _fidelity_line(result["summary"]),
+                 [path, path.with_suffix(".png")], result=result)
+
+
+def _fidelity_line(s: dict) -> str:
+    return (f"fidelity: real {s['real_mean']:.1f} ± {s['real_std']:.1f}, dream "
+            f"{s['dream_mean']:.1f} ± {s['dream_std']:.1f} "
+            f"({100 * s['dreams_above_possible']:.0f} % of dreams pay more than a track "
+            f"can); M predicts {s['predicted_return_on_real_path']:.1f} along the real "
+            "episodes")
 
 
 def enjoy(layout: Layout, config: EvaluateConfig, seed: int = 0, trained_in: str = "dream",
