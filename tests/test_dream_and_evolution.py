@@ -113,6 +113,28 @@ def test_burn_in_starts_dreams_from_m_memory_of_real_steps():
     assert not np.allclose(primed[0], blank[0])
 
 
+def test_a_steering_penalty_costs_what_the_steering_moved():
+    rnn = MDNRNN(4, 16, 2)
+    rnn.done_head.bias.assign([-30.0])
+    rnn.reward_head.bias.assign([1.0])
+    rng = np.random.default_rng(5)
+    params = rng.normal(size=(6, param_count(20)), scale=0.5).astype(np.float32)
+    z0 = rng.normal(size=(6, 4)).astype(np.float32)
+    plain, plain_lengths = run_dream(make_dream(rnn), params, z0, 1.0, 25, seed=7)
+    half, half_lengths = run_dream(make_dream(rnn, steer_penalty=0.5), params, z0, 1.0, 25, 7)
+    whole, _ = run_dream(make_dream(rnn, steer_penalty=1.0), params, z0, 1.0, 25, seed=7)
+    # The penalty changes the score, never the dream: the same steps, a cost in proportion.
+    np.testing.assert_array_equal(plain_lengths, half_lengths)
+    cost = plain - half
+    assert (cost > 0).all() and (cost <= 0.5 * 2 * 24 + 1e-3).all()  # |steer step| <= 2
+    np.testing.assert_allclose(plain - whole, 2 * cost, rtol=1e-4)
+    steady = params.copy()
+    steady[:, : 20 * 3] = 0.0  # no weights, only biases: the same action at every step
+    np.testing.assert_allclose(
+        run_dream(make_dream(rnn, steer_penalty=1.0), steady, z0, 1.0, 25, seed=7)[0],
+        run_dream(make_dream(rnn), steady, z0, 1.0, 25, seed=7)[0], rtol=1e-6)
+
+
 def _assert_seeded_and_off_is_plain(rnn, rng_seed, **on):
     """A dream with ``on`` (e.g. dropout=0.3) is the same for the same seed, differs from the
     plain dream, and with the same options at 0 is the plain dream."""

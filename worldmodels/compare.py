@@ -91,15 +91,14 @@ def _dropout_sweep(world, spec, params, config, seed, controller_manifest, parti
                    partial_path, log) -> None:
     """The dream at each of ``config.dropouts`` (at the trained temperature), into
     ``partial["dream"]``; the starts and noise are those of the temperature sweep."""
-    from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer
+    from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, dream_options
 
     temperature = float(controller_manifest["config"].get("temperature", 1.0))
     for dropout in config.dropouts:
         label = dropout_label(dropout)
         if label not in partial["dream"]:
-            scorer = DreamScorer(world, temperature, config.max_steps, seed, spec, dropout,
-                                 world["action_noise"], world["pay_as_track"],
-                                 world["dropout_mask"])
+            scorer = DreamScorer(world, temperature, config.max_steps, seed, spec,
+                                 **dict(dream_options(world), dropout=dropout))
             scores, lengths = scorer.run(params, EVALUATE_STAGE_KEY)
             partial["dream"][label] = {"scores": scores.tolist(), "lengths": lengths.tolist()}
             write_json(partial_path, partial)

@@ -133,6 +133,12 @@ class ControllerConfig:
     dropout_mask: str = "step"
     """With dream dropout: "step" draws a fresh mask at every dream step; "dream" draws one
     mask per dream and keeps it (one model sampled per dream, as Dropout's Dream Land)."""
+    steer_penalty: float = 0.0
+    """Smooth control: each dream step's score loses this times how far C's steering moved
+    since the step before (|steer_t - steer_t-1|, before action noise; 0: off). A controller
+    that zigzags between full left and full right (about 2 a step) pays up to twice this a
+    step. Dream scores (fitness, `evaluate --where dream`, fidelity's dreams) include it; the
+    real env never does."""
     pay_as_track: bool = False
     """The dream pays as a real track does: a step's predicted tile reward is at most one
     tile (1,000 / the collected tracks' mean tile count), tiles pay at most 1,000 in all and
@@ -349,6 +355,7 @@ RANGES = {
     "sigma": Range(0, 1e3, above=True), "temperature": Range(0, 100, above=True),
     "temperatures": Range(0, 100, above=True), "real_every": Range(0, 10_000_000),
     "real_episodes": Range(1, 100_000), "burn_in": Range(0, 100_000), "action_noise": RATE,
+    "steer_penalty": Range(0, 1000),
     "noise": RATE, "rounds": Range(0, 100_000), "rnn_epochs": Range(1, 1_000_000),
     "seed": Range(0, 2**31 - 1), "dropouts": RATE, "dream_episodes": Range(1, 1_000_000),
     "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),

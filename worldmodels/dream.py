@@ -63,7 +63,7 @@ def _minimum(x, y):
 
 def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0,
                action_noise: float = 0.0, tile_value: float = 0.0, mask_per_dream: bool = False,
-               record: bool = False):
+               steer_penalty: float = 0.0, record: bool = False):
     """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
     memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
@@ -76,8 +76,11 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
     more than 1,000 less 0.1 a step, and a dream whose tiles reach 1,000 ends (the lap is
     done). With ``mask_per_dream``, each dream draws its dropout mask once and keeps it to its
     end (one model sampled per dream, as Dropout's Dream Land did) instead of a fresh mask at
-    every step. With ``record``, it also returns every dream's z (B, T, Z) and rewards (B, T)
-    of steps 1..T (zero after the dream's done), for pictures of it."""
+    every step. With ``steer_penalty`` > 0, each step's score also loses that times
+    |steer_t - steer_t-1| of C's own steering (before the action noise; nothing at the first
+    step): smooth control, against the bang-bang zigzag. With ``record``, it also returns
+    every dream's z (B, T, Z) and rewards (B, T) of steps 1..T (zero after the dream's done),
+    for pictures of it."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
 
@@ -89,6 +92,7 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
         totals = tf.zeros((B,))
         paid = tf.zeros((B,))
         lengths = tf.zeros((B,), tf.int32)
+        last_steer = tf.zeros((B,))
         weights = rnn.fused_weights()
         mask = None
         if mask_per_dream and dropout > 0:
@@ -96,10 +100,11 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
                 (B, rnn.hidden_size), tf.random.experimental.stateless_fold_in(seed, -1))
             mask = tf.cast(keep >= dropout, tf.float32) / (1.0 - dropout)
 
-        def body(t, z, h, c, alive, totals, lengths, paid, *trace):
+        def body(t, z, h, c, alive, totals, lengths, paid, last_steer, *trace):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
             action = controller.act_batch(params, z, h)
+            steer = action[:, 0]
             if action_noise > 0:
                 shake = tf.random.stateless_normal(
                     tf.shape(action), tf.random.experimental.stateless_fold_in(step_seed, 3))
@@ -116,19 +121,23 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
                 reward, now_paid = pay_as_track(reward, paid, tile_value)
                 paid = paid + (now_paid - paid) * live
                 done = tf.logical_or(done, paid >= TRACK_TOTAL - 1e-3)
+            if steer_penalty > 0:
+                moved = tf.abs(steer - last_steer) * tf.cast(t > 0, tf.float32)
+                reward = reward - steer_penalty * moved
             totals = totals + reward * live
             lengths = lengths + tf.cast(alive, tf.int32)
             alive = tf.logical_and(alive, tf.logical_not(done))
             if record:
                 trace = (trace[0].write(t, z2), trace[1].write(t, reward * live))
-            return (t + 1, z2, h2, c2, alive, totals, lengths, paid, *trace)
+            return (t + 1, z2, h2, c2, alive, totals, lengths, paid, steer, *trace)
 
-        def cond(t, z, h, c, alive, totals, lengths, paid, *trace):
+        def cond(t, z, h, c, alive, totals, lengths, paid, last_steer, *trace):
             return tf.logical_and(t < max_steps, tf.reduce_any(alive))
 
         trace = (tf.TensorArray(tf.float32, size=0, dynamic_size=True),
                  tf.TensorArray(tf.float32, size=0, dynamic_size=True)) if record else ()
-        loop_vars = (tf.constant(0), z0, state[0], state[1], alive, totals, lengths, paid)
+        loop_vars = (tf.constant(0), z0, state[0], state[1], alive, totals, lengths, paid,
+                     last_steer)
         # The batch may change size inside the loop's shape inference (a single dream is
         # (1, ...) on entry, (None, ...) after a step): declare it unknown.
         invariants = tuple(tf.TensorShape([None, *v.shape[1:]]) if v.shape.rank else v.shape
@@ -137,8 +146,8 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
                              shape_invariants=(*invariants, *(tf.TensorShape(None)
                                                               for _ in trace)))
         if record:
-            return (loop[5], loop[6], tf.transpose(loop[8].stack(), [1, 0, 2]),
-                    tf.transpose(loop[9].stack()))
+            return (loop[5], loop[6], tf.transpose(loop[9].stack(), [1, 0, 2]),
+                    tf.transpose(loop[10].stack()))
         return loop[5], loop[6]
 
     return dream

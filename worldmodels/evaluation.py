@@ -13,7 +13,7 @@ from worldmodels.controller import Controller
 from worldmodels.device import device_name
 from worldmodels.errors import WorldModelsError
 from worldmodels.models import load_world
-from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, RealScorer
+from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, RealScorer, dream_options
 from worldmodels.tensorboard import Board
 
 
@@ -114,10 +114,8 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
     ``world["action_noise"]`` are the dream dropout and action noise C was trained with."""
     burn_in = int(controller_manifest["config"].get("burn_in", 0)) if dreams else 0
     world = load_world(layout, need_vae=need_vae, burn_in=burn_in)
-    for option in ("dropout", "action_noise"):  # the dream options C was trained with
-        world[option] = float(controller_manifest["config"].get(option, 0.0)) if dreams else 0.0
-    world["pay_as_track"] = dreams and bool(controller_manifest["config"].get("pay_as_track"))
-    world["dropout_mask"] = controller_manifest["config"].get("dropout_mask", "step")
+    # the dream options C was trained with (all off for a world that does not dream)
+    world.update(dream_options(controller_manifest["config"] if dreams else {}))
     if controller_manifest["inputs"].get("rnn") != world["rnn_manifest"]["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "

@@ -27,7 +27,7 @@ from worldmodels.artifacts import VERSION, code_commit
 from worldmodels.collect import episode_seeds
 from worldmodels.config import FidelityConfig
 from worldmodels.dream import pay_as_track
-from worldmodels.scoring import FIDELITY_STAGE_KEY
+from worldmodels.scoring import FIDELITY_STAGE_KEY, dream_options
 
 IMPOSSIBLE_RETURN = 930.0  # above this no CarRacing-v3 episode can return (1,000 - 0.1 a step)
 
@@ -46,8 +46,7 @@ def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConf
     real_returns = np.array([e["rewards"].sum() for e in episodes])
     result = {
         "version": VERSION, "code": code_commit(), "seeds": seeds, "temperature": temperature,
-        "dream_options": {key: world[key] for key in ("burn_in", "dropout", "action_noise",
-                                                      "pay_as_track", "dropout_mask")},
+        "dream_options": {"burn_in": world["burn_in"], **dream_options(world)},
         "tile_value": world["tile_value"],
         "real": {"returns": real_returns.tolist(),
                  "lengths": [len(e["rewards"]) for e in episodes]},

@@ -15,28 +15,43 @@ CHECK_STAGE_KEY = 3  # real-env checks while C evolves in the dream
 SHOW_STAGE_KEY = 4  # the real episode behind `worldmodels show`'s pictures of M
 FIDELITY_STAGE_KEY = 5  # the real episodes M is measured against (`worldmodels fidelity`)
 
+# The ControllerConfig fields that shape the dream C is scored in (besides its temperature and
+# burn-in): read from C's manifest wherever a dream must be the one C was trained in.
+DREAM_OPTIONS = ("dropout", "action_noise", "pay_as_track", "dropout_mask", "steer_penalty")
+
+
+def dream_options(config) -> dict:
+    """The dream options of a ControllerConfig, or of a manifest's config dict (an option the
+    manifest predates takes its default: off)."""
+    from worldmodels.config import ControllerConfig
+
+    defaults = ControllerConfig()
+    if isinstance(config, dict):
+        return {key: config.get(key, getattr(defaults, key)) for key in DREAM_OPTIONS}
+    return {key: getattr(config, key) for key in DREAM_OPTIONS}
+
 
 class DreamScorer:
     """Mean dream return of candidates over ``trials`` dreams each, all in one batch."""
 
     def __init__(self, world: dict, temperature: float, max_steps: int, seed: int,
                  controller=None, dropout: float = 0.0, action_noise: float = 0.0,
-                 pay_as_track: bool = False, dropout_mask: str = "step"):
+                 pay_as_track: bool = False, dropout_mask: str = "step",
+                 steer_penalty: float = 0.0):
         self.world, self.temperature, self.max_steps = world, temperature, max_steps
         self.seed = seed
         tile_value = world["tile_value"] if pay_as_track else 0.0
-        self.options = (controller, dropout, action_noise, tile_value, dropout_mask == "dream")
+        self.options = (controller, dropout, action_noise, tile_value, dropout_mask == "dream",
+                        steer_penalty)
         self.dream = make_dream(world["rnn"], *self.options)
 
     @classmethod
     def as_trained(cls, world: dict, temperature: float, max_steps: int, seed: int,
                    controller) -> DreamScorer:
-        """The dream a controller was trained in: its dropout, dropout mask, action noise and
-        pay-as-track, as ``evaluation.load_trained`` read them from its manifest into
-        ``world`` (the burn-in is the world's own)."""
-        return cls(world, temperature, max_steps, seed, controller, world.get("dropout", 0.0),
-                   world.get("action_noise", 0.0), world.get("pay_as_track", False),
-                   world.get("dropout_mask", "step"))
+        """The dream a controller was trained in: its ``DREAM_OPTIONS``, as
+        ``evaluation.load_trained`` read them from its manifest into ``world`` (the burn-in is
+        the world's own)."""
+        return cls(world, temperature, max_steps, seed, controller, **dream_options(world))
 
     def run(self, params: np.ndarray, call_seed: int, temperature: float | None = None,
             record: bool = False) -> tuple[np.ndarray, ...]:
@@ -137,8 +152,7 @@ def evolve_controller(world: dict, config, seed: int, directory, spec,
             world, backend, seed, config.env_id, config.max_steps, controller=spec,
             noise=config.action_noise)
         scorer = real if config.where == "real" else DreamScorer(
-            world, config.temperature, config.max_steps, seed, spec, config.dropout,
-            config.action_noise, config.pay_as_track, config.dropout_mask)
+            world, config.temperature, config.max_steps, seed, spec, **dream_options(config))
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
             if checking else None
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,

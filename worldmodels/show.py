@@ -161,6 +161,8 @@ def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_step
     """A GIF of a dream episode decoded through V: the longest of DREAMS dreams (many of M's
     dreams end within a few steps, which makes a GIF of a few frames), with the lengths of all
     of them written beside it (PATH.json) so that the choice is on record."""
+    from worldmodels.scoring import dream_options
+
     latents, returns, lengths = dream_episodes(world, spec, flat, temperature, max_steps, seed)
     pick = int(np.argmax(lengths))
     length = int(lengths[pick])
@@ -175,10 +177,7 @@ def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_step
     captions = [f"t={t} R={returns[t]:.0f}" for t in picks]
     write_gif(frames[picks], path, captions, fps=50 // every)
     record = {"dreams": len(lengths), "rule": "longest", "temperature": temperature,
-              "burn_in": world.get("burn_in", 0), "dropout": world.get("dropout", 0.0),
-              "action_noise": world.get("action_noise", 0.0),
-              "pay_as_track": world.get("pay_as_track", False),
-              "dropout_mask": world.get("dropout_mask", "step"),
+              "burn_in": world.get("burn_in", 0), **dream_options(world),
               "lengths": lengths.tolist(), "median_length": float(np.median(lengths)),
               "chosen": pick, "chosen_length": length, "chosen_return": float(returns[-1]),
               "frames_shown_every": every, "seed": seed}
