@@ -315,7 +315,7 @@ def test_bad_files_and_names_are_one_line_and_touch_nothing(smoke_run, tmp_path,
             changed = {path for path in changed if path.name != "manifest.json"
                        or read_json(box / part / path).get("resumes") != 1}
         assert not changed, changed
-        assert all(path.name == ".lock" for path in set(after) - set(before)), \
+        assert all(path.name.endswith(".lock") for path in set(after) - set(before)), \
             set(after) - set(before)
     assert sorted(p for p in tmp_path.rglob("*") if box not in p.parents and p != box) == \
         outside
@@ -358,6 +358,39 @@ def test_a_second_process_on_a_stage_is_refused_with_the_holders_pid(tmp_path):
         process.wait()
     lock_stage(rollouts, "collect")  # released by the kernel when its holder died
     release_stage(rollouts)
+
+
+def test_a_second_evaluation_of_the_same_result_is_refused_while_one_runs(smoke_run,
+                                                                          tmp_path):
+    """Two `evaluate` runs that would write the same file: the second is refused, naming the
+    first's pid; an evaluation into another file of the same folder is not held up."""
+    import subprocess
+    import time
+
+    from tests.conftest import copy_smoke
+
+    args = copy_smoke(smoke_run, tmp_path)
+    evaluations = tmp_path / "results" / "smoke" / "evaluate"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from worldmodels.artifacts import lock_stage; "
+         "lock_stage(sys.argv[1], 'evaluate', '.real-dream-best.lock'); print('held', "
+         "flush=True); time.sleep(120)", str(evaluations)],
+        stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _hashes(evaluations)
+        started = time.time()
+        result = invoke("evaluate", *args, "--force", expect_ok=False)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code != 0 and len(lines) == 1, result.output
+        assert f"in use by process {holder.pid}" in lines[0]
+        assert _hashes(evaluations) == before
+        assert time.time() - started < 30  # refused at once, not after the episodes
+        invoke("evaluate", *args, "--where", "dream", "--force")  # another file: not held up
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_iterate_reads_no_pickle_either(smoke_run, tmp_path):

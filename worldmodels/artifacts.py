@@ -212,29 +212,29 @@ def ensure_writable(directory: Path) -> None:
 
 
 def begin_stage(directory: Path, stage: str, config: dict, seed: int, inputs: dict,
-                force: bool = False):
+                force: bool = False, missing=None):
     """Start, resume or skip a stage, holding its lock (``lock_stage``) first. Returns
     (manifest, state) with state "new", "resumed" or "complete" (then nothing is to be done;
     ``options_differ`` tells whether the options asked for differ from the complete run's).
     An unfinished run is resumed only with the same config, seed and inputs; ``force`` starts
-    over. A complete collection whose episode files were deleted is resumed, which collects
-    them again."""
+    over. ``missing(manifest)`` lists the outputs of a complete run that are gone (e.g.
+    ``store.missing_episodes``): such a run is resumed, which makes them again."""
     ensure_writable(directory)
     lock_stage(directory, stage)
     try:
-        return _begin_locked(directory, stage, config, seed, inputs, force)
+        return _begin_locked(directory, stage, config, seed, inputs, force, missing)
     except BaseException:
         release_stage(directory)
         raise
 
 
 def _begin_locked(directory: Path, stage: str, config: dict, seed: int, inputs: dict,
-                  force: bool):
+                  force: bool, missing):
     path = Path(directory) / "manifest.json"
     if path.exists() and not force:
         old = read_json(path, f"add --force to `worldmodels {stage}` to start the stage over")
         same = not options_differ(old, config, seed, inputs)
-        if old.get("status") == "complete" and not missing_outputs(directory, stage, old):
+        if old.get("status") == "complete" and not (missing and missing(old)):
             release_stage(directory)
             return old, "complete"
         if not same:
@@ -263,33 +263,19 @@ def options_differ(manifest: dict, config: dict, seed: int, inputs: dict) -> lis
     return differ
 
 
-def missing_outputs(directory: Path, stage: str, manifest: dict) -> list[Path]:
-    """Outputs of a complete stage that are gone. Only collection is checked: its episodes are
-    deterministic, so one deleted (for being corrupt) is collected again by re-running it."""
-    if stage != "collect":
-        return []
-    from worldmodels.store import episode_path
-
-    try:
-        episodes = int(manifest["config"]["episodes"])
-    except (KeyError, TypeError, ValueError):
-        return []
-    return [path for path in (episode_path(directory, i) for i in range(episodes))
-            if not path.exists()]
-
-
 _LOCKS: dict[str, int] = {}  # stage directory -> the open file descriptor of its lock
 
 
-def lock_stage(directory: Path, stage: str = "stage") -> None:
-    """Hold the lock of a stage directory for as long as this process lives (or until
+def lock_stage(directory: Path, stage: str = "stage", name: str = ".lock") -> None:
+    """Hold the lock of a stage directory (the file ``name`` in it: one result among several
+    in a shared folder can have its own) for as long as this process lives (or until
     ``release_stage``): a second process on it gets a one-line error naming the holder. The
     kernel releases it when the process ends in any way, kill -9 included. Re-entrant."""
     import fcntl
 
     directory = Path(directory)
-    path = directory / ".lock"
-    key = str(directory.resolve())
+    path = directory / name
+    key = _lock_key(directory, name)
     held = _LOCKS.get(key)
     if held is not None:
         try:
@@ -297,7 +283,7 @@ def lock_stage(directory: Path, stage: str = "stage") -> None:
                 return
         except OSError:
             pass
-        release_stage(directory)  # the folder was removed and made again: lock the new file
+        release_stage(directory, name)  # the folder was removed and made again: lock anew
     with writing(path):
         directory.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -314,21 +300,26 @@ def lock_stage(directory: Path, stage: str = "stage") -> None:
     _LOCKS[key] = descriptor
 
 
+def _lock_key(directory: Path, name: str) -> str:
+    key = str(Path(directory).resolve())
+    return key if name == ".lock" else f"{key}/{name}"
+
+
 @contextmanager
-def stage_lock(directory: Path, stage: str = "stage"):
+def stage_lock(directory: Path, stage: str = "stage", name: str = ".lock"):
     """``lock_stage`` for the length of a block; a lock this process held before stays held."""
-    held = str(Path(directory).resolve()) in _LOCKS
-    lock_stage(directory, stage)
+    held = _lock_key(directory, name) in _LOCKS
+    lock_stage(directory, stage, name)
     try:
         yield
     finally:
         if not held:
-            release_stage(directory)
+            release_stage(directory, name)
 
 
-def release_stage(directory: Path) -> None:
+def release_stage(directory: Path, name: str = ".lock") -> None:
     """Let other processes run the stage of ``directory`` (``finish_manifest`` does)."""
-    descriptor = _LOCKS.pop(str(Path(directory).resolve()), None)
+    descriptor = _LOCKS.pop(_lock_key(directory, name), None)
     if descriptor is not None:
         os.close(descriptor)
 

@@ -30,6 +30,7 @@ from worldmodels.artifacts import (
     finish_manifest,
     read_json,
     require_manifest,
+    stage_lock,
     write_json,
 )
 from worldmodels.config import (
@@ -99,13 +100,13 @@ def check_seed(seed: int) -> int:
 def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int):
     """The result of a stage found complete (saying so when the options asked for differ from
     its run's), or None when it is to run: checked before anything is removed or started."""
-    from worldmodels.artifacts import missing_outputs, options_differ
+    from worldmodels.artifacts import options_differ
 
     path = Path(directory) / "manifest.json"
     if force or not path.exists():
         return None
     old = read_json(path)
-    if old.get("status") != "complete" or missing_outputs(directory, stage, old):
+    if old.get("status") != "complete" or _missing(directory, stage)(old):
         return None
     differ = options_differ(old, config, seed, old.get("inputs", {}))
     if differ:
@@ -114,9 +115,20 @@ def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int)
     return _skipped(stage, directory)
 
 
+def _missing(directory: Path, stage: str):
+    """What of a complete run of ``stage`` is gone (only a collection's episodes are checked:
+    they are deterministic and can be made again)."""
+    from worldmodels.store import missing_episodes
+
+    if stage != "collect":
+        return lambda manifest: []
+    return lambda manifest: missing_episodes(directory, manifest)
+
+
 def _begin(directory, stage, config: dict, seed, inputs, force, log):
     """Start, resume or skip a stage: its manifest, or None when it is complete."""
-    manifest, state = begin_stage(directory, stage, config, seed, inputs, force)
+    manifest, state = begin_stage(directory, stage, config, seed, inputs, force,
+                                  _missing(directory, stage))
     if state == "complete":
         return None
     if state == "resumed":
@@ -455,27 +467,29 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     path = layout.evaluation(where, trained_in, variant, params, config.noise)
     partial = path.with_name(path.stem + ".partial.json")
     ensure_writable(layout.evaluations)
-    if path.exists() and not force:
-        old = read_json(path)  # (evaluations written before --noise existed had none)
-        if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id"),
-                         {"noise": 0.0, **old.get("config", {})} == to_dict(config)
-                         and old.get("seed") == seed, log):
-            return _skipped("evaluate", path, f"evaluate: complete in {path} ({old['mean']:.1f} "
-                                              f"± {old['std']:.1f}); add --force to redo it")
-    if force:
+    with stage_lock(layout.evaluations, "evaluate", f".{path.stem}.lock"):
+        if path.exists() and not force:
+            old = read_json(path)  # (evaluations written before --noise existed had none)
+            if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id"),
+                             {"noise": 0.0, **old.get("config", {})} == to_dict(config)
+                             and old.get("seed") == seed, log):
+                return _skipped("evaluate", path,
+                                f"evaluate: complete in {path} ({old['mean']:.1f} ± "
+                                f"{old['std']:.1f}); add --force to redo it")
+        if force:
+            partial.unlink(missing_ok=True)
+        setup_tensorflow(seed)
+        result = run_evaluation(layout, controller, directory, params, where, config, seed,
+                                progress, partial_path=partial, variant=variant,
+                                ray_address=ray_address)
+        result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started,
+                      **({"round": round} if round else {}))
+        write_json(path, result)
         partial.unlink(missing_ok=True)
-    setup_tensorflow(seed)
-    result = run_evaluation(layout, controller, directory, params, where, config, seed,
-                            progress, partial_path=partial, variant=variant,
-                            ray_address=ray_address)
-    result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started,
-                  **({"round": round} if round else {}))
-    write_json(path, result)
-    partial.unlink(missing_ok=True)
-    noise = f", action noise {config.noise:g}" if config.noise else ""
-    return _done("evaluate", started,
-                 f"evaluate ({where}, {result['episodes']} episodes{noise}): "
-                 f"{result['mean']:.1f} ± {result['std']:.1f}", [path], **result)
+        noise = f", action noise {config.noise:g}" if config.noise else ""
+        return _done("evaluate", started,
+                     f"evaluate ({where}, {result['episodes']} episodes{noise}): "
+                     f"{result['mean']:.1f} ± {result['std']:.1f}", [path], **result)
 
 
 def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: str = "dream",
@@ -499,17 +513,18 @@ def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: st
     path, partial = output / f"{stem}.json", output / f"{stem}.partial.json"
     ensure_writable(output)
     key = comparison_key(controller, params, variant, config, seed)
-    if path.exists() and not force:
-        old = read_json(path).get("key") or {}
-        if _refuse_other(path, old.get("controller") == key["controller"], old == key, log):
-            return _skipped("compare", path)
-    if force:
+    with stage_lock(output, "compare", f".{stem}.lock"):
+        if path.exists() and not force:
+            old = read_json(path).get("key") or {}
+            if _refuse_other(path, old.get("controller") == key["controller"], old == key, log):
+                return _skipped("compare", path)
+        if force:
+            partial.unlink(missing_ok=True)
+        setup_tensorflow(seed)
+        result = run_compare(layout, controller, directory, params, variant, config, seed,
+                             partial, progress=progress, log=log)
+        written = write_comparison(result, output, stem)
         partial.unlink(missing_ok=True)
-    setup_tensorflow(seed)
-    result = run_compare(layout, controller, directory, params, variant, config, seed, partial,
-                         progress=progress, log=log)
-    written = write_comparison(result, output, stem)
-    partial.unlink(missing_ok=True)
     done = _done("compare", started,
                  f"compare: real {result['real']['mean']:.1f} ± {result['real']['std']:.1f} "
                  f"over {result['episodes']} episodes; dream at {len(result['rows'])} "
@@ -534,14 +549,17 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
                                   "controller trained in the dream",
                                   f"train-controller --variant {variant}")
     path, key = fidelity_path(layout, variant, params), fidelity_key(config, seed, controller)
-    if path.exists() and not force:
-        old = read_json(path)
-        if _refuse_other(path, old.get("controller_run_id") == key["controller_run_id"],
-                         {k: old.get(k) for k in key} == key, log):
-            return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force to "
-                                              f"redo it\n{_fidelity_line(old['summary'])}")
-    setup_tensorflow(seed)
-    path, result = run_fidelity(layout, config, seed, params, variant, progress, ray_address)
+    ensure_writable(path.parent)
+    with stage_lock(path.parent, "fidelity", f".{path.stem}.lock"):
+        if path.exists() and not force:
+            old = read_json(path)
+            if _refuse_other(path, old.get("controller_run_id") == key["controller_run_id"],
+                             {k: old.get(k) for k in key} == key, log):
+                return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force "
+                                                  f"to redo it\n{_fidelity_line(old['summary'])}")
+        setup_tensorflow(seed)
+        path, result = run_fidelity(layout, config, seed, params, variant, progress,
+                                    ray_address)
     return _done("fidelity", started, _fidelity_line(result["summary"]),
                  [path, path.with_suffix(".png")], result=result)
 
@@ -723,7 +741,7 @@ def _iterate_round(layout, config, seed, progress_data, workers, ray_address, pr
 
 def _rnn_round(layout: Layout, config: IterateConfig, progress: bool, log) -> dict:
     """M trained ``rnn_epochs`` more epochs, from its checkpoint, on the new series."""
-    from worldmodels.artifacts import stage_lock, start_manifest
+    from worldmodels.artifacts import start_manifest
     from worldmodels.store import require_series
 
     old = require_manifest(layout.rnn, "trained M", "train-rnn")

@@ -303,3 +303,14 @@ def read_windows(series: h5py.File, indices, starts, length: int) -> dict:
             batch[key][row, :steps] = series[key][index, start : start + steps]
         batch["mask"][row, :steps] = 1.0
     return batch
+
+
+def missing_episodes(directory: Path, manifest: dict) -> list[Path]:
+    """Episodes of a complete collection that are gone: they are deterministic, so one deleted
+    (for being corrupt) is collected again by re-running the collection."""
+    try:
+        episodes = int(manifest["config"]["episodes"])
+    except (KeyError, TypeError, ValueError):
+        return []
+    return [path for path in (episode_path(directory, i) for i in range(episodes))
+            if not path.exists()]
