@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from tests.conftest import copy_smoke, invoke
 from worldmodels.controller import param_count
@@ -109,3 +110,30 @@ def test_a_dropout_mask_kept_per_dream_is_seeded_and_differs_from_fresh_masks():
                     params.astype(np.float32), z0, 1.0, 30, seed=3)
     plain = run_dream(make_dream(rnn), params.astype(np.float32), z0, 1.0, 30, seed=3)
     np.testing.assert_array_equal(off[0], plain[0])
+
+
+def test_spearman_ranks():
+    from worldmodels.fidelity import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [5, 5, 5, 5]) == 0.0
+    assert spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)
+
+
+def test_fidelity_ranks_the_next_candidates_in_the_dream_and_on_real_tracks(smoke_run, tmp_path):
+    from worldmodels.evolution import load_state
+
+    args = copy_smoke(smoke_run, tmp_path)
+    output = invoke("fidelity", *args, "--candidate-episodes", 1, "--force").output
+    assert "the dream ranks the next candidates with rank correlation" in output
+    results = tmp_path / "results" / "smoke"
+    ranking = json.loads((results / "fidelity" / "dream-best.json").read_text())["ranking"]
+    population = load_state(results / "controller-dream").settings["population"]
+    assert ranking["candidates"] == population == len(ranking["dream"]) == len(ranking["real"])
+    assert len(ranking["tracks"]) == 1 and ranking["trials"] == 2  # the smoke preset's trials
+    assert -1.0 <= ranking["rank_correlation"] <= 1.0
+    assert ranking["real_of_dream_choice"] == ranking["real"][int(np.argmax(ranking["dream"]))]
+    assert max(ranking["real"]) == ranking["real_best"]
+    invoke("report", *args)
+    assert "rank correlation" in (results / "REPORT.md").read_text()

@@ -199,6 +199,10 @@ class FidelityConfig:
     """Steps ahead at which M's open-loop z prediction is scored."""
     open_loop_stride: int = 25
     """Open-loop predictions start at every this many real steps."""
+    candidate_episodes: int = 0
+    """Ranking: the candidates CMA-ES would score next (one population, from C's saved state)
+    are scored in the dream as in training and on this many real tracks each; the rank
+    correlation says whether the dream orders controllers as the real env does (0: off)."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
     env_id: str = ENV_ID
@@ -267,7 +271,7 @@ def _small() -> Preset:
                                     action_noise=0.1),
         evaluate=EvaluateConfig(episodes=100, noise=0.1),  # the policy scored in the dream
         compare=CompareConfig(episodes=20),
-        fidelity=FidelityConfig(episodes=8, dream_episodes=100),
+        fidelity=FidelityConfig(episodes=8, dream_episodes=100, candidate_episodes=2),
         iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),
     )
 
@@ -359,6 +363,7 @@ RANGES = {
     "noise": RATE, "rounds": Range(0, 100_000), "rnn_epochs": Range(1, 1_000_000),
     "seed": Range(0, 2**31 - 1), "dropouts": RATE, "dream_episodes": Range(1, 1_000_000),
     "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),
+    "candidate_episodes": Range(0, 10_000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
            "policy": ("pilot", "rally", "biased", "brownian", "random")}

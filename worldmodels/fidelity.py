@@ -30,14 +30,17 @@ from worldmodels.dream import pay_as_track
 from worldmodels.scoring import FIDELITY_STAGE_KEY, dream_options
 
 IMPOSSIBLE_RETURN = 930.0  # above this no CarRacing-v3 episode can return (1,000 - 0.1 a step)
+RANKING_CALL_SEED = 10**6  # the ranking's dreams: apart from every training generation's
 
 
 def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConfig,
                      seed: int, temperature: float, progress: bool = True,
-                     ray_address: str | None = None) -> dict:
+                     ray_address: str | None = None, candidates: np.ndarray | None = None,
+                     trials: int = 1) -> dict:
     """The fidelity figures of M for the controller ``params`` (see the module docstring).
     ``world`` comes from ``evaluation.load_trained(..., need_vae=True, dreams=True)``:
-    it carries the dream options the controller was trained with."""
+    it carries the dream options the controller was trained with. With ``candidates`` (and
+    ``config.candidate_episodes``), also how the dream ranks them (``_ranking``)."""
     seeds = episode_seeds(seed, config.episodes, FIDELITY_STAGE_KEY)
     episodes = _real_episodes(world, spec, params, seeds, config, seed, progress, ray_address)
     tile_value = world["tile_value"] if world["pay_as_track"] else 0.0
@@ -53,6 +56,9 @@ def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConf
         "along_real_path": per_episode,
         "open_loop": _open_loop(world, episodes, config.horizons, config.open_loop_stride),
         "dream": {"returns": dream_returns.tolist(), "lengths": dream_lengths.tolist()},
+        "ranking": _ranking(world, spec, candidates, config, seed, temperature, trials,
+                            progress, ray_address)
+        if candidates is not None and config.candidate_episodes else None,
     }
     result["summary"] = summarise(result)
     return result
@@ -70,6 +76,51 @@ def _real_episodes(world, spec, params, seeds, config, seed, progress, ray_addre
                           record="episode", on_recorded=recorded.__setitem__,
                           noise=world["action_noise"])
     return [recorded[i] for i in range(len(seeds))]
+
+
+def _ranking(world, spec, candidates, config, seed, temperature, trials, progress,
+             ray_address) -> dict:
+    """The candidates scored in the dream C was trained in (``trials`` dreams each, as a
+    generation of training is) and on the first ``candidate_episodes`` fidelity tracks each
+    (with C's action noise): Spearman's rank correlation of the two, and the real score of
+    the candidate the dream ranks first beside the best and the mean real score."""
+    from worldmodels.agent import episode_tasks
+    from worldmodels.scoring import DreamScorer, RealScorer
+    from worldmodels.workers import make_backend
+
+    dream = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec).fitness(
+        candidates, RANKING_CALL_SEED, trials)
+    tracks = episode_seeds(seed, config.candidate_episodes, FIDELITY_STAGE_KEY)
+    params = np.repeat(candidates, len(tracks), axis=0)
+    with make_backend(config.workers, ray_address, len(episode_tasks(len(params)))) as backend:
+        scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps, progress,
+                            controller=spec, noise=world["action_noise"])
+        returns = scorer.run(params, tracks * len(candidates), desc="fidelity: candidates")
+    real = returns.reshape(len(candidates), len(tracks)).mean(axis=1)
+    return {"candidates": len(candidates), "trials": trials, "tracks": tracks,
+            "dream": dream.tolist(), "real": real.tolist(),
+            "rank_correlation": spearman(dream, real),
+            "real_of_dream_choice": float(real[int(np.argmax(dream))]),
+            "real_best": float(real.max()), "real_mean": float(real.mean())}
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (tied values share their mean rank; 0 when either side is
+    all ties)."""
+    rx, ry = _ranks(x), _ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _ranks(values) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
 
 
 def _encode(vae, frames: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -199,16 +250,23 @@ def summarise(result: dict) -> dict:
     if open_loop["model"]:
         summary["open_loop_error"] = dict(zip(map(str, open_loop["horizons"]),
                                               open_loop["model"]))
+    ranking = result.get("ranking")
+    if ranking:
+        summary["rank_correlation"] = ranking["rank_correlation"]
+        for key in ("real_of_dream_choice", "real_best", "real_mean"):
+            summary[f"candidates_{key}"] = ranking[key]
     return summary
 
 
 def plot_fidelity(result: dict, path: Path) -> Path:
     """Three panels: predicted vs real return per real episode, M's error k steps ahead, and
-    the dream's returns beside the real ones."""
+    the dream's returns beside the real ones; a fourth with the candidates' dream and real
+    scores when they were ranked."""
     from worldmodels.figures import _pyplot, _save
 
     plt = _pyplot()
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    ranking = result.get("ranking")
+    figure, axes = plt.subplots(1, 4 if ranking else 3, figsize=(20 if ranking else 15, 4.2))
     paths = result["along_real_path"]
     real = [p["real_return"] for p in paths]
     axes[0].scatter(real, [p["predicted_return"] for p in paths], label="M's reward head")
@@ -234,6 +292,16 @@ def plot_fidelity(result: dict, path: Path) -> Path:
     axes[2].axvline(IMPOSSIBLE_RETURN, color="k", ls=":", label="most a track pays")
     axes[2].set(xlabel="return", title="the same controller in the dream and the real env")
     axes[2].legend(fontsize=8)
+    if ranking:
+        axes[3].scatter(ranking["dream"], ranking["real"])
+        choice = int(np.argmax(ranking["dream"]))
+        axes[3].scatter([ranking["dream"][choice]], [ranking["real"][choice]], marker="*",
+                        s=200, label="the dream's choice")
+        axes[3].set(xlabel=f"dream score ({ranking['trials']} dreams)",
+                    ylabel=f"real score ({len(ranking['tracks'])} tracks)",
+                    title=f"{ranking['candidates']} candidates: rank correlation "
+                          f"{ranking['rank_correlation']:.2f}")
+        axes[3].legend(fontsize=8)
     return _save(figure, path)
 
 
@@ -251,6 +319,17 @@ def fidelity_key(config: FidelityConfig, seed: int, controller: dict) -> dict:
 
     return {"config": _normalise(to_dict(config)), "seed": seed,
             "controller_run_id": controller.get("run_id")}
+
+
+def next_candidates(directory: Path, controller: dict) -> np.ndarray | None:
+    """The population CMA-ES would score next, from the controller's saved state (None for a
+    controller without one of its own, e.g. a round `iterate` kept)."""
+    from worldmodels.evolution import load_state, restore
+
+    state = load_state(directory)
+    if state is None or state.run_id != controller.get("run_id") or not state.settings:
+        return None
+    return restore(state, directory, **state.settings).ask().astype(np.float32)
 
 
 def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "best",
@@ -271,7 +350,8 @@ def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "
                                      need_vae=True, dreams=True)
     temperature = float(controller["config"]["temperature"])
     result = measure_fidelity(world, spec, flat, config, seed, temperature, progress,
-                              ray_address)
+                              ray_address, next_candidates(directory, controller),
+                              int(controller["config"].get("trials", 1)))
     result.update(fidelity_key(config, seed, controller), controller=str(directory),
                   params=params_name, variant=variant)
     plot_fidelity(result, path.with_suffix(".png"))

@@ -202,6 +202,16 @@ class Report:
         lines += ["", "No real track returns more than about 930: a dream above that is M paying "
                   "for tiles that do not exist. z errors are divided by the variance of z "
                   "(1.0: no better than guessing the mean frame).", ""]
+        for path in paths:
+            s = read_json(path)["summary"]
+            if "rank_correlation" in s:
+                lines += [f"{path.stem}: the population CMA-ES would score next, ranked by the "
+                          f"dream and by real tracks: rank correlation "
+                          f"**{s['rank_correlation']:.2f}**; the dream's first choice scores "
+                          f"{s['candidates_real_of_dream_choice']:.1f} real, the best candidate "
+                          f"{s['candidates_real_best']:.1f}, their mean "
+                          f"{s['candidates_real_mean']:.1f} (near 0 or below: the dream's "
+                          "ranking says little about real driving).", ""]
         lines += [f"![fidelity](fidelity/{path.stem}.png)" for path in paths]
         return "\n".join(lines + [""])
 

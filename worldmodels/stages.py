@@ -565,11 +565,14 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
 
 
 def _fidelity_line(s: dict) -> str:
+    ranking = (f"; the dream ranks the next candidates with rank correlation "
+               f"{s['rank_correlation']:.2f} to their real scores"
+               if "rank_correlation" in s else "")
     return (f"fidelity: real {s['real_mean']:.1f} ± {s['real_std']:.1f}, dream "
             f"{s['dream_mean']:.1f} ± {s['dream_std']:.1f} "
             f"({100 * s['dreams_above_possible']:.0f} % of dreams pay more than a track "
             f"can); M predicts {s['predicted_return_on_real_path']:.1f} along the real "
-            "episodes")
+            f"episodes{ranking}")
 
 
 def enjoy(layout: Layout, config: EvaluateConfig, seed: int = 0, trained_in: str = "dream",
