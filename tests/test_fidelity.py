@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import copy_smoke, invoke
 from worldmodels.controller import param_count
 from worldmodels.dream import TRACK_TOTAL, make_dream, pay_as_track, run_dream
+from worldmodels.evolution import load_state
 from worldmodels.models import tile_value
 from worldmodels.rnn import MDNRNN
 
@@ -71,13 +72,25 @@ def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
     other = invoke("fidelity", *args, "--dream-episodes", 3, expect_ok=False)
     assert other.exit_code != 0 and "add --force" in other.output
     assert path.stat().st_mtime_ns == before
-    # A measurement of an earlier controller is replaced, and the command says so.
+    # A measurement of an earlier controller is replaced, and the command says so; this one
+    # also ranks the population CMA-ES would score next, in the dream and on a real track.
     invoke("train-controller", *args, "--generations", 1, "--force")
-    output = invoke("fidelity", *args).output
+    output = invoke("fidelity", *args, "--candidate-episodes", 1).output
     assert f"replacing {path}: it scored an earlier run of the controller" in output
-    controller = json.loads((tmp_path / "results" / "smoke" / "controller-dream" /
-                             "manifest.json").read_text())
-    assert json.loads(path.read_text())["controller_run_id"] == controller["run_id"]
+    results = tmp_path / "results" / "smoke"
+    controller = json.loads((results / "controller-dream" / "manifest.json").read_text())
+    result = json.loads(path.read_text())
+    assert result["controller_run_id"] == controller["run_id"]
+    assert "the dream ranks the next candidates with rank correlation" in output
+    ranking = result["ranking"]
+    population = load_state(results / "controller-dream").settings["population"]
+    assert ranking["candidates"] == population == len(ranking["dream"]) == len(ranking["real"])
+    assert len(ranking["tracks"]) == 1 and ranking["trials"] == 2  # the smoke preset's trials
+    assert -1.0 <= ranking["rank_correlation"] <= 1.0
+    assert ranking["real_of_dream_choice"] == ranking["real"][int(np.argmax(ranking["dream"]))]
+    assert max(ranking["real"]) == ranking["real_best"]
+    invoke("report", *args)
+    assert "rank correlation" in (results / "REPORT.md").read_text()
 
 
 def test_compare_sweeps_the_dream_dropout_at_the_trained_temperature(smoke_run, tmp_path):
@@ -119,21 +132,3 @@ def test_spearman_ranks():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 3, 4], [5, 5, 5, 5]) == 0.0
     assert spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)
-
-
-def test_fidelity_ranks_the_next_candidates_in_the_dream_and_on_real_tracks(smoke_run, tmp_path):
-    from worldmodels.evolution import load_state
-
-    args = copy_smoke(smoke_run, tmp_path)
-    output = invoke("fidelity", *args, "--candidate-episodes", 1, "--force").output
-    assert "the dream ranks the next candidates with rank correlation" in output
-    results = tmp_path / "results" / "smoke"
-    ranking = json.loads((results / "fidelity" / "dream-best.json").read_text())["ranking"]
-    population = load_state(results / "controller-dream").settings["population"]
-    assert ranking["candidates"] == population == len(ranking["dream"]) == len(ranking["real"])
-    assert len(ranking["tracks"]) == 1 and ranking["trials"] == 2  # the smoke preset's trials
-    assert -1.0 <= ranking["rank_correlation"] <= 1.0
-    assert ranking["real_of_dream_choice"] == ranking["real"][int(np.argmax(ranking["dream"]))]
-    assert max(ranking["real"]) == ranking["real_best"]
-    invoke("report", *args)
-    assert "rank correlation" in (results / "REPORT.md").read_text()
