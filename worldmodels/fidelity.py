@@ -41,8 +41,16 @@ def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConf
     ``world`` comes from ``evaluation.load_trained(..., need_vae=True, dreams=True)``:
     it carries the dream options the controller was trained with. With ``candidates`` (and
     ``config.candidate_episodes``), also how the dream ranks them (``_ranking``)."""
+    from worldmodels.agent import episode_tasks
+    from worldmodels.workers import make_backend
+
     seeds = episode_seeds(seed, config.episodes, FIDELITY_STAGE_KEY)
-    episodes = _real_episodes(world, spec, params, seeds, config, seed, progress, ray_address)
+    ranked = candidates is not None and config.candidate_episodes > 0
+    tasks = max(len(seeds), len(candidates) * config.candidate_episodes if ranked else 0)
+    with make_backend(config.workers, ray_address, len(episode_tasks(tasks))) as backend:
+        episodes = _real_episodes(backend, world, spec, params, seeds, config, seed, progress)
+        ranking = _ranking(backend, world, spec, candidates, config, seed, temperature, trials,
+                           progress) if ranked else None
     tile_value = world["tile_value"] if world["pay_as_track"] else 0.0
     per_episode = [_along_real_path(world, episode, tile_value) for episode in episodes]
     dream_returns, dream_lengths = _dreams(world, spec, params, config, seed, temperature)
@@ -56,46 +64,39 @@ def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConf
         "along_real_path": per_episode,
         "open_loop": _open_loop(world, episodes, config.horizons, config.open_loop_stride),
         "dream": {"returns": dream_returns.tolist(), "lengths": dream_lengths.tolist()},
-        "ranking": _ranking(world, spec, candidates, config, seed, temperature, trials,
-                            progress, ray_address)
-        if candidates is not None and config.candidate_episodes else None,
+        "ranking": ranking,
     }
     result["summary"] = summarise(result)
     return result
 
 
-def _real_episodes(world, spec, params, seeds, config, seed, progress, ray_address) -> list:
-    from worldmodels.agent import AgentSetup, episode_tasks, run_real_episodes
-    from worldmodels.workers import make_backend
+def _real_episodes(backend, world, spec, params, seeds, config, seed, progress) -> list:
+    from worldmodels.agent import AgentSetup, run_real_episodes
 
     recorded = {}
     setup = AgentSetup.from_world(world, spec, config.env_id, config.max_steps, seed)
     flat = np.repeat(params[None], len(seeds), axis=0).astype(np.float32)
-    with make_backend(config.workers, ray_address, len(episode_tasks(len(seeds)))) as backend:
-        run_real_episodes(backend, setup, flat, seeds, progress=progress, desc="fidelity",
-                          record="episode", on_recorded=recorded.__setitem__,
-                          noise=world["action_noise"])
+    run_real_episodes(backend, setup, flat, seeds, progress=progress, desc="fidelity",
+                      record="episode", on_recorded=recorded.__setitem__,
+                      noise=world["action_noise"])
     return [recorded[i] for i in range(len(seeds))]
 
 
-def _ranking(world, spec, candidates, config, seed, temperature, trials, progress,
-             ray_address) -> dict:
+def _ranking(backend, world, spec, candidates, config, seed, temperature, trials,
+             progress) -> dict:
     """The candidates scored in the dream C was trained in (``trials`` dreams each, as a
     generation of training is) and on the first ``candidate_episodes`` fidelity tracks each
     (with C's action noise): Spearman's rank correlation of the two, and the real score of
     the candidate the dream ranks first beside the best and the mean real score."""
-    from worldmodels.agent import episode_tasks
     from worldmodels.scoring import DreamScorer, RealScorer
-    from worldmodels.workers import make_backend
 
     dream = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec).fitness(
         candidates, RANKING_CALL_SEED, trials)
     tracks = episode_seeds(seed, config.candidate_episodes, FIDELITY_STAGE_KEY)
     params = np.repeat(candidates, len(tracks), axis=0)
-    with make_backend(config.workers, ray_address, len(episode_tasks(len(params)))) as backend:
-        scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps, progress,
-                            controller=spec, noise=world["action_noise"])
-        returns = scorer.run(params, tracks * len(candidates), desc="fidelity: candidates")
+    scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps, progress,
+                        controller=spec, noise=world["action_noise"])
+    returns = scorer.run(params, tracks * len(candidates), desc="fidelity: candidates")
     real = returns.reshape(len(candidates), len(tracks)).mean(axis=1)
     return {"candidates": len(candidates), "trials": trials, "tracks": tracks,
             "dream": dream.tolist(), "real": real.tolist(),
@@ -332,20 +333,18 @@ def next_candidates(directory: Path, controller: dict) -> np.ndarray | None:
     return restore(state, directory, **state.settings).ask().astype(np.float32)
 
 
-def run_fidelity(layout, config: FidelityConfig, seed: int, params_name: str = "best",
-                 variant: str = "zh", progress: bool = True,
+def run_fidelity(layout, controller: dict, config: FidelityConfig, seed: int,
+                 params_name: str = "best", variant: str = "zh", progress: bool = True,
                  ray_address: str | None = None) -> tuple[Path, dict]:
-    """Measure the fidelity of the controller trained in the dream and write it to
-    ``fidelity_path`` (JSON and PNG); returns (json path, result). Whether an earlier
-    measurement is kept is the stage's call (`stages.fidelity`)."""
-    from worldmodels.artifacts import ensure_writable, require_manifest, write_json
+    """Measure the fidelity of the controller trained in the dream (``controller``: its
+    manifest) and write it to ``fidelity_path`` (JSON and PNG); returns (json path, result).
+    Whether an earlier measurement is kept, and that the folder is writable, is the stage's
+    call (`stages.fidelity`)."""
+    from worldmodels.artifacts import write_json
     from worldmodels.evaluation import load_trained
 
     directory = layout.controller("dream", variant)
-    controller = require_manifest(directory, "controller trained in the dream",
-                                  f"train-controller --variant {variant}")
     path = fidelity_path(layout, variant, params_name)
-    ensure_writable(path.parent)
     world, spec, flat = load_trained(layout, controller, directory, params_name, variant,
                                      need_vae=True, dreams=True)
     temperature = float(controller["config"]["temperature"])

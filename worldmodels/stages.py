@@ -558,8 +558,8 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
                 return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force "
                                                   f"to redo it\n{_fidelity_line(old['summary'])}")
         setup_tensorflow(seed)
-        path, result = run_fidelity(layout, config, seed, params, variant, progress,
-                                    ray_address)
+        path, result = run_fidelity(layout, controller, config, seed, params, variant,
+                                    progress, ray_address)
     return _done("fidelity", started, _fidelity_line(result["summary"]),
                  [path, path.with_suffix(".png")], result=result)
 
