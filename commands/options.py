@@ -218,8 +218,10 @@ trained_in_option = click.option(
     "--controller", "trained_in", type=click.Choice(["dream", "real"]), default="dream",
     show_default=True, help="Which trained controller: controller-dream or -real.")
 params_option = click.option(
-    "--params", type=click.Choice(["best", "mean"]), default="best", show_default=True,
-    help="The best candidate found, or the final CMA-ES mean.")
+    "--params", type=click.Choice(["best", "mean", "selected"]), default="best",
+    show_default=True,
+    help="The best candidate found, the final CMA-ES mean, or the one `worldmodels select` "
+         "chose on real validation tracks (reported as dream-trained, real-selected).")
 ray_option = click.option(
     "--ray-address", metavar="ADDRESS",
     help="Run the episodes on Ray instead of local worker processes: 'local' starts a private "

@@ -210,6 +210,27 @@ class FidelityConfig:
 
 
 @dataclass(frozen=True)
+class SelectConfig:
+    """Real selection (`worldmodels select`): the CMA-ES means C passed through while it evolved
+    in the dream, and the best candidate it kept, scored on validation tracks disjoint from
+    collection, training, evaluation and fidelity; the highest becomes ``selected``, a result
+    reported apart as "dream-trained, real-selected"."""
+
+    episodes: int = 16
+    """Validation tracks each candidate drives."""
+    every: int = 10
+    """Generations between the CMA-ES means considered (and the last generation's)."""
+    noise: float = 0.0
+    """Std of Gaussian noise added to C's actions (as `evaluate --noise`); 0: C alone."""
+    max_steps: int = 1000
+    """Steps per episode."""
+    workers: int | None = None
+    """Env worker processes; None means one per core."""
+    env_id: str = ENV_ID
+    """Gymnasium id of the environment."""
+
+
+@dataclass(frozen=True)
 class IterateConfig:
     """Iterative training (`worldmodels iterate`): rounds of collection with the controller plus
     noise, then more training of M and C on old + new data."""
@@ -237,6 +258,7 @@ class Preset:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
     iterate: IterateConfig = field(default_factory=IterateConfig)
 
 
@@ -253,6 +275,7 @@ def _smoke() -> Preset:
         compare=CompareConfig(episodes=2, max_steps=60, workers=2),
         fidelity=FidelityConfig(episodes=2, dream_episodes=4, max_steps=60, horizons=(1, 5),
                                 open_loop_stride=10, workers=2),
+        select=SelectConfig(episodes=1, every=1, max_steps=60, workers=2),
         iterate=IterateConfig(rounds=1, episodes=2, rnn_epochs=1, generations=1),
     )
 
@@ -272,6 +295,7 @@ def _small() -> Preset:
         evaluate=EvaluateConfig(episodes=100, noise=0.1),  # the policy scored in the dream
         compare=CompareConfig(episodes=20),
         fidelity=FidelityConfig(episodes=8, dream_episodes=100, candidate_episodes=2),
+        select=SelectConfig(episodes=8, every=10, noise=0.1),
         iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),
     )
 
@@ -363,7 +387,7 @@ RANGES = {
     "noise": RATE, "rounds": Range(0, 100_000), "rnn_epochs": Range(1, 1_000_000),
     "seed": Range(0, 2**31 - 1), "dropouts": RATE, "dream_episodes": Range(1, 1_000_000),
     "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),
-    "candidate_episodes": Range(0, 10_000),
+    "candidate_episodes": Range(0, 10_000), "every": Range(1, 1_000_000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
            "policy": ("pilot", "rally", "biased", "brownian", "random")}
@@ -372,7 +396,8 @@ SECTIONS = {field.name: field.type for field in dataclasses.fields(Preset)}
 SECTION_OF_CLASS = {cls: section for section, cls in SECTIONS.items()}
 STAGE_SECTIONS = {"collect": "collect", "train-vae": "vae", "train-rnn": "rnn",
                   "train-controller": "controller", "evaluate": "evaluate",
-                  "compare": "compare", "fidelity": "fidelity", "iterate": "iterate"}
+                  "compare": "compare", "fidelity": "fidelity", "select": "select",
+                  "iterate": "iterate"}
 """The section of each stage's config (in its manifest.json)."""
 
 

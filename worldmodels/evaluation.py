@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,9 @@ from worldmodels.errors import WorldModelsError
 from worldmodels.models import load_world
 from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, RealScorer, dream_options
 from worldmodels.tensorboard import Board
+
+SELECTED = "selected"  # --params selected: the candidate `worldmodels select` chose
+SELECTION = "selection.json"  # beside it in the controller's folder: how it was chosen
 
 
 def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
@@ -44,9 +48,14 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
                       burn_in=burn_in, dropout=world["dropout"],
                       action_noise=world["action_noise"])
     else:
-        scores, lengths = _evaluate_real(world, params, seeds, config, seed, progress,
-                                         partial_path, spec, ray_address)
+        scores, lengths = evaluate_real(world, params, seeds, config, seed, progress,
+                                        partial_path, spec, ray_address)
         result.update(noise=config.noise, lengths=lengths)
+    if params_name == SELECTED:  # real episodes chose it: never the pure dream figure
+        selection = read_json(Path(directory) / SELECTION)
+        result["selection"] = {"label": "dream-trained, real-selected",
+                               "validation_episodes": len(selection["tracks"]),
+                               **selection["selected"]}
     scores = np.asarray(scores, dtype=float)
     result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist(),
                   device=device_name())
@@ -66,10 +75,13 @@ def write_events(layout: Layout, name: str, result: dict) -> None:
         board.histogram(f"{name}/lengths", result["lengths"], layout.round)
 
 
-def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, spec,
-                   ray_address) -> tuple[list, list]:
-    """Returns and lengths of the real episodes, resuming from ``partial_path``."""
-    key = {"seeds": seeds, "params": params[0].tolist()}
+def evaluate_real(world, params, seeds, config, seed, progress, partial_path, spec,
+                  ray_address, desc: str = "evaluate") -> tuple[list, list]:
+    """Returns and lengths of the real episodes of ``params`` (one row per episode) on the
+    tracks of ``seeds`` (``config``: env_id, max_steps, workers, noise), resuming from
+    ``partial_path``."""
+    digest = hashlib.sha256(np.ascontiguousarray(params, np.float32).tobytes()).hexdigest()
+    key = {"seeds": seeds, "params": digest}
     done, lengths = {}, {}
     if partial_path is not None and Path(partial_path).exists():
         partial = read_json(partial_path)
@@ -82,7 +94,7 @@ def _evaluate_real(world, params, seeds, config, seed, progress, partial_path, s
         if partial_path is not None:
             write_json(partial_path, {"key": key, "scores": done, "lengths": lengths})
 
-    scores = run_real(world, spec, params, seeds, config, seed, progress, "evaluate",
+    scores = run_real(world, spec, params, seeds, config, seed, progress, desc,
                       dict(done), save, ray_address, config.noise, on_length=lengths.__setitem__)
     return scores, [lengths[i] for i in range(len(seeds))]
 
@@ -121,8 +133,24 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
             f"the controller in {directory} was trained with another M than {layout.rnn}: "
             "re-run `worldmodels train-controller`"
         )
+    if params_name == SELECTED:
+        check_selection(directory, controller_manifest)
     spec = Controller(variant, world["z_size"], world["hidden_size"])
     return world, spec, load_controller(Path(directory) / f"{params_name}.npy", spec)
+
+
+def check_selection(directory: Path, controller_manifest: dict) -> dict:
+    """The selection `worldmodels select` made for this run of the controller; a one-line
+    error when there is none or it chose among an earlier run's candidates."""
+    path = Path(directory) / SELECTION
+    if not path.exists() or not (Path(directory) / f"{SELECTED}.npy").exists():
+        raise WorldModelsError(f"no real selection in {directory}: run `worldmodels select` "
+                               "first")
+    selection = read_json(path)
+    if selection.get("controller_run_id") != controller_manifest.get("run_id"):
+        raise WorldModelsError(f"{path} chose among an earlier run of the controller: re-run "
+                               "`worldmodels select`")
+    return selection
 
 
 def load_controller(path: Path, spec: Controller) -> np.ndarray:

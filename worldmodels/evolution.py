@@ -235,12 +235,22 @@ def restore(state: State, directory: Path, dimensions: int, population: int, sig
         raise WorldModelsError(
             f"the CMA-ES state {path} was made with {state.settings}, not {settings}: add "
             "--force to `worldmodels train-controller` to start the controller over")
-    for fitness in state.fitness:
-        evolution.tell(evolution.ask(), fitness)
+    for _ in replay(state, evolution, path):
+        pass
+    return evolution
+
+
+def replay(state: State, evolution: Evolution, path: Path):
+    """Tell a new ``evolution`` every generation ``state`` recorded, yielding after each the
+    generation (counted from 1), the candidates it asked and their fitness; at the end the
+    saved mean is checked (``path``: the state file, for the message)."""
+    for generation, fitness in enumerate(state.fitness, 1):
+        candidates = evolution.ask()
+        evolution.tell(candidates, fitness)
+        yield generation, candidates, np.asarray(fitness)
     if not np.array_equal(evolution.mean, state.mean):
         raise WorldModelsError(_damaged(path, "replaying its fitness values does not give its "
                                               "CMA-ES mean"))
-    return evolution
 
 
 def adopt_state(directory: Path, state: State, run_id: str, forget_best: bool = False) -> None:

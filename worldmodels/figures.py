@@ -91,6 +91,29 @@ def plot_controller_history(rows: list[dict], path: Path, title: str,
     return _finish_returns_plot(figure, axis, "generation", title, path)
 
 
+def plot_selection(rows: list[dict], chosen: int, history: list[dict], path: Path,
+                   title: str) -> Path:
+    """`select`'s candidates: the real validation score (mean ± standard error) of the CMA-ES
+    mean at each generation considered and of the kept best, the chosen one ringed, beside the
+    dream fitness of each generation's population (its mean), as C saw it while it evolved."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7.5, 4.2))
+    if history:
+        axis.plot([row["generation"] for row in history], [row["mean"] for row in history],
+                  color="tab:blue", alpha=0.6, label="dream fitness: population mean")
+    for kind, colour, marker, label in (("mean", "tab:orange", "o", "real: CMA-ES mean"),
+                                        ("best", "tab:red", "s", "real: kept best")):
+        points = [row for row in rows if row["kind"] == kind]
+        axis.errorbar([row["generation"] for row in points], [row["mean"] for row in points],
+                      yerr=[row["std"] / np.sqrt(len(row["returns"])) for row in points],
+                      color=colour, marker=marker, capsize=3, ls="-" if kind == "mean" else "",
+                      label=f"{label} (± s.e.)")
+    axis.scatter([rows[chosen]["generation"]], [rows[chosen]["mean"]], s=220,
+                 facecolors="none", edgecolors="black", linewidths=1.5, zorder=5,
+                 label="selected")
+    return _finish_returns_plot(figure, axis, "generation", title, path)
+
+
 def plot_compare(rows: list[dict], real: dict, train_temperature: float | None, path: Path,
                  title: str) -> Path:
     """Dream mean ± std against temperature, the real score as a horizontal band."""

@@ -14,6 +14,7 @@ EVALUATE_STAGE_KEY = 2
 CHECK_STAGE_KEY = 3  # real-env checks while C evolves in the dream
 SHOW_STAGE_KEY = 4  # the real episode behind `worldmodels show`'s pictures of M
 FIDELITY_STAGE_KEY = 5  # the real episodes M is measured against (`worldmodels fidelity`)
+SELECT_STAGE_KEY = 6  # the validation tracks `worldmodels select` chooses a controller on
 
 # The ControllerConfig fields that shape the dream C is scored in (besides its temperature and
 # burn-in): read from C's manifest wherever a dream must be the one C was trained in.

@@ -362,7 +362,8 @@ def _clear_controller(directory: Path) -> None:
     from worldmodels.evolution import clear_state
 
     clear_state(directory)
-    for name in ("history.csv", "history.png", "best.npy", "mean.npy"):
+    for name in ("history.csv", "history.png", "best.npy", "mean.npy", "selected.npy",
+                 "selection.json", "selection.png", "selection.partial.json"):
         (Path(directory) / name).unlink(missing_ok=True)
 
 
@@ -487,6 +488,8 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
         write_json(path, result)
         partial.unlink(missing_ok=True)
         noise = f", action noise {config.noise:g}" if config.noise else ""
+        if "selection" in result:
+            noise += ", dream-trained, real-selected"
         return _done("evaluate", started,
                      f"evaluate ({where}, {result['episodes']} episodes{noise}): "
                      f"{result['mean']:.1f} ± {result['std']:.1f}", [path], **result)
@@ -562,6 +565,50 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
                                     progress, ray_address)
     return _done("fidelity", started, _fidelity_line(result["summary"]),
                  [path, path.with_suffix(".png")], result=result)
+
+
+def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: int = 0,
+           force: bool = False, ray_address: str | None = None, progress: bool = True,
+           log=say) -> StageResult:
+    """The controllers C passed through in the dream scored on real validation tracks
+    (``config``: a SelectConfig); the best becomes ``--params selected``, into
+    RUNS/controller-dream[-VARIANT]/selected.npy and selection.{json,png}."""
+    from worldmodels.env import check_env_id
+    from worldmodels.evaluation import SELECTION
+    from worldmodels.selection import describe
+    from worldmodels.selection import select as run_select
+
+    started = time.time()
+    validate(config), check_seed(seed), check_env_id(config.env_id)
+    layout = layout.at_round(round)
+    if round and not layout.runs.is_dir():
+        raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    directory, controller = _trained(layout, "dream", variant)
+    path, partial = directory / SELECTION, directory / "selection.partial.json"
+    ensure_writable(directory)
+    with stage_lock(directory, "select", ".selection.lock"):
+        if path.exists() and not force:
+            old = read_json(path)
+            if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id"),
+                             old.get("config") == to_dict(config) and old.get("seed") == seed,
+                             log):
+                return _skipped("select", path, f"select: complete in {path} ({describe(old)}, "
+                                                f"{old['selected']['mean']:.1f} on validation "
+                                                "tracks); add --force to redo it")
+        if force:
+            partial.unlink(missing_ok=True)
+        setup_tensorflow(seed)
+        result = run_select(layout, controller, directory, config, seed, variant, progress,
+                            partial, ray_address)
+        partial.unlink(missing_ok=True)
+    chosen, candidates = result["selected"], result["candidates"]
+    kept = candidates[-1]
+    return _done("select", started,
+                 f"select: {describe(result)} drove best of {len(candidates)} candidates on "
+                 f"{len(result['tracks'])} validation tracks, {chosen['mean']:.1f} ± "
+                 f"{chosen['std']:.1f} (the kept best: {kept['mean']:.1f}); score it with "
+                 "`worldmodels evaluate --params selected` (dream-trained, real-selected)",
+                 [directory / "selected.npy", path, directory / "selection.png"], **result)
 
 
 def _fidelity_line(s: dict) -> str:
