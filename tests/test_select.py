@@ -52,6 +52,11 @@ def test_select_chooses_among_cma_es_checkpoints_on_validation_tracks(smoke_run,
     assert evaluation["selection"]["generation"] == rows[chosen]["generation"]
     assert evaluation["selection"]["label"] == "dream-trained, real-selected"
 
+    invoke("report", *args)
+    report = (results / "REPORT.md").read_text()
+    assert "## Dream-trained, real-selected" in report
+    assert f"On the test tracks: {evaluation['mean']:.1f} ± {evaluation['std']:.1f}" in report
+
     assert "complete" in invoke("select", *args).output  # not redone
     kept = {name: (controller / name).read_bytes() for name in ("selection.json",
                                                                "selected.npy")}

@@ -215,6 +215,33 @@ class Report:
         lines += [f"![fidelity](fidelity/{path.stem}.png)" for path in paths]
         return "\n".join(lines + [""])
 
+    def selection(self) -> str:
+        """`worldmodels select`'s choice and its evaluation: a result of its own, never the
+        pure dream figure of the table above."""
+        from worldmodels.selection import describe
+
+        lines = ["## Dream-trained, real-selected", "",
+                 "C evolved in the dream; real validation tracks (none of the test tracks) "
+                 "chose among the CMA-ES means it passed through and its kept best.", ""]
+        directory = self.layout.controller("dream", "zh")
+        selection = _load(directory / "selection.json")
+        if selection is None:
+            return "\n".join(lines + [f"not run: {self.command('select')}, then "
+                                      f"{self.command('evaluate', '--params', 'selected')}",
+                                      ""])
+        noise = get_preset(self.preset).evaluate.noise
+        evaluation = _load(self.layout.evaluation("real", "dream", "zh", "selected", noise))
+        evaluate = self.command("evaluate", "--params", "selected")
+        test = _score(evaluation, "episodes") if evaluation else f"not run: {evaluate}"
+        chosen = selection["selected"]
+        lines += [f"Chosen: {describe(selection)}, {chosen['mean']:.1f} ± {chosen['std']:.1f} "
+                  f"on {len(selection['tracks'])} validation tracks. On the test tracks: "
+                  f"{test}", "", "| candidate | real, validation tracks |", "|---|---|"]
+        kinds = {"mean": "CMA-ES mean", "best": "kept best"}
+        lines += [f"| generation {row['generation']} {kinds[row['kind']]} | {row['mean']:.1f} ± "
+                  f"{row['std']:.1f} |" for row in selection["candidates"]]
+        return "\n".join(lines + ["", "![selection](controller-dream/selection.png)", ""])
+
     def models(self) -> str:
         lines = ["## The models", ""]
         stages = (("V", self.layout.vae, "train-vae", ("loss", "reconstruction", "kl")),
@@ -310,7 +337,8 @@ class Report:
             "Everything below is read from the files the stages wrote in this folder; parts "
             "not run yet say so, with the command that runs them. The paper's numbers are "
             f"from {PAPER}.", "",
-            self.carracing(), self.comparisons(), self.fidelity(), self.models(), self.rounds(),
+            self.carracing(), self.comparisons(), self.fidelity(), self.selection(), self.models(),
+            self.rounds(),
             self.timings(), self.figures(),
         ])
 
