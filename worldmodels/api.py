@@ -83,8 +83,9 @@ class Agent:
 def load_agent(name: str, results_dir="results", data_dir="data", round: int | None = None,
                params: str = "best", variant: str = "zh", trained_in: str = "dream",
                noise_seed: int = 0, noise: float = 0.0) -> Agent:
-    """The trained agent of experiment ``name``: V, M and the controller ``params`` ("best" or
-    "mean") trained in the ``trained_in`` env, or those `iterate` kept after ``round``.
+    """The trained agent of experiment ``name``: V, M and the controller ``params`` ("best",
+    "mean", or "selected": the one `worldmodels select` chose) trained in the ``trained_in``
+    env, or those `iterate` kept after ``round``.
     ``noise`` adds Gaussian noise of that std to every action, as `evaluate --noise`."""
     layout = Layout(data_dir, results_dir, name).at_round(round or 0)
     directory = layout.controller(trained_in, variant)
