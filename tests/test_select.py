@@ -58,6 +58,20 @@ def test_select_chooses_among_cma_es_checkpoints_on_validation_tracks(smoke_run,
     assert f"On the test tracks: {evaluation['mean']:.1f} ± {evaluation['std']:.1f}" in report
 
     assert "complete" in invoke("select", *args).output  # not redone
+    assert "complete" in invoke("evaluate", *args, "--params", "selected").output
+    # `select --every 2` considers generation 2's mean and the kept best only.
+    invoke("select", *args, "--every", 2, "--force")
+    again = json.loads((controller / "selection.json").read_text())
+    assert [r["generation"] for r in again["candidates"]] == [2, rows[2]["generation"]]
+    # An evaluation of another choice than the selection's is not kept as complete.
+    path = results / "evaluate" / "real-dream-selected.json"
+    other = dict(evaluation, selection=dict(evaluation["selection"], generation=99))
+    path.write_text(json.dumps(other))
+    output = invoke("evaluate", *args, "--params", "selected").output
+    assert "an earlier selection" in output
+    assert json.loads(path.read_text())["selection"]["generation"] == \
+        again["selected"]["generation"]
+
     kept = {name: (controller / name).read_bytes() for name in ("selection.json",
                                                                "selected.npy")}
     invoke("train-controller", *args, "--generations", 1, "--force")

@@ -427,7 +427,8 @@ def _trained(layout: Layout, trained_in: str, variant: str) -> tuple[Path, dict]
         f"train-controller --where {trained_in} --variant {variant}")
 
 
-def _refuse_other(path: Path, same_controller: bool, same_settings: bool, log) -> bool:
+def _refuse_other(path: Path, same_controller: bool, same_settings: bool, log,
+                  earlier: str = "an earlier run of the controller") -> bool:
     """Whether an earlier result at ``path`` is complete; refuses to replace one of the same
     controller made with other settings (that needs ``force``)."""
     if same_controller and same_settings:
@@ -435,8 +436,13 @@ def _refuse_other(path: Path, same_controller: bool, same_settings: bool, log) -
     if same_controller:
         raise WorldModelsError(f"{path} holds a result made with other options or another "
                                "seed: add --force to replace it")
-    log(f"replacing {path}: it scored an earlier run of the controller")
+    log(f"replacing {path}: it scored {earlier}")
     return False
+
+
+def _chosen(selection: dict | None) -> tuple | None:
+    """Which candidate a selection chose (generation, kind); None for no selection."""
+    return (selection["generation"], selection["kind"]) if selection else None
 
 
 def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str = "real",
@@ -447,6 +453,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
     evaluation of the same controller with other options is replaced only with ``force``."""
     from worldmodels.env import check_env_id
+    from worldmodels.evaluation import SELECTED, check_selection
     from worldmodels.evaluation import evaluate as run_evaluation
 
     started = time.time()
@@ -467,13 +474,17 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
             f"this evaluation drives it with {config.noise:g}")
     path = layout.evaluation(where, trained_in, variant, params, config.noise)
     partial = path.with_name(path.stem + ".partial.json")
+    chosen = _chosen(check_selection(directory, controller)["selected"]) \
+        if params == SELECTED else None
     ensure_writable(layout.evaluations)
     with stage_lock(layout.evaluations, "evaluate", f".{path.stem}.lock"):
         if path.exists() and not force:
             old = read_json(path)  # (evaluations written before --noise existed had none)
-            if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id"),
+            if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id")
+                             and _chosen(old.get("selection")) == chosen,
                              {"noise": 0.0, **old.get("config", {})} == to_dict(config)
-                             and old.get("seed") == seed, log):
+                             and old.get("seed") == seed, log,
+                             "an earlier run of the controller or an earlier selection"):
                 return _skipped("evaluate", path,
                                 f"evaluate: complete in {path} ({old['mean']:.1f} ± "
                                 f"{old['std']:.1f}); add --force to redo it")
