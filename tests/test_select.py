@@ -28,6 +28,11 @@ def test_select_chooses_among_cma_es_checkpoints_on_validation_tracks(smoke_run,
     assert rows[2]["kind"] == "best" and len(rows) == 3
     assert all(len(r["returns"]) == 1 for r in rows) and len(selection["tracks"]) == 1
     chosen = selection["chosen"]
+    # Each candidate is also scored in 2 dreams (the smoke preset's), as a generation is.
+    assert all(isinstance(r["dream"], float) for r in rows)
+    assert -1.0 <= selection["rank_correlation"] <= 1.0
+    assert selection["real_of_dream_choice"] == rows[int(np.argmax([r["dream"] for r in rows]))
+                                                     ]["mean"]
     assert chosen == int(np.argmax([r["mean"] for r in rows]))
     assert (controller / "selection.png").stat().st_size > 10_000
     # The candidates are CMA-ES as it was: the last mean and the kept best are the files

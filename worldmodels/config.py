@@ -220,6 +220,9 @@ class SelectConfig:
     """Validation tracks each candidate drives."""
     every: int = 10
     """Generations between the CMA-ES means considered (and the last generation's)."""
+    dream_episodes: int = 32
+    """Dreams each candidate is also scored in (as in training, at C's temperature), to see
+    whether the dream orders the candidates as the validation tracks do (0: none)."""
     noise: float = 0.0
     """Std of Gaussian noise added to C's actions (as `evaluate --noise`); 0: C alone."""
     max_steps: int = 1000
@@ -275,7 +278,7 @@ def _smoke() -> Preset:
         compare=CompareConfig(episodes=2, max_steps=60, workers=2),
         fidelity=FidelityConfig(episodes=2, dream_episodes=4, max_steps=60, horizons=(1, 5),
                                 open_loop_stride=10, workers=2),
-        select=SelectConfig(episodes=1, every=1, max_steps=60, workers=2),
+        select=SelectConfig(episodes=1, every=1, dream_episodes=2, max_steps=60, workers=2),
         iterate=IterateConfig(rounds=1, episodes=2, rnn_epochs=1, generations=1),
     )
 
@@ -386,6 +389,7 @@ RANGES = {
     "steer_penalty": Range(0, 1000),
     "noise": RATE, "rounds": Range(0, 100_000), "rnn_epochs": Range(1, 1_000_000),
     "seed": Range(0, 2**31 - 1), "dropouts": RATE, "dream_episodes": Range(1, 1_000_000),
+    "select.dream_episodes": Range(0, 1_000_000),
     "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),
     "candidate_episodes": Range(0, 10_000), "every": Range(1, 1_000_000),
 }

@@ -94,8 +94,9 @@ def plot_controller_history(rows: list[dict], path: Path, title: str,
 def plot_selection(rows: list[dict], chosen: int, history: list[dict], path: Path,
                    title: str) -> Path:
     """`select`'s candidates: the real validation score (mean ± standard error) of the CMA-ES
-    mean at each generation considered and of the kept best, the chosen one ringed, beside the
-    dream fitness of each generation's population (its mean), as C saw it while it evolved."""
+    mean at each generation considered and of the kept best, the chosen one ringed, beside
+    each candidate's dream score (when measured) and the dream fitness of each generation's
+    population (its mean), as C saw it while it evolved."""
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7.5, 4.2))
     if history:
@@ -108,6 +109,10 @@ def plot_selection(rows: list[dict], chosen: int, history: list[dict], path: Pat
                       yerr=[row["std"] / np.sqrt(len(row["returns"])) for row in points],
                       color=colour, marker=marker, capsize=3, ls="-" if kind == "mean" else "",
                       label=f"{label} (± s.e.)")
+    dreamt = [row for row in rows if "dream" in row]
+    if dreamt:
+        axis.scatter([row["generation"] for row in dreamt], [row["dream"] for row in dreamt],
+                     color="tab:blue", marker="x", label="dream: each candidate")
     axis.scatter([rows[chosen]["generation"]], [rows[chosen]["mean"]], s=220,
                  facecolors="none", edgecolors="black", linewidths=1.5, zorder=5,
                  label="selected")

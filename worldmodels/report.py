@@ -51,6 +51,10 @@ def _seconds(value) -> str:
     return f"{value:,.0f} s" if value is not None else "—"
 
 
+def _number(value) -> str:
+    return f"{value:.1f}" if value is not None else "—"
+
+
 def _score(result: dict, unit: str) -> str:
     return f"{result['mean']:.1f} ± {result['std']:.1f} ({result['episodes']} {unit})"
 
@@ -236,10 +240,16 @@ class Report:
         chosen = selection["selected"]
         lines += [f"Chosen: {describe(selection)}, {chosen['mean']:.1f} ± {chosen['std']:.1f} "
                   f"on {len(selection['tracks'])} validation tracks. On the test tracks: "
-                  f"{test}", "", "| candidate | real, validation tracks |", "|---|---|"]
+                  f"{test}"]
+        if "rank_correlation" in selection:
+            lines += ["", f"The dream orders these candidates with rank correlation "
+                      f"{selection['rank_correlation']:.2f}; its own choice drove "
+                      f"{selection['real_of_dream_choice']:.1f} on the validation tracks."]
+        lines += ["", "| candidate | real, validation tracks | dream |", "|---|---|---|"]
         kinds = {"mean": "CMA-ES mean", "best": "kept best"}
         lines += [f"| generation {row['generation']} {kinds[row['kind']]} | {row['mean']:.1f} ± "
-                  f"{row['std']:.1f} |" for row in selection["candidates"]]
+                  f"{row['std']:.1f} | {_number(row.get('dream'))} |"
+                  for row in selection["candidates"]]
         return "\n".join(lines + ["", "![selection](controller-dream/selection.png)", ""])
 
     def models(self) -> str:

@@ -25,6 +25,8 @@ from worldmodels.evaluation import SELECTION, evaluate_real, load_trained
 from worldmodels.evolution import STATE, Evolution, load_state, replay, save_array
 from worldmodels.scoring import SELECT_STAGE_KEY
 
+SELECT_CALL_SEED = 10**6 + 1  # the candidates' dreams: apart from training's and fidelity's
+
 
 def candidates(directory: Path, best: np.ndarray, every: int) -> tuple[list[dict], np.ndarray]:
     """The candidates of the controller in ``directory``: one row (generation, kind) and one
@@ -58,7 +60,7 @@ def select(layout: Layout, controller_manifest: dict, directory: Path, config: S
 
     started = time.time()
     world, spec, best = load_trained(layout, controller_manifest, directory, "best", variant,
-                                     need_vae=True, dreams=False)
+                                     need_vae=True, dreams=config.dream_episodes > 0)
     rows, params = candidates(directory, best, config.every)
     tracks = episode_seeds(seed, config.episodes, SELECT_STAGE_KEY)
     flat = np.repeat(params, len(tracks), axis=0).astype(np.float32)
@@ -67,12 +69,14 @@ def select(layout: Layout, controller_manifest: dict, directory: Path, config: S
     returns = np.asarray(returns, dtype=float).reshape(len(rows), len(tracks))
     for row, scores in zip(rows, returns):
         row.update(mean=float(scores.mean()), std=float(scores.std()), returns=scores.tolist())
-    chosen = int(np.argmax(returns.mean(axis=1)))
+    real = returns.mean(axis=1)
+    chosen = int(np.argmax(real))
     save_array(Path(directory) / "selected.npy", params[chosen])
     result = {"controller_run_id": controller_manifest.get("run_id"), "variant": variant,
               "config": to_dict(config), "seed": seed, "tracks": tracks, "candidates": rows,
               "chosen": chosen, "selected": {k: rows[chosen][k] for k in
                                              ("generation", "kind", "mean", "std")},
+              **_dream_order(world, spec, params, real, rows, controller_manifest, config, seed),
               "version": VERSION, "code": code_commit(), "wall_seconds": time.time() - started}
     write_json(Path(directory) / SELECTION, result)
     history = Path(directory) / "history.csv"
@@ -81,6 +85,26 @@ def select(layout: Layout, controller_manifest: dict, directory: Path, config: S
                    f"C's candidates on {len(tracks)} real validation tracks"
                    + (f", action noise {config.noise:g}" if config.noise else ""))
     return result
+
+
+def _dream_order(world, spec, params, real, rows, controller_manifest, config,
+                 seed) -> dict:
+    """Each candidate scored in the dream C was trained in (``config.dream_episodes`` dreams,
+    at its temperature; into ``rows``), and whether the dream orders the candidates as the
+    validation tracks do: Spearman's rank correlation, and the real score of the dream's
+    choice (what choosing by the dream alone would have given)."""
+    if not config.dream_episodes:
+        return {}
+    from worldmodels.fidelity import spearman
+    from worldmodels.scoring import DreamScorer
+
+    temperature = float(controller_manifest["config"].get("temperature", 1.0))
+    dream = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec).fitness(
+        params, SELECT_CALL_SEED, config.dream_episodes)
+    for row, score in zip(rows, dream):
+        row["dream"] = float(score)
+    return {"rank_correlation": spearman(dream, real),
+            "real_of_dream_choice": float(real[int(np.argmax(dream))])}
 
 
 def describe(selection: dict) -> str:

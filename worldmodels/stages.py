@@ -613,13 +613,17 @@ def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: in
                             partial, ray_address)
         partial.unlink(missing_ok=True)
     chosen, candidates = result["selected"], result["candidates"]
-    kept = candidates[-1]
-    return _done("select", started,
+    dream = (f"; the dream orders them with rank correlation {result['rank_correlation']:.2f}, "
+             f"its choice drove {result['real_of_dream_choice']:.1f}"
+             if "rank_correlation" in result else "")
+    done = _done("select", started,
                  f"select: {describe(result)} drove best of {len(candidates)} candidates on "
                  f"{len(result['tracks'])} validation tracks, {chosen['mean']:.1f} ± "
-                 f"{chosen['std']:.1f} (the kept best: {kept['mean']:.1f}); score it with "
-                 "`worldmodels evaluate --params selected` (dream-trained, real-selected)",
+                 f"{chosen['std']:.1f} (the kept best: {candidates[-1]['mean']:.1f}){dream}",
                  [directory / "selected.npy", path, directory / "selection.png"], **result)
+    done.details = ["score it on the test tracks with `worldmodels evaluate --params selected` "
+                    "(reported as dream-trained, real-selected)"]
+    return done
 
 
 def _fidelity_line(s: dict) -> str:
