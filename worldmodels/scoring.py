@@ -127,7 +127,12 @@ def describe_training(spec, config) -> list[str]:
              + (f" at temperature {config.temperature}" if where == "dream" else "")
              + (f", action noise {config.action_noise}" if config.action_noise else "")
              + (f", dream dropout {config.dropout}" if where == "dream" and config.dropout
-                else "")]
+                else "")
+             + (", one dropout mask per dream" if where == "dream" and config.dropout
+                and config.dropout_mask == "dream" else "")
+             + (", paid as a track pays" if where == "dream" and config.pay_as_track else "")
+             + (f", steering penalty {config.steer_penalty:g}" if where == "dream"
+                and config.steer_penalty else "")]
     if where == "dream" and config.real_every > 0:
         lines.append(f"real checks: best so far and mean, {config.real_episodes} episodes each, "
                      f"every {config.real_every} generations")
