@@ -72,6 +72,8 @@ def test_select_chooses_among_cma_es_checkpoints_on_validation_tracks(smoke_run,
     path = results / "evaluate" / "real-dream-selected.json"
     other = dict(evaluation, selection=dict(evaluation["selection"], generation=99))
     path.write_text(json.dumps(other))
+    invoke("report", *args)
+    assert "On the test tracks: out of date" in (results / "REPORT.md").read_text()
     output = invoke("evaluate", *args, "--params", "selected").output
     assert "an earlier selection" in output
     assert json.loads(path.read_text())["selection"]["generation"] == \

@@ -236,8 +236,12 @@ class Report:
         noise = get_preset(self.preset).evaluate.noise
         evaluation = _load(self.layout.evaluation("real", "dream", "zh", "selected", noise))
         evaluate = self.command("evaluate", "--params", "selected")
-        test = _score(evaluation, "episodes") if evaluation else f"not run: {evaluate}"
         chosen = selection["selected"]
+        evaluated = (evaluation or {}).get("selection") or {}
+        test = (f"not run: {evaluate}" if evaluation is None else
+                _score(evaluation, "episodes") if all(evaluated.get(k) == chosen[k]
+                                                      for k in ("generation", "kind"))
+                else f"out of date (another choice since): {evaluate}")
         lines += [f"Chosen: {describe(selection)}, {chosen['mean']:.1f} ± {chosen['std']:.1f} "
                   f"on {len(selection['tracks'])} validation tracks. On the test tracks: "
                   f"{test}"]
