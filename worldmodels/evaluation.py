@@ -51,11 +51,6 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
         scores, lengths = evaluate_real(world, params, seeds, config, seed, progress,
                                         partial_path, spec, ray_address)
         result.update(noise=config.noise, lengths=lengths)
-    if params_name == SELECTED:  # real episodes chose it: never the pure dream figure
-        selection = read_json(Path(directory) / SELECTION)
-        result["selection"] = {"label": "dream-trained, real-selected",
-                               "validation_episodes": len(selection["tracks"]),
-                               **selection["selected"]}
     scores = np.asarray(scores, dtype=float)
     result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist(),
                   device=device_name())

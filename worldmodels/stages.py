@@ -474,8 +474,8 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
             f"this evaluation drives it with {config.noise:g}")
     path = layout.evaluation(where, trained_in, variant, params, config.noise)
     partial = path.with_name(path.stem + ".partial.json")
-    chosen = _chosen(check_selection(directory, controller)["selected"]) \
-        if params == SELECTED else None
+    selection = check_selection(directory, controller) if params == SELECTED else None
+    chosen = _chosen(selection["selected"]) if selection else None
     ensure_writable(layout.evaluations)
     with stage_lock(layout.evaluations, "evaluate", f".{path.stem}.lock"):
         if path.exists() and not force:
@@ -496,6 +496,10 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
                                 ray_address=ray_address)
         result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started,
                       **({"round": round} if round else {}))
+        if selection:  # real episodes chose it: never the pure dream figure
+            result["selection"] = {"label": "dream-trained, real-selected",
+                                   "validation_episodes": len(selection["tracks"]),
+                                   **selection["selected"]}
         write_json(path, result)
         partial.unlink(missing_ok=True)
         noise = f", action noise {config.noise:g}" if config.noise else ""
