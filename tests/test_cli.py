@@ -104,12 +104,19 @@ def test_controller_variants_train_and_evaluate_in_their_own_folders(smoke_run):
 
 
 def test_dreams_after_a_burn_in_train_and_evaluate(smoke_run, tmp_path):
+    from worldmodels.figures import read_rows
+
     args = copy_smoke(smoke_run, tmp_path)
     results = tmp_path / "results"
-    invoke("train-controller", *args, "--burn-in", "5", "--population", "3", "--generations",
-           "2", "--force")
+    output = invoke("train-controller", *args, "--burn-in", "5", "--population", "3",
+                    "--generations", "3", "--recheck", "4", "--force").output
+    assert "top rescored on 4 fresh rollouts" in output
     manifest = read_json(results / "smoke" / "controller-dream" / "manifest.json")
-    assert manifest["config"]["burn_in"] == 5
+    assert manifest["config"]["burn_in"] == 5 and manifest["config"]["recheck"] == 4
+    # The best so far is the best of the rechecked scores, not of the generations' tops.
+    history = read_rows(results / "smoke" / "controller-dream" / "history.csv")
+    assert [row["best_so_far"] for row in history] == \
+        list(np.maximum.accumulate([row["recheck"] for row in history]))
     invoke("evaluate", *args, "--where", "dream", "--force")
     scores = read_json(results / "smoke" / "evaluate" / "dream-dream-best.json")
     assert scores["burn_in"] == 5 and max(scores["lengths"]) <= 40 - 5

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from worldmodels.controller import param_count
@@ -172,3 +173,37 @@ def test_training_dropout_only_while_training():
     train, _ = rnn(inputs, training=True)
     np.testing.assert_array_equal(eval_a["reward"].numpy(), eval_b["reward"].numpy())
     assert not np.allclose(train["mu"].numpy(), eval_a["mu"].numpy())
+
+
+def test_recheck_keeps_the_best_by_its_second_score_not_by_the_lucky_first(tmp_path):
+    from worldmodels.config import ControllerConfig
+    from worldmodels.evolution import evolve
+    from worldmodels.figures import read_rows
+
+    target = np.linspace(-1, 1, 6)
+
+    def true_value(candidates):
+        return -((np.atleast_2d(candidates) - target) ** 2).sum(axis=1)
+
+    def noisy(candidates, generation):  # a few trials: the top is mostly luck
+        rng = np.random.default_rng(generation)
+        return true_value(candidates) + rng.normal(0, 3.0, len(candidates))
+
+    config = ControllerConfig(population=12, generations=15, sigma=0.5)
+    kept = {}
+    for name, recheck in (("plain", None), ("recheck", lambda top, g: true_value(top)[0])):
+        directory = tmp_path / name
+        history = evolve(noisy, 6, config, 1, directory, progress=False, recheck_fn=recheck)
+        kept[name] = (history, np.load(directory / "best.npy"))
+        assert read_rows(directory / "history.csv")[-1]["best_so_far"] == \
+            pytest.approx(history[-1]["best_so_far"])
+    history, best = kept["recheck"]
+    rechecks = [row["recheck"] for row in history]
+    assert [row["best_so_far"] for row in history] == list(np.maximum.accumulate(rechecks))
+    assert history[-1]["best_so_far"] == pytest.approx(true_value(best)[0])
+    # Without the recheck, the kept best's score is its luckiest draw, far above its worth.
+    history, best = kept["plain"]
+    assert "recheck" not in history[-1]
+    assert history[-1]["best_so_far"] > true_value(best)[0] + 1.0
+    # Both runs asked CMA-ES the same: the recheck only changes which candidate is kept.
+    assert [row["mean"] for row in kept["plain"][0]] == [row["mean"] for row in history]

@@ -139,6 +139,11 @@ class ControllerConfig:
     that zigzags between full left and full right (about 2 a step) pays up to twice this a
     step. Dream scores (fitness, `evaluate --where dream`, fidelity's dreams) include it; the
     real env never does."""
+    recheck: int = 0
+    """Each generation's top candidate is scored again on this many fresh rollouts, and that
+    score, not the few trials that made it the generation's top, decides whether it replaces
+    the best so far (0: off). The top of thousands of noisy scores is mostly luck (the winner's
+    curse); the paper re-evaluated its best candidate on many rollouts."""
     pay_as_track: bool = False
     """The dream pays as a real track does: a step's predicted tile reward is at most one
     tile (1,000 / the collected tracks' mean tile count), tiles pay at most 1,000 in all and
@@ -384,7 +389,7 @@ RANGES = {
     "hidden_size": Range(1, 8192), "mixtures": Range(1, 1000), "grad_clip": POSITIVE,
     "sequence_length": Range(2, 10_000), "reward_weight": WEIGHT, "done_weight": WEIGHT,
     "done_pos_weight": WEIGHT, "dropout": RATE, "population": Range(3, 100_000),
-    "trials": Range(1, 100_000), "generations": Range(1, 10_000_000),
+    "trials": Range(1, 100_000), "recheck": Range(0, 100_000), "generations": Range(1, 10_000_000),
     "sigma": Range(0, 1e3, above=True), "temperature": Range(0, 100, above=True),
     "temperatures": Range(0, 100, above=True), "real_every": Range(0, 10_000_000),
     "real_episodes": Range(1, 100_000), "burn_in": Range(0, 100_000), "action_noise": RATE,

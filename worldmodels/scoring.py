@@ -15,6 +15,7 @@ CHECK_STAGE_KEY = 3  # real-env checks while C evolves in the dream
 SHOW_STAGE_KEY = 4  # the real episode behind `worldmodels show`'s pictures of M
 FIDELITY_STAGE_KEY = 5  # the real episodes M is measured against (`worldmodels fidelity`)
 SELECT_STAGE_KEY = 6  # the validation tracks `worldmodels select` chooses a controller on
+RECHECK_CALL_SEED = 2 * 10**6  # + generation: the rollouts a generation's top is rescored on
 
 # The ControllerConfig fields that shape the dream C is scored in (besides its temperature and
 # burn-in): read from C's manifest wherever a dream must be the one C was trained in.
@@ -132,7 +133,9 @@ def describe_training(spec, config) -> list[str]:
                 and config.dropout_mask == "dream" else "")
              + (", paid as a track pays" if where == "dream" and config.pay_as_track else "")
              + (f", steering penalty {config.steer_penalty:g}" if where == "dream"
-                and config.steer_penalty else "")]
+                and config.steer_penalty else "")
+             + (f"; each generation's top rescored on {config.recheck} fresh rollouts before "
+                "it may be kept" if config.recheck else "")]
     if where == "dream" and config.real_every > 0:
         lines.append(f"real checks: best so far and mean, {config.real_episodes} episodes each, "
                      f"every {config.real_every} generations")
@@ -161,5 +164,7 @@ def evolve_controller(world: dict, config, seed: int, directory, spec,
             world, config.temperature, config.max_steps, seed, spec, **dream_options(config))
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
             if checking else None
+        recheck_fn = (lambda top, g: scorer.fitness(top[None], RECHECK_CALL_SEED + g,
+                                                    config.recheck)[0]) if config.recheck else None
         return evolve(lambda c, g: scorer.fitness(c, g, config.trials), spec.param_count, config,
-                      seed, directory, progress, check_fn=check_fn)
+                      seed, directory, progress, check_fn=check_fn, recheck_fn=recheck_fn)
