@@ -35,7 +35,7 @@ def test_bench_rejects_unknown_targets(tmp_path):
 
 def test_bench_collect_stream_and_memory_on_tiny_runs(tmp_path):
     rows = bench.bench_collect(tmp_path, workers=2, episodes=2, max_steps=30, log=print)
-    rows += bench.bench_stream(tmp_path, log=print, batches=10)
+    rows += bench.bench_stream(tmp_path, log=print, batches=10, rnn_batches=3)
     rows += bench.bench_memory(tmp_path, episodes=2, copies=2, log=print)
     assert len(rows) == 4
     for row in rows:

@@ -184,7 +184,8 @@ def _timed(run) -> float:
     return time.perf_counter() - started
 
 
-def bench_stream(root: Path, log, batches: int = 30) -> list[Row]:
+def bench_stream(root: Path, log, batches: int = 30, rnn_batches: int | None = None
+                 ) -> list[Row]:
     import tensorflow as tf
 
     from worldmodels import vae as vae_module
@@ -240,7 +241,7 @@ def bench_stream(root: Path, log, batches: int = 30) -> list[Row]:
     with require_series(series_path) as series:
         lengths = series["lengths"][()]
         rng = np.random.default_rng(0)
-        count = max(12, batches // 3)
+        count = rnn_batches or max(12, batches // 3)  # M's batches: about 1 s each on a CPU
         plans = []
         for _ in range(count):
             indices = np.sort(rng.integers(0, len(lengths), rnn_config.batch_size))
