@@ -333,24 +333,27 @@ def test_a_second_process_on_a_stage_is_refused_with_the_holders_pid(tmp_path):
     rollouts = tmp_path / "k" / "rollouts"
     env = dict(os.environ, WORLDMODELS_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="2")
     args = ["collect", "--preset", "smoke", "--name", "k", "--data-dir", tmp_path,
-            "--episodes", 4, "--max-steps", 400, "--workers", 1]
+            "--episodes", 40, "--max-steps", 400, "--workers", 1]
     process = subprocess.Popen(CLI + [str(a) for a in args], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=env,
                                start_new_session=True)
     try:
         deadline = time.time() + 120
-        while not (rollouts / "manifest.json").exists():
+        # Its first episode's file means it holds the lock and has swept its stale files.
+        while not any(rollouts.glob("episode_*")):
             assert process.poll() is None and time.time() < deadline, process.stdout.read()
             time.sleep(0.05)
         other = rollouts / "episode_00009.h5.tmp999999"  # as if its worker were writing it
         other.write_bytes(b"partial")
-        before = _hashes(rollouts)
+        # The holder's own episodes change as it runs; what the refused process might touch
+        # is the lock, the manifest and the other process's temporary file.
+        watched = [rollouts / name for name in (".lock", "manifest.json", other.name)]
+        before = [path.read_bytes() for path in watched]
         result = invoke(*args, expect_ok=False)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code != 0 and len(lines) == 1, result.output
         assert f"in use by process {process.pid}" in lines[0]
-        after = _hashes(rollouts)
-        assert {path: after.get(path) for path in before} == before and other.exists()
+        assert [path.read_bytes() for path in watched] == before
         with pytest.raises(WorldModelsError, match=f"process {process.pid}"):
             lock_stage(rollouts, "collect")
     finally:
