@@ -26,7 +26,7 @@ lint: install-test
 	$(BIN)/ruff check worldmodels commands tests
 
 test: install-test lint
-	$(BIN)/python -m pytest -q --durations=25 tests
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --durations=25 tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info
