@@ -16,7 +16,7 @@ from .options import (
 )
 
 
-@stage_command("compare", "compare", names={"env_id": ["--env"]})
+@stage_command("compare", "compare")
 @variant_option
 @params_option
 @trained_in_option

@@ -14,7 +14,7 @@ from .options import (
 )
 
 
-@stage_command("enjoy", "evaluate", skip=("episodes", "temperature", "workers", "env_id"))
+@stage_command("enjoy", "evaluate", skip=("episodes", "temperature", "workers"))
 @trained_in_option
 @variant_option
 @params_option

@@ -16,7 +16,7 @@ from .options import (
 )
 
 
-@stage_command("evaluate", "evaluate", names={"env_id": ["--env"]})
+@stage_command("evaluate", "evaluate")
 @click.option("--where", type=click.Choice(["real", "dream"]), default="real", show_default=True,
               help="Run the agent in the gymnasium env (real) or inside M (dream).")
 @trained_in_option

@@ -15,7 +15,7 @@ from .options import (
 )
 
 
-@stage_command("fidelity", "fidelity", names={"env_id": ["--env"]})
+@stage_command("fidelity", "fidelity")
 @variant_option
 @params_option
 @click.option("--round", "round_number", type=click.IntRange(min=0), default=0,

@@ -14,7 +14,7 @@ from .options import (
 )
 
 
-@stage_command("select", "select", names={"env_id": ["--env"]})
+@stage_command("select", "select")
 @variant_option
 @click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
               help="The C that `iterate` kept after this round (default: the latest).")

@@ -6,8 +6,7 @@ from .options import echo, force_option, progress_enabled, ray_option, stage_com
 
 
 @stage_command("train-controller", "controller",
-               names={"temperature": ["--temperature", "--train-temperature"],
-                      "env_id": ["--env"]})
+               names={"temperature": ["--temperature", "--train-temperature"]})
 @variant_option
 @ray_option
 @force_option

@@ -70,7 +70,7 @@ def test_load_agent_acts_as_the_real_evaluation(smoke_run):
 
     root, _ = smoke_run
     agent = load_agent("smoke", root / "results", root / "data")
-    setup = AgentSetup.from_world(agent.world, agent.controller, "CarRacing-v3", 30, 0)
+    setup = AgentSetup.from_world(agent.world, agent.controller, 30, 0)
     (total, steps, actions), = run_agent_episodes(AgentWorker(setup),
                                                   [(7, agent.params[0], "actions", 0.0)])
     episode = agent.episode(7, max_steps=30)

@@ -67,8 +67,9 @@ def test_real_episodes_do_not_depend_on_the_workers_or_on_resuming():
     from worldmodels.workers import LocalBackend
 
     spec = Controller("zh", 8, 16)
-    world = {"vae": ConvVAE(8), "rnn": MDNRNN(8, 16, 2), "z_size": 8, "hidden_size": 16}
-    setup = AgentSetup.from_world(world, spec, "CarRacing-v3", 25, noise_seed=7)
+    world = {"vae": ConvVAE(8), "rnn": MDNRNN(8, 16, 2), "z_size": 8, "hidden_size": 16,
+             "env_id": "CarRacing-v3"}
+    setup = AgentSetup.from_world(world, spec, 25, noise_seed=7)
     params = np.random.default_rng(3).normal(0, 0.5, (6, spec.param_count)).astype(np.float32)
     seeds = [21, 22, 23, 24, 25, 26]
     scores, actions = [], []

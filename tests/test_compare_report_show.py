@@ -197,7 +197,7 @@ def test_real_checks_keep_the_resumed_trajectory(smoke_run, tmp_path):
     config = override(get_preset("smoke").controller, population=4, trials=1, max_steps=20,
                       real_every=2, real_episodes=1, generations=4)
     with LocalBackend(2) as backend:
-        real = RealScorer(world, backend, 0, config.env_id, config.max_steps, controller=spec)
+        real = RealScorer(world, backend, 0, config.max_steps, controller=spec)
         dream = DreamScorer(world, config.temperature, config.max_steps, 0, spec)
 
         def run(directory, generations):

@@ -3,8 +3,10 @@ import pytest
 
 from worldmodels.collect import episode_seeds, run_episode
 from worldmodels.env import make_env, preprocess_frame
+from worldmodels.envs.carracing import POLICIES, SPEC
 from worldmodels.errors import WorldModelsError
-from worldmodels.policies import POLICIES, make_policy
+
+make_policy = SPEC.make_policy
 
 
 def test_preprocess_crops_the_indicator_bar_and_resizes():

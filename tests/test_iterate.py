@@ -110,7 +110,7 @@ def test_controller_collection_is_deterministic_and_noise_changes_it(smoke_run, 
     runs = {}
     for label, noise in (("a", 0.3), ("b", 0.3), ("quiet", 0.0)):
         collect_with_controller(tmp_path / label, world, spec, params, [5, 6], 0, noise,
-                                "CarRacing-v3", 30, label, workers=1, progress=False)
+                                30, label, workers=1, progress=False)
         with h5py.File(tmp_path / label / "episode_00001.h5") as file:
             runs[label] = file["actions"][()]
     np.testing.assert_array_equal(runs["a"], runs["b"])

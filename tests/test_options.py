@@ -13,7 +13,7 @@ from worldmodels.config import (
     read_config_file,
     resolve,
 )
-from worldmodels.policies import POLICIES
+from worldmodels.envs import ENVS, get_env
 
 
 def _error(*args) -> str:
@@ -84,7 +84,8 @@ def test_not_numbers_and_absurd_sizes_are_refused(tmp_path):
 def test_policy_choices_are_the_policies():
     from worldmodels.config import CHOICES
 
-    assert set(CHOICES["policy"]) == set(POLICIES)
+    assert set(CHOICES["policy"]) == {name for env_id in ENVS for name in get_env(env_id).policies}
+    assert set(CHOICES["env_id"]) == set(ENVS)
 
 
 def test_a_command_with_another_preset_than_the_experiments_says_so(smoke_run):

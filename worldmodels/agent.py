@@ -20,9 +20,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from worldmodels.controller import Controller
-from worldmodels.env import make_env, preprocess_frame
+from worldmodels.envs import get_env
 from worldmodels.errors import WorldModelsError
-from worldmodels.policies import HIGH, LOW
 from worldmodels.rnn import MDNRNN
 from worldmodels.vae import ConvVAE, to_unit
 from worldmodels.workers import WorkerCrashes
@@ -68,10 +67,12 @@ class AgentSetup:
     rnn_weights: tuple
 
     @classmethod
-    def from_world(cls, world: dict, controller: Controller | None, env_id: str,
-                   max_steps: int, noise_seed: int) -> AgentSetup:
+    def from_world(cls, world: dict, controller: Controller | None, max_steps: int,
+                   noise_seed: int) -> AgentSetup:
+        """The setup of ``controller`` (default: the linear one on [z, h]) in the world's env."""
         rnn = world["rnn"]
-        return cls(env_id, max_steps, world["z_size"], world["hidden_size"], rnn.mixtures,
+        return cls(world["env_id"], max_steps, world["z_size"], world["hidden_size"],
+                   rnn.mixtures,
                    controller.variant if controller is not None else "zh", noise_seed,
                    tuple(world["vae"].get_weights()), tuple(rnn.get_weights()))
 
@@ -94,13 +95,16 @@ class AgentWorker:
 
     def __init__(self, setup: AgentSetup):
         limit_threads(1)
-        vae, rnn = ConvVAE(setup.z_size), MDNRNN(setup.z_size, setup.hidden_size, setup.mixtures)
+        self.env = get_env(setup.env_id)
+        vae = ConvVAE(setup.z_size)
+        rnn = MDNRNN(setup.z_size, setup.hidden_size, setup.mixtures,
+                     action_size=self.env.action_size)
         vae.set_weights(list(setup.vae_weights))
         rnn.set_weights(list(setup.rnn_weights))
         self.setup = setup
-        self.controller = Controller(setup.variant, setup.z_size, setup.hidden_size)
+        self.controller = Controller(setup.variant, setup.z_size, setup.hidden_size, setup.env_id)
         self.step = make_agent_step(vae, rnn, self.controller)
-        self.envs = [make_env(setup.env_id, setup.max_steps) for _ in range(EPISODES_PER_TASK)]
+        self.envs = [self.env.make(setup.max_steps) for _ in range(EPISODES_PER_TASK)]
 
 
 def limit_threads(threads: int) -> None:
@@ -158,7 +162,7 @@ def run_agent_episodes(worker: AgentWorker, episodes: list) -> list:
             for _ in episodes]
     for i, (seed, _, _, _) in enumerate(episodes):
         observation, _ = worker.envs[i].reset(seed=int(seed))
-        frames[i] = preprocess_frame(observation)
+        frames[i] = worker.env.preprocess(observation)
         logs[i]["frames"].append(frames[i].copy())
     alive = list(range(n))
     while alive:
@@ -176,9 +180,9 @@ def run_agent_episodes(worker: AgentWorker, episodes: list) -> list:
             noise = episodes[i][3]
             if noise > 0:
                 action = np.clip(action + noise * shakes[i].standard_normal(action.shape),
-                                 LOW, HIGH).astype(np.float32)
+                                 worker.env.low, worker.env.high).astype(np.float32)
             observation, reward, terminated, truncated, _ = worker.envs[i].step(action)
-            frames[i] = preprocess_frame(observation)
+            frames[i] = worker.env.preprocess(observation)
             returns[i] += reward
             steps[i] += 1
             record = episodes[i][2]

@@ -7,10 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from worldmodels.agent import make_agent_step
-from worldmodels.artifacts import Layout, read_json, require_manifest
-from worldmodels.env import make_env, preprocess_frame
+from worldmodels.artifacts import Layout, require_manifest
 from worldmodels.evaluation import load_trained
-from worldmodels.policies import HIGH, LOW
 
 
 class Agent:
@@ -22,6 +20,7 @@ class Agent:
     def __init__(self, world: dict, controller, params: np.ndarray, env_id: str,
                  noise_seed: int = 0, noise: float = 0.0):
         self.world, self.controller, self.env_id = world, controller, env_id
+        self.env = controller.env
         self.params = np.asarray(params, np.float32)[None]
         self.noise_seed, self.noise = noise_seed, noise
         self._step = make_agent_step(world["vae"], world["rnn"], controller)
@@ -36,22 +35,22 @@ class Agent:
             None if seed is None else [self.noise_seed, seed, 1])
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        """The action (steer, gas, brake) for the env's raw frame (96, 96, 3), and M's memory
-        advanced by it."""
-        assert observation.shape == (96, 96, 3), f"expected a raw frame, got {observation.shape}"
-        frame = preprocess_frame(observation)[None]
+        """The action for the env's raw frame (CarRacing: steer, gas, brake for a (96, 96, 3)
+        frame; TakeCover: the move for a (120, 160, 3) screen), and M's memory advanced by
+        it."""
+        frame = self.env.preprocess(observation)[None]
         eps = self._eps.standard_normal(self.world["z_size"]).astype(np.float32)[None]
         action, self.h, self.c = (x.numpy() for x in self._step(frame, self.h, self.c,
                                                                  self.params, eps))
         action = action[0]
         if self.noise > 0:
             action = np.clip(action + self.noise * self._shake.standard_normal(action.shape),
-                             LOW, HIGH).astype(np.float32)
+                             self.env.low, self.env.high).astype(np.float32)
         return action
 
     def episode(self, seed: int, max_steps: int = 1000) -> dict:
         """One real episode on the track of ``seed``: its return, steps and actions."""
-        env = make_env(self.env_id, max_steps)
+        env = self.env.make(max_steps)
         observation, _ = env.reset(seed=int(seed))
         self.reset(seed)
         total, actions = 0.0, []
@@ -94,5 +93,4 @@ def load_agent(name: str, results_dir="results", data_dir="data", round: int | N
     world, controller, flat = load_trained(layout, manifest, directory, params, variant,
                                            need_vae=True, dreams=True)
     world["train_temperature"] = float(manifest["config"].get("temperature", 1.0))
-    env_id = read_json(layout.rollouts / "manifest.json")["config"]["env_id"]
-    return Agent(world, controller, flat, env_id, noise_seed, noise)
+    return Agent(world, controller, flat, world["env_id"], noise_seed, noise)

@@ -101,12 +101,12 @@ def bench_startup(log) -> list[Row]:
 
 def _raw_episode(task) -> int:
     """Step one episode with the exploration policy; no preprocessing, nothing written."""
-    from worldmodels.env import make_env
-    from worldmodels.policies import make_policy
+    from worldmodels.envs import get_env
 
     env_id, max_steps, policy_name, seed = task
-    env = make_env(env_id, max_steps)
-    policy = make_policy(policy_name, np.random.default_rng(seed))
+    spec = get_env(env_id)
+    env = spec.make(max_steps)
+    policy = spec.make_policy(policy_name, np.random.default_rng(seed))
     observation, _ = env.reset(seed=seed)
     steps = 0
     while True:
@@ -438,8 +438,9 @@ def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
 
     env_id = "CarRacing-v3"
     spec = Controller("zh", 32, 256)
-    world = {"vae": ConvVAE(32), "rnn": MDNRNN(32, 256, 5), "z_size": 32, "hidden_size": 256}
-    setup = AgentSetup.from_world(world, spec, env_id, max_steps, noise_seed=0)
+    world = {"vae": ConvVAE(32), "rnn": MDNRNN(32, 256, 5), "z_size": 32, "hidden_size": 256,
+             "env_id": env_id}
+    setup = AgentSetup.from_world(world, spec, max_steps, noise_seed=0)
     rng = np.random.default_rng(0)
     params = rng.normal(0, 0.1, (episodes, spec.param_count)).astype(np.float32)
     params[:, -2] += 1.0  # some gas, so that the car drives

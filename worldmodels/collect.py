@@ -9,9 +9,8 @@ from tqdm import tqdm
 
 from worldmodels.artifacts import stage_lock
 from worldmodels.config import CollectConfig
-from worldmodels.env import make_env, preprocess_frame
+from worldmodels.envs import get_env
 from worldmodels.errors import WorldModelsError
-from worldmodels.policies import make_policy
 from worldmodels.store import episode_path, list_episodes, write_episode
 
 STAGE_KEY = 0
@@ -26,15 +25,16 @@ def episode_seeds(seed: int, count: int, stage_key: int = STAGE_KEY) -> list[int
 
 def run_episode(env_id: str, max_steps: int, policy_name: str, seed: int) -> dict:
     """Run one episode of the exploration policy; returns its arrays."""
-    env = make_env(env_id, max_steps)
-    policy = make_policy(policy_name, np.random.default_rng(seed))
+    spec = get_env(env_id)
+    env = spec.make(max_steps)
+    policy = spec.make_policy(policy_name, np.random.default_rng(seed))
     observation, _ = env.reset(seed=seed)
-    frames, actions, rewards, terminations = [preprocess_frame(observation)], [], [], []
+    frames, actions, rewards, terminations = [spec.preprocess(observation)], [], [], []
     try:
         while True:
             action = policy.act(observation)
             observation, reward, terminated, truncated, _ = env.step(action)
-            frames.append(preprocess_frame(observation))
+            frames.append(spec.preprocess(observation))
             actions.append(action)
             rewards.append(reward)
             terminations.append(terminated)
@@ -132,7 +132,7 @@ def _collect(directory, config, seed, progress, max_restarts, ray_address) -> di
 
 
 def collect_with_controller(directory: Path, world: dict, controller, params: np.ndarray,
-                            seeds: list[int], first_index: int, noise: float, env_id: str,
+                            seeds: list[int], first_index: int, noise: float,
                             max_steps: int, label: str, workers: int | None = None,
                             ray_address: str | None = None, progress: bool = True) -> dict:
     """Collect one episode per seed with a trained controller (V + M + C, as in the real env)
@@ -145,10 +145,10 @@ def collect_with_controller(directory: Path, world: dict, controller, params: np
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = CollectConfig(env_id=env_id, max_steps=max_steps, policy=label)
+    config = CollectConfig(env_id=world["env_id"], max_steps=max_steps, policy=label)
     indices = [first_index + i for i in range(len(seeds))]
     done = {i: 0.0 for i, index in enumerate(indices) if episode_path(directory, index).exists()}
-    setup = AgentSetup.from_world(world, controller, env_id, max_steps, noise_seed=first_index)
+    setup = AgentSetup.from_world(world, controller, max_steps, noise_seed=first_index)
     returns = {}
 
     def write(i, episode):

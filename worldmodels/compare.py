@@ -79,7 +79,7 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
                    partial_path, log)
     real_scores = _run_real(world, spec, params, seeds, config, seed, partial, partial_path,
                             progress)
-    return _result(partial, real_scores, seeds, controller_manifest, directory, config,
+    return _result(partial, real_scores, seeds, controller_manifest, directory, config, world,
                    time.time() - started)
 
 
@@ -122,7 +122,7 @@ def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, p
                     save, noise=world["action_noise"])
 
 
-def _result(partial, real_scores, seeds, controller_manifest, directory, config, wall):
+def _result(partial, real_scores, seeds, controller_manifest, directory, config, world, wall):
     real_scores = np.asarray(real_scores, dtype=float)
     real = {"mean": float(real_scores.mean()), "std": float(real_scores.std()),
             "episodes": len(real_scores), "scores": real_scores.tolist(), "seeds": seeds}
@@ -133,7 +133,7 @@ def _result(partial, real_scores, seeds, controller_manifest, directory, config,
     key = {k: v for k, v in partial["key"].items() if k != "flat"}
     return {
         "key": key,
-        "env": config.env_id,
+        "env": world["env_id"],
         "controller": str(directory),
         "trained_in": controller_manifest["config"]["where"],
         "train_temperature": controller_manifest["config"].get("temperature"),

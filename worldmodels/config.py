@@ -4,6 +4,8 @@ Presets:
 - ``smoke``: every stage on a tiny scale, for tests (the whole pipeline in about a minute).
 - ``small``: issue 7's recipe scaled to a 2-core CPU (the whole pipeline in about 2 h 10 min).
 - ``paper``: the paper's scale and hyperparameters, for a GPU and a large CPU machine.
+- ``doom-smoke``, ``doom-small``, ``doom-paper``: the same three scales of the paper's dream
+  experiment, ViZDoom's TakeCover (z of 64, an LSTM of 512, C trained only in the dream).
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from worldmodels.envs import ENVS
 from worldmodels.errors import WorldModelsError
 
-PRESET_NAMES = ("smoke", "small", "paper")
+PRESET_NAMES = ("smoke", "small", "paper", "doom-smoke", "doom-small", "doom-paper")
 ENV_ID = "CarRacing-v3"
 FRAME_SIZE = 64
-ACTION_SIZE = 3
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,15 @@ class CollectConfig:
     """Rollouts of the real env with an exploration policy."""
 
     env_id: str = ENV_ID
-    """Gymnasium id of the environment."""
+    """The env: CarRacing-v3 or VizdoomTakeCover-v1 (see worldmodels.envs). Chosen here, once:
+    every later stage reads it from the rollouts' manifest."""
     episodes: int = 10_000
     """Number of episodes to collect."""
     max_steps: int = 1000
     """Time limit of an episode (CarRacing-v3's own limit is 1000)."""
     policy: str = "pilot"
-    """Exploration policy: pilot, biased, brownian or random (see worldmodels.policies)."""
+    """Exploration policy: pilot, rally, biased, brownian or random on CarRacing; repeat or
+    random on TakeCover (see worldmodels.envs)."""
     workers: int | None = None
     """Worker processes; None means one per core."""
 
@@ -113,8 +117,6 @@ class ControllerConfig:
     """Dream temperature used for training (tau)."""
     workers: int | None = None
     """Env worker processes when scoring in the real env; None means one per core."""
-    env_id: str = ENV_ID
-    """Gymnasium id of the environment (real scoring)."""
     real_every: int = 25
     """In the dream, run the best and mean candidates in the real env every this many
     generations (0: never); the paper re-evaluated its best every 25 generations."""
@@ -162,8 +164,6 @@ class EvaluateConfig:
     """Dream temperature (only with --where dream)."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
-    env_id: str = ENV_ID
-    """Gymnasium id of the environment."""
     noise: float = 0.0
     """Std of Gaussian noise added to C's actions in the real env (clipped to the action box),
     as `iterate` collects; 0: C alone."""
@@ -185,8 +185,6 @@ class CompareConfig:
     """Steps per episode."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
-    env_id: str = ENV_ID
-    """Gymnasium id of the environment."""
 
 
 @dataclass(frozen=True)
@@ -210,8 +208,6 @@ class FidelityConfig:
     correlation says whether the dream orders controllers as the real env does (0: off)."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
-    env_id: str = ENV_ID
-    """Gymnasium id of the environment."""
 
 
 @dataclass(frozen=True)
@@ -234,8 +230,6 @@ class SelectConfig:
     """Steps per episode."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
-    env_id: str = ENV_ID
-    """Gymnasium id of the environment."""
 
 
 @dataclass(frozen=True)
@@ -314,7 +308,58 @@ def _paper() -> Preset:
     return Preset()
 
 
-_PRESETS = {"smoke": _smoke, "small": _small, "paper": _paper}
+TAKECOVER = "VizdoomTakeCover-v1"
+
+
+def _doom_paper() -> Preset:
+    # The paper's TakeCover: 10,000 random-policy episodes (each move held 1-10 frames) capped
+    # at 2,100 steps, z of 64, LSTM 512 x 5 mixtures with a done head, C on [z, h] trained only
+    # in the dream at tau 1.15 with 64 x 16 dreams, dreams from real first frames.
+    return Preset(
+        collect=CollectConfig(env_id=TAKECOVER, episodes=10_000, max_steps=2100,
+                              policy="repeat"),
+        vae=VaeConfig(z_size=64, epochs=10),
+        rnn=RnnConfig(hidden_size=512, sequence_length=500, epochs=20, reward_weight=0.0),
+        controller=ControllerConfig(population=64, trials=16, generations=200, max_steps=2100,
+                                    real_every=25, real_episodes=16),
+        evaluate=EvaluateConfig(episodes=100, max_steps=2100),
+        compare=CompareConfig(temperatures=(0.1, 0.5, 1.0, 1.15, 1.3), episodes=100,
+                              max_steps=2100),
+        fidelity=FidelityConfig(episodes=16, dream_episodes=100, max_steps=2100),
+        select=SelectConfig(episodes=16, every=10, max_steps=2100),
+    )
+
+
+def _doom_small() -> Preset:
+    # The paper's recipe on a 2-core CPU: fewer episodes, V on a part of them, shorter training.
+    paper = _doom_paper()
+    return dataclasses.replace(
+        paper,
+        collect=dataclasses.replace(paper.collect, episodes=600),
+        vae=dataclasses.replace(paper.vae, epochs=3, max_episodes=200),
+        rnn=dataclasses.replace(paper.rnn, batch_size=32, sequence_length=300, epochs=30),
+        controller=dataclasses.replace(paper.controller, population=32, trials=8,
+                                       generations=60, real_every=20, real_episodes=4),
+        compare=dataclasses.replace(paper.compare, episodes=100),
+        fidelity=dataclasses.replace(paper.fidelity, episodes=8),
+        select=dataclasses.replace(paper.select, episodes=8),
+    )
+
+
+def _doom_smoke() -> Preset:
+    smoke = _smoke()
+    return dataclasses.replace(
+        smoke,
+        collect=CollectConfig(env_id=TAKECOVER, episodes=4, max_steps=60, policy="repeat",
+                              workers=2),
+        vae=dataclasses.replace(smoke.vae, z_size=16),
+        rnn=dataclasses.replace(smoke.rnn, hidden_size=32, reward_weight=0.0),
+        compare=dataclasses.replace(smoke.compare, temperatures=(0.5, 1.15)),
+    )
+
+
+_PRESETS = {"smoke": _smoke, "small": _small, "paper": _paper, "doom-smoke": _doom_smoke,
+            "doom-small": _doom_small, "doom-paper": _doom_paper}
 
 
 def get_preset(name: str) -> Preset:
@@ -401,7 +446,8 @@ RANGES = {
     "candidate_episodes": Range(0, 10_000), "every": Range(1, 1_000_000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
-           "policy": ("pilot", "rally", "biased", "brownian", "random")}
+           "policy": ("pilot", "rally", "biased", "brownian", "random", "repeat"),
+           "env_id": tuple(ENVS)}
 SECTIONS = {field.name: field.type for field in dataclasses.fields(Preset)}
 """The preset's sections (collect, vae, rnn, ...) and the names of their config classes."""
 SECTION_OF_CLASS = {cls: section for section, cls in SECTIONS.items()}

@@ -1,5 +1,5 @@
-"""C: the controller, squashed to CarRacing's action box. Three variants, as in the paper's
-CarRacing table:
+"""C: the controller, squashed into its env's action box (``EnvSpec.squash_*``: CarRacing's
+steer, gas and brake; TakeCover's move). Three variants, as in the paper's CarRacing table:
 
 - ``zh``: a = W [z, h] + b, the full world model (867 parameters for z=32, h=256).
 - ``z``: a = W z + b, V only (99 parameters).
@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldmodels.config import ACTION_SIZE
+from worldmodels.envs import get_env
+from worldmodels.envs.carracing import ENV_ID
 
+ACTION_SIZE = 3  # CarRacing's, for the linear helpers below
 VARIANTS = ("zh", "z", "z-hidden")
 HIDDEN_UNITS = 40
 
@@ -30,11 +32,17 @@ class Controller:
     variant: str
     z_size: int
     hidden_size: int
+    env_id: str = ENV_ID
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown controller variant {self.variant!r}; choose one of "
                              f"{', '.join(VARIANTS)}")
+
+    @property
+    def env(self):
+        """The ``EnvSpec`` whose actions C outputs."""
+        return get_env(self.env_id)
 
     @property
     def input_size(self) -> int:
@@ -44,8 +52,8 @@ class Controller:
     def layers(self) -> list[tuple[int, int]]:
         """(inputs, outputs) of each dense layer."""
         if self.variant == "z-hidden":
-            return [(self.input_size, HIDDEN_UNITS), (HIDDEN_UNITS, ACTION_SIZE)]
-        return [(self.input_size, ACTION_SIZE)]
+            return [(self.input_size, HIDDEN_UNITS), (HIDDEN_UNITS, self.env.action_size)]
+        return [(self.input_size, self.env.action_size)]
 
     @property
     def param_count(self) -> int:
@@ -66,10 +74,10 @@ class Controller:
             x = x @ weights + bias
             if index < len(self.layers) - 1:
                 x = np.tanh(x)
-        return squash_numpy(x)
+        return self.env.squash_numpy(x)
 
     def act_batch(self, params, z, h):
-        """TensorFlow: params (B, P), z (B, Z), h (B, H) -> actions (B, 3), one controller
+        """TensorFlow: params (B, P), z (B, Z), h (B, H) -> actions (B, A), one controller
         per agent."""
         import tensorflow as tf
 
@@ -84,9 +92,7 @@ class Controller:
             offset += outputs
             if index < len(self.layers) - 1:
                 x = tf.tanh(x)
-        t = tf.tanh(x)
-        return tf.stack([t[:, 0], (t[:, 1] + 1.0) / 2.0, tf.clip_by_value(t[:, 2], 0.0, 1.0)],
-                        -1)
+        return self.env.squash_tf(x)
 
 
 def param_count(input_size: int) -> int:
@@ -119,9 +125,8 @@ def pack(weights: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 
 def squash_numpy(raw: np.ndarray) -> np.ndarray:
-    """steer = tanh, gas = (tanh + 1) / 2, brake = clip(tanh, 0, 1)."""
-    t = np.tanh(raw)
-    return np.stack([t[..., 0], (t[..., 1] + 1.0) / 2.0, np.clip(t[..., 2], 0.0, 1.0)], -1)
+    """CarRacing's squash: steer = tanh, gas = (tanh + 1) / 2, brake = clip(tanh, 0, 1)."""
+    return get_env(ENV_ID).squash_numpy(raw)
 
 
 def act_numpy(flat: np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.controller import Controller
-from worldmodels.policies import HIGH, LOW
 from worldmodels.rnn import MDNRNN
 
 
@@ -80,9 +79,16 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
     |steer_t - steer_t-1| of C's own steering (before the action noise; nothing at the first
     step): smooth control, against the bang-bang zigzag. With ``record``, it also returns
     every dream's z (B, T, Z) and rewards (B, T) of steps 1..T (zero after the dream's done),
-    for pictures of it."""
+    for pictures of it.
+
+    The env of ``controller`` (``EnvSpec``) says how the dream pays and ends: with a
+    ``step_reward`` (TakeCover: 1), each step survived pays that instead of M's predicted
+    reward; with a ``done_threshold`` (TakeCover: 0.5, as the paper read it), a dream ends
+    where M's done probability passes it instead of by a draw."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
+    env = controller.env
+    low, high = tf.constant(env.low), tf.constant(env.high)
 
     @tf.function(reduce_retracing=True)
     def dream(params, z0, h0, c0, temperature, max_steps, seed):
@@ -108,15 +114,21 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
             if action_noise > 0:
                 shake = tf.random.stateless_normal(
                     tf.shape(action), tf.random.experimental.stateless_fold_in(step_seed, 3))
-                action = tf.clip_by_value(action + action_noise * shake, LOW, HIGH)
+                action = tf.clip_by_value(action + action_noise * shake, low, high)
             drop_seed = tf.random.experimental.stateless_fold_in(step_seed, 2)
             predictions, (h2, c2) = rnn.fused_step(tf.concat([z, action], -1), (h, c), weights,
                                                    dropout, drop_seed, mask)
             z2 = sample_next_z(predictions, temperature, seeds[0])
             p_done = tf.sigmoid(predictions["done_logit"])
-            done = tf.random.stateless_uniform((B,), seeds[1]) < p_done
+            if env.done_threshold is None:
+                done = tf.random.stateless_uniform((B,), seeds[1]) < p_done
+            else:
+                done = p_done > env.done_threshold
             live = tf.cast(alive, tf.float32)
-            reward = predictions["reward"]
+            if env.step_reward is None:
+                reward = predictions["reward"]
+            else:
+                reward = tf.fill((B,), env.step_reward)
             if tile_value > 0:
                 reward, now_paid = pay_as_track(reward, paid, tile_value)
                 paid = paid + (now_paid - paid) * live

@@ -28,7 +28,7 @@ from worldmodels.artifacts import (
 )
 from worldmodels.collect import episode_seeds
 from worldmodels.config import EvaluateConfig
-from worldmodels.env import make_env
+from worldmodels.envs import get_env
 from worldmodels.errors import WorldModelsError
 from worldmodels.evaluation import load_trained
 from worldmodels.scoring import EVALUATE_STAGE_KEY
@@ -53,7 +53,7 @@ def enjoy(layout: Layout, trained_in: str, variant: str, params_name: str,
                                 f"train-controller --where {trained_in} --variant {variant}")
     world, spec, flat = load_trained(layout, manifest, directory, params_name, variant,
                                      need_vae=True, dreams=False)
-    setup = AgentSetup.from_world(world, spec, config.env_id, config.max_steps, seed)
+    setup = AgentSetup.from_world(world, spec, config.max_steps, seed)
     worker = setup.build()
     name = f"{trained_in}{variant_suffix(variant)}-{params_name}" + (
         f"-noise{config.noise:g}" if config.noise else "")
@@ -65,7 +65,7 @@ def enjoy(layout: Layout, trained_in: str, variant: str, params_name: str,
             if i not in chosen:
                 continue
             label = f"seed{s}" if track_seed is not None else f"track{i}"
-            record = {"env": config.env_id, "max_steps": config.max_steps, "seed": s,
+            record = {"env": world["env_id"], "max_steps": config.max_steps, "seed": s,
                       "run_seed": seed, "episode_index": None if track_seed is not None else i,
                       "task": task if track_seed is None else [], "return": value,
                       "length": steps, "params": params_name, "variant": variant,
@@ -73,7 +73,7 @@ def enjoy(layout: Layout, trained_in: str, variant: str, params_name: str,
                       "controller_run_id": manifest.get("run_id"), "round": layout.round,
                       "version": VERSION, "code": code_commit()}
             record.update(write_videos(world["vae"], recorded, config, s, layout.runs / "enjoy",
-                                       f"{name}-{label}", gif, progress))
+                                       f"{name}-{label}", gif, progress, world["env_id"]))
             write_json(layout.runs / "enjoy" / f"{name}-{label}.json", record)
             written.append(record)
     return written
@@ -94,7 +94,8 @@ def plan(count: int, seed: int, first: int, episodes: int, track_seed: int | Non
 
 
 def write_videos(vae, recorded: dict, config: EvaluateConfig, track_seed: int,
-                 directory: Path, stem: str, gif: bool, progress: bool) -> dict:
+                 directory: Path, stem: str, gif: bool, progress: bool,
+                 env_id: str = "CarRacing-v3") -> dict:
     """The episode's MP4 (and GIF): the replayed env's view, V's reconstruction of each frame
     the agent saw, its action and the return so far. Returns the files written."""
     import imageio.v2 as imageio
@@ -113,12 +114,13 @@ def write_videos(vae, recorded: dict, config: EvaluateConfig, track_seed: int,
     # 0.5 MB instead of 2.5 MB at imageio's quality 7, the bars and text still sharp.
     with imageio.get_writer(tmp, fps=FPS, codec="libx264", quality=None,
                             ffmpeg_params=["-crf", "30"], macro_block_size=16) as writer:
-        views = replay(config, track_seed, actions)
+        env = get_env(env_id)
+        views = replay(config, track_seed, actions, env_id)
         for t, (view, reward) in enumerate(tqdm(views, total=len(actions) + 1, desc="video",
                                                 disable=not progress)):
             total += reward
-            action = actions[t] if t < len(actions) else np.zeros(3, np.float32)
-            frame = compose(view, seen[t], action, t, total)
+            action = actions[t] if t < len(actions) else np.zeros(env.action_size, np.float32)
+            frame = compose(view, seen[t], action, t, total, env)
             writer.append_data(frame)
             if gif and t % GIF_EVERY == 0:
                 small.append(frame[::2, ::2])
@@ -137,21 +139,23 @@ def write_videos(vae, recorded: dict, config: EvaluateConfig, track_seed: int,
     return files
 
 
-def replay(config: EvaluateConfig, track_seed: int, actions: np.ndarray):
-    """(the env's 400x600 view, the step's reward) after the reset and after each action."""
-    env = make_env(config.env_id, config.max_steps, render_mode="rgb_array")
+def replay(config: EvaluateConfig, track_seed: int, actions: np.ndarray,
+           env_id: str = "CarRacing-v3"):
+    """(the env's large view, the step's reward) after the reset and after each action."""
+    spec = get_env(env_id)
+    env = spec.make(config.max_steps, render_mode="rgb_array")
     try:
         env.reset(seed=int(track_seed))
-        yield env.render(), 0.0
+        yield spec.view(env), 0.0
         for action in actions:
             _, reward, _, _, _ = env.step(action)
-            yield env.render(), float(reward)
+            yield spec.view(env), float(reward)
     finally:
         env.close()
 
 
 def compose(view: np.ndarray, seen: np.ndarray, action: np.ndarray, step: int,
-            total: float) -> np.ndarray:
+            total: float, env=None) -> np.ndarray:
     """One video frame (288, 640, 3): the env's view, V's reconstruction (in [0, 1]) and a
     strip with the steer, gas and brake bars and the return so far."""
     from PIL import Image, ImageDraw
@@ -164,11 +168,15 @@ def compose(view: np.ndarray, seen: np.ndarray, action: np.ndarray, step: int,
     draw.text((4, 2), "real env", fill="white")
     draw.text((VIEW_WIDTH + 4, 2), "what V sees (reconstruction)", fill="white")
     top, bottom = PANEL + 10, PANEL + BAND - 6
-    steer, gas, brake = (float(a) for a in action)
-    for x, label, start, end, colour in (
-            (4, "steer", 0.5, 0.5 + steer / 2, "deepskyblue"),
-            (134, "gas", 0.0, gas, "limegreen"),
-            (264, "brake", 0.0, brake, "red")):
+    env = env or get_env("CarRacing-v3")
+    bars = []
+    for index, (label, value) in enumerate(zip(env.action_labels, action)):
+        low, high = float(env.low[index]), float(env.high[index])
+        start = (0.0 - low) / (high - low)  # a bar grows from 0, wherever 0 sits in the box
+        end = (float(value) - low) / (high - low)
+        bars.append((4 + 130 * index, label, start, end,
+                     ("deepskyblue", "limegreen", "red")[index % 3]))
+    for x, label, start, end, colour in bars:
         left, width = x + 38, 80
         draw.text((x, top), label, fill="white")
         draw.rectangle((left, top, left + width, bottom), outline="gray")

@@ -34,7 +34,7 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
     burn_in = world["burn_in"]
     params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
-    result = {"env": config.env_id, "where": where, "episodes": config.episodes,
+    result = {"env": world["env_id"], "where": where, "episodes": config.episodes,
               "controller": str(directory), "params": params_name, "variant": variant,
               # Real scores depend on float-level details of the code: say which code and
               # which trained controller made them.
@@ -105,7 +105,7 @@ def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_
 
     tasks = len(episode_tasks(len(seeds)))
     with make_backend(config.workers, ray_address, tasks) as backend:
-        scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps,
+        scorer = RealScorer(world, backend, seed, config.max_steps,
                             progress=progress, controller=spec,
                             noise=noise)
         return scorer.run(params, seeds, desc=desc, done=done, on_episode=on_episode,
@@ -130,7 +130,7 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
         )
     if params_name == SELECTED:
         check_selection(directory, controller_manifest)
-    spec = Controller(variant, world["z_size"], world["hidden_size"])
+    spec = Controller(variant, world["z_size"], world["hidden_size"], world["env_id"])
     return world, spec, load_controller(Path(directory) / f"{params_name}.npy", spec)
 
 

@@ -74,7 +74,7 @@ def _real_episodes(backend, world, spec, params, seeds, config, seed, progress) 
     from worldmodels.agent import AgentSetup, run_real_episodes
 
     recorded = {}
-    setup = AgentSetup.from_world(world, spec, config.env_id, config.max_steps, seed)
+    setup = AgentSetup.from_world(world, spec, config.max_steps, seed)
     flat = np.repeat(params[None], len(seeds), axis=0).astype(np.float32)
     run_real_episodes(backend, setup, flat, seeds, progress=progress, desc="fidelity",
                       record="episode", on_recorded=recorded.__setitem__,
@@ -94,7 +94,7 @@ def _ranking(backend, world, spec, candidates, config, seed, temperature, trials
         candidates, RANKING_CALL_SEED, trials)
     tracks = episode_seeds(seed, config.candidate_episodes, FIDELITY_STAGE_KEY)
     params = np.repeat(candidates, len(tracks), axis=0)
-    scorer = RealScorer(world, backend, seed, config.env_id, config.max_steps, progress,
+    scorer = RealScorer(world, backend, seed, config.max_steps, progress,
                         controller=spec, noise=world["action_noise"])
     returns = scorer.run(params, tracks * len(candidates), desc="fidelity: candidates")
     real = returns.reshape(len(candidates), len(tracks)).mean(axis=1)

@@ -101,12 +101,12 @@ def _collect_round(layout, config, seed, progress_data, round_number, workers, r
     from worldmodels.controller import Controller
     from worldmodels.evaluation import load_controller
 
-    spec = Controller("zh", world["z_size"], world["hidden_size"])
+    spec = Controller("zh", world["z_size"], world["hidden_size"], world["env_id"])
     params = load_controller(layout.controller("dream") / "best.npy", spec)
     first = progress_data["base"] + (round_number - 1) * config.episodes
     result = collect_with_controller(
         layout.rollouts, world, spec, params, round_seeds(seed, round_number, config.episodes),
-        first, config.noise, world_env(layout), world_max_steps(layout),
+        first, config.noise, world_max_steps(layout),
         label=f"controller+noise(round {round_number})", workers=workers,
         ray_address=ray_address, progress=progress)
     manifest = read_json(layout.rollouts / "manifest.json")
@@ -131,7 +131,8 @@ def m_along_new_episodes(layout: Layout, count: int) -> float:
 
     rnn_manifest = require_manifest(layout.rnn, "trained M", "train-rnn")
     z_size = int(rnn_manifest["inputs"]["z_size"])
-    rnn = load_rnn(layout.rnn, z_size, rnn_manifest["config"])
+    rnn = load_rnn(layout.rnn, z_size, rnn_manifest["config"],
+                   rnn_manifest["inputs"].get("action_size", 3))
     with require_series(layout.series) as series:
         total = len(series["lengths"])
         indices = list(range(total - count, total))
@@ -141,10 +142,6 @@ def m_along_new_episodes(layout: Layout, count: int) -> float:
     predictions, _ = rnn(tf.constant(inputs, tf.float32))
     predicted = (predictions["reward"].numpy() * window["mask"]).sum(axis=1)
     return float(predicted.mean())
-
-
-def world_env(layout: Layout) -> str:
-    return read_json(layout.rollouts / "manifest.json")["config"]["env_id"]
 
 
 def world_max_steps(layout: Layout) -> int:
@@ -185,7 +182,8 @@ def _controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_ad
     adopt_state(directory, state, manifest["run_id"], forget_best=fresh)
     checking = controller_config.real_every > 0
     world = load_world(layout, need_vae=checking, burn_in=controller_config.burn_in)
-    spec = Controller(inputs["variant"], world["z_size"], world["hidden_size"])
+    spec = Controller(inputs["variant"], world["z_size"], world["hidden_size"],
+                      world["env_id"])
     history = evolve_controller(world, controller_config, old["seed"], directory, spec,
                                 ray_address, progress)
     plot_controller_history(history, directory / "history.png",

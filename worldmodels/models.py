@@ -39,6 +39,21 @@ def check_world(layout: Layout) -> tuple[dict, dict]:
     return vae_manifest, rnn_manifest
 
 
+def experiment_env(layout: Layout):
+    """The ``EnvSpec`` of an experiment: the env its rollouts were collected in (recorded by
+    `collect` in their manifest), which every later stage runs."""
+    from worldmodels.config import ENV_ID
+    from worldmodels.envs import check_env_id, get_env
+
+    manifest = require_manifest(layout.rollouts, "rollouts", "collect")
+    env_id = manifest.get("config", {}).get("env_id", ENV_ID)
+    try:
+        check_env_id(env_id)
+    except WorldModelsError as error:
+        raise WorldModelsError(f"{layout.rollouts / 'manifest.json'}: {error}") from None
+    return get_env(env_id)
+
+
 def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000
 
@@ -57,12 +72,21 @@ def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> dict:
     from worldmodels.vae import load_vae
 
     z_size = int(rnn_manifest["inputs"]["z_size"])
+    env = experiment_env(layout)
+    action_size = rnn_manifest["inputs"].get("action_size", 3)
+    if action_size != env.action_size:
+        raise WorldModelsError(
+            f"M in {layout.rnn} reads actions of size {action_size} but the rollouts in "
+            f"{layout.rollouts} are {env.id}'s (size {env.action_size}): re-run "
+            "`worldmodels encode` and `worldmodels train-rnn`")
     world = {
+        "env_id": env.id,
+        "env": env,
         "vae_manifest": vae_manifest,
         "rnn_manifest": rnn_manifest,
         "z_size": z_size,
         "hidden_size": int(rnn_manifest["config"]["hidden_size"]),
-        "rnn": load_rnn(layout.rnn, z_size, rnn_manifest["config"]),
+        "rnn": load_rnn(layout.rnn, z_size, rnn_manifest["config"], env.action_size),
         "vae": load_vae(layout.vae, z_size) if need_vae else None,
     }
     with require_series(layout.series, vae_manifest["run_id"], z_size) as series:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from worldmodels import checkpoint, tensorboard
 from worldmodels.artifacts import write_csv
-from worldmodels.config import ACTION_SIZE, RnnConfig
+from worldmodels.config import RnnConfig
 from worldmodels.prefetch import prefetch
 from worldmodels.store import read_windows
 
@@ -36,16 +36,18 @@ class MDNRNN(keras.Model):
     """LSTM over [z, a] with an MDN head (logits, means, log-stds per latent dimension) and
     reward and done heads."""
 
-    def __init__(self, z_size=32, hidden_size=256, mixtures=5, dropout=0.0, **kwargs):
+    def __init__(self, z_size=32, hidden_size=256, mixtures=5, dropout=0.0, action_size=3,
+                 **kwargs):
         super().__init__(**kwargs)
         self.z_size, self.hidden_size, self.mixtures = z_size, hidden_size, mixtures
+        self.action_size = action_size
         self.dropout = float(dropout)
         self.lstm = layers.LSTM(hidden_size, return_sequences=True, return_state=True,
                                 name="lstm")
         self.mdn_head = layers.Dense(z_size * mixtures * 3, name="mdn")
         self.reward_head = layers.Dense(1, name="reward")
         self.done_head = layers.Dense(1, name="done")
-        self.build((None, None, z_size + ACTION_SIZE))
+        self.build((None, None, z_size + action_size))
 
     def build(self, input_shape):
         self.lstm.build(input_shape)
@@ -67,7 +69,7 @@ class MDNRNN(keras.Model):
         }
 
     def call(self, inputs, initial_state=None, training=False):
-        """inputs (B, T, z+3) -> predictions for every step, and the final (h, c)."""
+        """inputs (B, T, z+A) -> predictions for every step, and the final (h, c)."""
         outputs, h, c = self.lstm(inputs, initial_state=initial_state, training=training)
         if training and self.dropout > 0:
             # Dropout on what the heads read, not on the memory carried to the next step.
@@ -75,7 +77,7 @@ class MDNRNN(keras.Model):
         return self.heads(outputs), (h, c)
 
     def step(self, inputs, state):
-        """One step for a batch: inputs (B, z+3), state [h, c] -> predictions, new state."""
+        """One step for a batch: inputs (B, z+A), state [h, c] -> predictions, new state."""
         h, new_state = self.lstm.cell(inputs, state)
         return self.heads(h), new_state
 
@@ -239,7 +241,8 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
     return history
 
 
-def load_rnn(directory: Path, z_size: int, config: dict) -> MDNRNN:
-    model = MDNRNN(z_size, config["hidden_size"], config["mixtures"], config.get("dropout", 0.0))
+def load_rnn(directory: Path, z_size: int, config: dict, action_size: int = 3) -> MDNRNN:
+    model = MDNRNN(z_size, config["hidden_size"], config["mixtures"], config.get("dropout", 0.0),
+                   action_size)
     checkpoint.load_weights(model, Path(directory) / "rnn.weights.h5", "train-rnn")
     return model

@@ -88,12 +88,12 @@ class RealScorer:
     generation are shared by all candidates and differ between generations. Episodes run on
     ``backend`` (``worldmodels.workers``), each worker with its own V and M."""
 
-    def __init__(self, world: dict, backend, seed: int, env_id: str, max_steps: int,
+    def __init__(self, world: dict, backend, seed: int, max_steps: int,
                  progress: bool = False, controller=None, noise: float = 0.0):
         from worldmodels.agent import AgentSetup
 
         self.backend, self.seed, self.progress, self.noise = backend, seed, progress, noise
-        self.setup = AgentSetup.from_world(world, controller, env_id, max_steps, seed)
+        self.setup = AgentSetup.from_world(world, controller, max_steps, seed)
 
     def run(self, params: np.ndarray, seeds: list[int], desc: str = "real", done=None,
             on_episode=None, on_length=None) -> np.ndarray:
@@ -158,7 +158,7 @@ def evolve_controller(world: dict, config, seed: int, directory, spec,
         backend = make_backend(config.workers, ray_address)
     with backend:
         real = None if isinstance(backend, nullcontext) else RealScorer(
-            world, backend, seed, config.env_id, config.max_steps, controller=spec,
+            world, backend, seed, config.max_steps, controller=spec,
             noise=config.action_noise)
         scorer = real if config.where == "real" else DreamScorer(
             world, config.temperature, config.max_steps, seed, spec, **dream_options(config))

@@ -34,6 +34,7 @@ from worldmodels.artifacts import (
     write_json,
 )
 from worldmodels.config import (
+    ENV_ID,
     RANGES,
     CollectConfig,
     CompareConfig,
@@ -46,6 +47,7 @@ from worldmodels.config import (
     to_dict,
     validate,
 )
+from worldmodels.envs import check_env_id, get_env
 from worldmodels.errors import WorldModelsError
 
 
@@ -187,11 +189,14 @@ def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = 
             ray_address: str | None = None, progress: bool = True, log=say) -> StageResult:
     """Rollouts of the real env with an exploration policy into DATA/NAME/rollouts."""
     from worldmodels.collect import collect as run_collect
-    from worldmodels.env import check_env_id
     from worldmodels.store import list_episodes
 
     started = time.time()
     validate(config), check_seed(seed), check_env_id(config.env_id)
+    env = get_env(config.env_id)
+    if config.policy not in env.policies:
+        raise WorldModelsError(f"policy {config.policy!r} does not play {env.id}; choose one of "
+                               f"{', '.join(env.policies)}")
     ensure_writable(layout.rollouts)
     if done := _complete(layout.rollouts, "collect", force, to_dict(config), seed):
         return done
@@ -288,7 +293,9 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
         layout.series.with_name(layout.series.name + ".partial").unlink(missing_ok=True)
     manifest = _begin(layout.series_dir, "encode", {"z_size": model.z_size}, seed, inputs,
                       force, log)
-    result = encode_series(model, paths, layout.series, vae["run_id"], progress=progress)
+    action_size = get_env(rollouts["config"].get("env_id", ENV_ID)).action_size
+    result = encode_series(model, paths, layout.series, vae["run_id"], progress=progress,
+                           action_size=action_size)
     finish_manifest(layout.series_dir, manifest, wall_seconds=time.time() - started, **result)
     return _done("encode", started,
                  f"encode: {result['episodes']} episodes, {result['frames']:,} frames",
@@ -318,7 +325,8 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
     setup_tensorflow(seed)
     with require_series(layout.series) as series:
         z_size = int(series.attrs["z_size"])
-        inputs = {"series": series_manifest["run_id"], "vae": vae["run_id"], "z_size": z_size}
+        inputs = {"series": series_manifest["run_id"], "vae": vae["run_id"], "z_size": z_size,
+                  "action_size": int(series["actions"].shape[2])}
         if force:
             checkpoint.clear(layout.rnn)
         manifest = _begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force, log)
@@ -338,7 +346,7 @@ def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict
     from worldmodels.rnn import train_rnn as fit
 
     model = MDNRNN(int(series.attrs["z_size"]), config.hidden_size, config.mixtures,
-                   config.dropout)
+                   config.dropout, action_size=int(series["actions"].shape[2]))
     heads = model.reward_head.count_params() + model.done_head.count_params()
     log(f"M: MDN-RNN with {model.count_params():,} parameters "
         f"({model.count_params() - heads:,} without the reward and done heads; "
@@ -394,7 +402,7 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
     if force:  # only now: every check above has passed
         _clear_controller(directory)
     manifest = _begin(directory, "train-controller", to_dict(config), seed, inputs, force, log)
-    spec = Controller(variant, world["z_size"], world["hidden_size"])
+    spec = Controller(variant, world["z_size"], world["hidden_size"], world["env_id"])
     for line in describe_training(spec, config):
         log(line)
     history = evolve_controller(world, config, seed, directory, spec, ray_address, progress)
@@ -452,12 +460,11 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     """A trained agent scored in the real env (or the dream), into
     RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
     evaluation of the same controller with other options is replaced only with ``force``."""
-    from worldmodels.env import check_env_id
     from worldmodels.evaluation import SELECTED, check_selection
     from worldmodels.evaluation import evaluate as run_evaluation
 
     started = time.time()
-    validate(config), check_seed(seed), check_env_id(config.env_id)
+    validate(config), check_seed(seed)
     if config.noise and where != "real":
         raise WorldModelsError("--noise runs only with --where real")
     if ray_address and where != "real":
@@ -588,13 +595,12 @@ def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: in
     """The controllers C passed through in the dream scored on real validation tracks
     (``config``: a SelectConfig); the best becomes ``--params selected``, into
     RUNS/controller-dream[-VARIANT]/selected.npy and selection.{json,png}."""
-    from worldmodels.env import check_env_id
     from worldmodels.evaluation import SELECTION
     from worldmodels.selection import describe
     from worldmodels.selection import select as run_select
 
     started = time.time()
-    validate(config), check_seed(seed), check_env_id(config.env_id)
+    validate(config), check_seed(seed)
     layout = layout.at_round(round)
     if round and not layout.runs.is_dir():
         raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")

@@ -4,16 +4,18 @@ Schema (the one place it is defined):
 
 Episode file ``DATA/NAME/rollouts/episode_NNNNN.h5`` (an episode of T steps):
     frames        (T+1, 64, 64, 3) uint8   observation before each action, and the last one
-    actions       (T, 3) float32           steer, gas, brake
+    actions       (T, A) float32           the env's actions: CarRacing's (steer, gas, brake),
+                                           TakeCover's move (-1 left, 0 stay, 1 right)
     rewards       (T,) float32             reward after each action
-    terminations  (T,) uint8               1 where the env terminated (off the playfield, lap done)
+    terminations  (T,) uint8               1 where the env terminated (CarRacing: off the
+                                           playfield, lap done; TakeCover: the death step)
     attrs: env_id, seed, policy, return, length
 All datasets are chunked and gzip-compressed; the file is written under a temporary name and
 renamed, so a file with the final name is always whole.
 
 Series file ``DATA/NAME/series/series.h5`` (N episodes, padded to the longest T):
     mu, logvar    (N, T_max+1, z) float32  V's posterior of every frame
-    actions       (N, T_max, 3) float32
+    actions       (N, T_max, A) float32
     rewards       (N, T_max) float32
     terminations  (N, T_max) uint8
     lengths       (N,) int32               T of each episode
@@ -30,7 +32,8 @@ import h5py
 import numpy as np
 
 from worldmodels.artifacts import writing
-from worldmodels.config import ACTION_SIZE, FRAME_SIZE
+from worldmodels.config import ENV_ID, FRAME_SIZE
+from worldmodels.envs import ENVS, get_env
 from worldmodels.errors import WorldModelsError
 
 EPISODE_GLOB = "episode_*.h5"
@@ -47,7 +50,7 @@ def write_episode(path: Path, frames, actions, rewards, terminations, **attrs) -
     """Write one episode atomically."""
     T = len(actions)
     assert frames.shape == (T + 1, FRAME_SIZE, FRAME_SIZE, 3), f"frames {frames.shape}, T={T}"
-    assert actions.shape == (T, ACTION_SIZE), f"actions {actions.shape}"
+    assert actions.ndim == 2 and len(actions) == T, f"actions {actions.shape} for T={T}"
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with writing(path, tmp):
@@ -131,7 +134,12 @@ def check_episode(path: Path) -> str | None:
             T = actions[0] if actions else 0
             if frames != (T + 1, FRAME_SIZE, FRAME_SIZE, 3):
                 return f"frames of shape {frames}, expected {(T + 1, FRAME_SIZE, FRAME_SIZE, 3)}"
-            expected = {"actions": (T, ACTION_SIZE), "rewards": (T,), "terminations": (T,)}
+            env_id = file.attrs.get("env_id", ENV_ID)
+            env_id = env_id.decode() if isinstance(env_id, bytes) else str(env_id)
+            if env_id not in ENVS:
+                return f"of an env this suite does not know ({env_id!r})"
+            A = get_env(env_id).action_size
+            expected = {"actions": (T, A), "rewards": (T,), "terminations": (T,)}
             for key, shape in expected.items():
                 if file[key].shape != shape:
                     return f"{key} of shape {file[key].shape}, expected {shape}"
@@ -176,15 +184,17 @@ class SeriesWriter:
     which records how many episodes it holds, so a killed run continues where it stopped, and
     renamed to its final name when complete."""
 
-    def __init__(self, path: Path, episodes: int, max_length: int, z_size: int, **attrs):
-        self.path = Path(path)
+    def __init__(self, path: Path, episodes: int, max_length: int, z_size: int,
+                 action_size: int = 3, **attrs):
+        self.path, self.action_size = Path(path), action_size
         self.tmp = self.path.with_name(self.path.name + ".partial")
         N, T, Z = episodes, max_length, z_size
         if self.tmp.exists():
             try:
                 self.file = h5py.File(self.tmp, "r+")
                 same = all(self.file.attrs.get(k) == v for k, v in attrs.items())
-                if not same or self.file["mu"].shape != (N, T + 1, Z):
+                if not same or self.file["mu"].shape != (N, T + 1, Z) or \
+                        self.file["actions"].shape[2] != action_size:
                     self.file.close()
                     self.tmp.unlink()
             except OSError:
@@ -200,7 +210,8 @@ class SeriesWriter:
             make = file.create_dataset
             make("mu", (N, T + 1, Z), np.float32, chunks=(1, T + 1, Z), **COMPRESSION)
             make("logvar", (N, T + 1, Z), np.float32, chunks=(1, T + 1, Z), **COMPRESSION)
-            make("actions", (N, T, ACTION_SIZE), np.float32, chunks=(1, T, ACTION_SIZE))
+            A = self.action_size
+            make("actions", (N, T, A), np.float32, chunks=(1, T, A))
             make("rewards", (N, T), np.float32, chunks=(1, T))
             make("terminations", (N, T), np.uint8, chunks=(1, T))
             make("lengths", (N,), np.int32)
@@ -260,7 +271,10 @@ def _series_problem(series: h5py.File, vae_run_id, z_size) -> str | None:
     if missing:
         return f"lacks {', '.join(missing)}"
     N, T1, Z = series["mu"].shape
-    expected = {"logvar": (N, T1, Z), "actions": (N, T1 - 1, ACTION_SIZE),
+    A = series["actions"].shape[-1] if series["actions"].ndim == 3 else -1
+    if A not in (1, 3):
+        return f"has actions of shape {series['actions'].shape}"
+    expected = {"logvar": (N, T1, Z), "actions": (N, T1 - 1, A),
                 "rewards": (N, T1 - 1), "terminations": (N, T1 - 1), "lengths": (N,)}
     for key, shape in expected.items():
         if series[key].shape != shape:
@@ -289,7 +303,7 @@ def read_windows(series: h5py.File, indices, starts, length: int) -> dict:
     batch = {
         "mu": np.zeros((B, length + 1, Z), np.float32),
         "logvar": np.zeros((B, length + 1, Z), np.float32),
-        "actions": np.zeros((B, length, ACTION_SIZE), np.float32),
+        "actions": np.zeros((B, length, series["actions"].shape[2]), np.float32),
         "rewards": np.zeros((B, length), np.float32),
         "terminations": np.zeros((B, length), np.float32),
         "mask": np.zeros((B, length), np.float32),

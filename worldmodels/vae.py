@@ -218,12 +218,12 @@ def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 500, enc
 
 
 def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, action_size: int = 3) -> dict:
     """Write mu/logvar of every frame of every episode (the series M trains on), continuing a
     killed run from the last episode it finished."""
     lengths = [episode_length(path) for path in paths]
     encode = make_encoder(model)
-    writer = SeriesWriter(series_path, len(paths), max(lengths), model.z_size,
+    writer = SeriesWriter(series_path, len(paths), max(lengths), model.z_size, action_size,
                           vae_run_id=vae_run_id)
     complete = False
     try:

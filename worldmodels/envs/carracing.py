@@ -1,4 +1,8 @@
-"""Exploration policies for collecting rollouts.
+"""CarRacing-v3: frames without the indicator bar, the (steer, gas, brake) box, and the
+exploration policies.
+
+Frames are cropped of the 12-pixel indicator bar at the bottom (96x96 -> 84x96) and resized to
+64x64 with an antialiasing filter, stored as uint8.
 
 Uniform random actions barely move the car, and blind Brownian actions drive it onto the grass
 (returns of -30 to -80 on CarRacing-v3), so the default policy is ``pilot``: a noisy road
@@ -15,23 +19,16 @@ episode.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
-from worldmodels.config import ACTION_SIZE
+from worldmodels.envs.base import EnvSpec, Policy
 
-POLICIES = ("pilot", "rally", "biased", "brownian", "random")
+ENV_ID = "CarRacing-v3"
+FRAME_SIZE = 64
+INDICATOR_ROWS = 12
 LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)
 HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
 BROWNIAN_SCALE = np.sqrt(1.0 / 50.0)
-
-
-class Policy:
-    """An exploration policy: ``act(observation)`` on the raw 96x96x3 observation."""
-
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
-
-    def act(self, observation: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
 
 class RandomPolicy(Policy):
@@ -50,7 +47,7 @@ class BrownianPolicy(Policy):
 
     def act(self, observation):
         action = self.action.astype(np.float32)
-        noise = BROWNIAN_SCALE * self.rng.standard_normal(ACTION_SIZE)
+        noise = BROWNIAN_SCALE * self.rng.standard_normal(len(LOW))
         self.action = np.clip(self.action + noise, LOW, HIGH)
         return action
 
@@ -132,8 +129,46 @@ _POLICIES = {
 }
 
 
-def make_policy(name: str, rng: np.random.Generator) -> Policy:
-    """The exploration policy ``name``, seeded by ``rng``."""
-    if name not in _POLICIES:
-        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
-    return _POLICIES[name](rng)
+class CarRacing(EnvSpec):
+    """Gymnasium's CarRacing-v3, state pixels rendered headless."""
+
+    id = ENV_ID
+    action_size = 3
+    action_labels = ("steer", "gas", "brake")
+    low, high = LOW, HIGH
+    policies = {"pilot": PilotPolicy, "rally": RallyPolicy, "biased": BiasedPolicy,
+                "brownian": BrownianPolicy, "random": RandomPolicy}
+    episode_cap = 1000
+    solved = 900.0
+
+    def make(self, max_steps: int, render_mode: str | None = None):
+        import gymnasium as gym
+
+        return gym.make(ENV_ID, max_episode_steps=max_steps, render_mode=render_mode)
+
+    def preprocess(self, observation) -> np.ndarray:
+        return preprocess_frame(observation)
+
+    def squash_numpy(self, raw: np.ndarray) -> np.ndarray:
+        """steer = tanh, gas = (tanh + 1) / 2, brake = clip(tanh, 0, 1)."""
+        t = np.tanh(raw)
+        return np.stack([t[..., 0], (t[..., 1] + 1.0) / 2.0, np.clip(t[..., 2], 0.0, 1.0)], -1)
+
+    def squash_tf(self, raw):
+        import tensorflow as tf
+
+        t = tf.tanh(raw)
+        return tf.stack([t[:, 0], (t[:, 1] + 1.0) / 2.0, tf.clip_by_value(t[:, 2], 0.0, 1.0)],
+                        -1)
+
+
+def preprocess_frame(observation: np.ndarray) -> np.ndarray:
+    """96x96x3 uint8 observation -> 64x64x3 uint8 frame without the indicator bar."""
+    assert observation.shape == (96, 96, 3), f"expected a 96x96x3 frame, got {observation.shape}"
+    cropped = observation[: 96 - INDICATOR_ROWS]
+    image = Image.fromarray(cropped).resize((FRAME_SIZE, FRAME_SIZE), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+SPEC = CarRacing()
+POLICIES = tuple(SPEC.policies)

@@ -1,0 +1,70 @@
+"""What every env of the suite provides (``EnvSpec``): how to make it, how its frames become
+V's 64x64 frames, its action box and C's squash into it, its exploration policies, and how the
+dream scores and ends an episode in it. One module per env (``carracing``, ``takecover``)
+defines one; ``worldmodels.envs.get_env`` finds it by its id."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Policy:
+    """An exploration policy: ``act(observation)`` on the env's raw observation."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class EnvSpec:
+    """An env as the suite sees it. Subclasses set the class attributes and the methods."""
+
+    id: str
+    """The id recorded in the rollouts' manifest and in every episode file."""
+    action_size: int
+    """Size of the action vector C outputs, M reads and episode files store."""
+    action_labels: tuple[str, ...]
+    """A name for each action component (figures, videos)."""
+    low: np.ndarray
+    high: np.ndarray
+    """The action box (action noise is clipped to it)."""
+    policies: dict[str, type]
+    """Exploration policies by name."""
+    episode_cap: int
+    """The longest episode the env allows (the default ``max_steps``)."""
+    step_reward: float | None = None
+    """The dream pays this per step survived; None: the dream pays M's predicted reward."""
+    done_threshold: float | None = None
+    """The dream ends a dream when M's done probability is above this; None: the dream draws
+    done from M's Bernoulli at every step."""
+    solved: float = float("inf")
+    """The mean real return that counts as solving the env."""
+
+    def make(self, max_steps: int, render_mode: str | None = None):
+        """A gymnasium-style env with a time limit of ``max_steps``."""
+        raise NotImplementedError
+
+    def preprocess(self, observation) -> np.ndarray:
+        """The env's observation -> V's 64x64x3 uint8 frame."""
+        raise NotImplementedError
+
+    def squash_numpy(self, raw: np.ndarray) -> np.ndarray:
+        """C's raw outputs (..., action_size) -> actions in the box."""
+        raise NotImplementedError
+
+    def squash_tf(self, raw):
+        """TensorFlow twin of ``squash_numpy``."""
+        raise NotImplementedError
+
+    def make_policy(self, name: str, rng: np.random.Generator) -> Policy:
+        """The exploration policy ``name``, seeded by ``rng``."""
+        if name not in self.policies:
+            raise ValueError(f"unknown policy {name!r} for {self.id}; choose one of "
+                             f"{', '.join(self.policies)}")
+        return self.policies[name](rng)
+
+    def view(self, env) -> np.ndarray:
+        """The large RGB view `enjoy` films (the env made with render_mode "rgb_array")."""
+        return env.render()
