@@ -18,6 +18,7 @@ _STAGES = {
     "pipeline": (".pipeline", "pipeline_command"),
     "iterate": (".iterate", "iterate_command"),
     "compare": (".compare", "compare_command"),
+    "temperatures": (".temperatures", "temperatures_command"),
     "fidelity": (".fidelity", "fidelity_command"),
     "select": (".select", "select_command"),
     "report": (".report", "report_command"),
@@ -25,7 +26,7 @@ _STAGES = {
     "bench": (".bench", "bench_command"),
 }
 _HELP = {
-    "collect": "Collect rollouts of CarRacing-v3 with an exploration policy.",
+    "collect": "Collect rollouts of CarRacing-v3 or TakeCover with an exploration policy.",
     "train-vae": "Train V, the ConvVAE, streaming frames from the rollouts.",
     "encode": "Encode every frame with V (mu, logvar): the series M trains on.",
     "train-rnn": "Train M, the MDN-RNN with reward and done heads.",
@@ -35,6 +36,7 @@ _HELP = {
     "pipeline": "Run every stage in order for a preset.",
     "iterate": "Rounds of collect with C + noise, train M and evolve C further (iterative).",
     "compare": "Score a trained controller in the dream (temperature sweep) and the real env.",
+    "temperatures": "The paper's table: C trained in the dream per temperature, dream vs real.",
     "fidelity": "Measure the dream against reality along the controller's real episodes.",
     "select": "Choose among C's checkpoints on real validation tracks (real-selected).",
     "report": "Write RESULTS/NAME/REPORT.md: the paper's tables beside what was measured.",

@@ -62,6 +62,9 @@ class Layout:
     name: str
     round: int = 0
     """0: the experiment's own M and C; N: the copies `iterate` kept after its round N."""
+    temperature: float | None = None
+    """None: the experiment's own C; T: the C that `worldmodels temperatures` trained in the
+    dream at temperature T (the paper's table), with its evaluations."""
 
     def __post_init__(self):
         # Checked before anything is written or deleted: every path below stays in its root.
@@ -72,6 +75,20 @@ class Layout:
     def at_round(self, round_number: int) -> Layout:
         """The same experiment, its M and C as `iterate` kept them after ``round_number``."""
         return replace(self, round=round_number)
+
+    def at_temperature(self, temperature: float | None) -> Layout:
+        """The same experiment's V and M, and the C trained at ``temperature`` for the
+        temperature table (None: the experiment's own C)."""
+        return replace(self, temperature=temperature)
+
+    @property
+    def controllers(self) -> Path:
+        """Where C and its evaluations are: ``runs``, or runs/temperatures/tau-T for the C of
+        the temperature table trained at T."""
+        if self.temperature is None:
+            return self.runs
+        return self.runs / "temperatures" / check_plain(f"tau-{self.temperature:g}",
+                                                        "a temperature folder")
 
     @property
     def runs(self) -> Path:
@@ -106,7 +123,7 @@ class Layout:
     def controller(self, where: str, variant: str = "zh") -> Path:
         """controller-WHERE for the full [z, h] controller, controller-WHERE-VARIANT for the
         others."""
-        return self.runs / check_plain(f"controller-{where}{variant_suffix(variant)}",
+        return self.controllers / check_plain(f"controller-{where}{variant_suffix(variant)}",
                                        "a controller folder")
 
     def evaluation(self, where: str, trained_in: str, variant: str, params: str,
@@ -118,7 +135,7 @@ class Layout:
 
     @property
     def evaluations(self) -> Path:
-        return self.runs / "evaluate"
+        return self.controllers / "evaluate"
 
 
 @contextmanager

@@ -136,6 +136,28 @@ def plot_compare(rows: list[dict], real: dict, train_temperature: float | None, 
     return _finish_returns_plot(figure, axis, "dream temperature τ", title, path)
 
 
+def plot_temperatures(result: dict, path: Path) -> Path:
+    """The temperature table: dream and real mean ± std against the temperature C was trained
+    at, the paper's beside ours (dashed), the random policy as a grey line."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    rows = result["rows"]
+    taus = np.array([row["temperature"] for row in rows])
+    for key, colour in (("dream", "tab:blue"), ("real", "tab:red")):
+        axis.errorbar(taus, [row[f"{key}_mean"] for row in rows],
+                      yerr=[row[f"{key}_std"] for row in rows], marker="o", capsize=4,
+                      color=colour, label=f"{key} (ours)")
+        paper = [(row["temperature"], row["paper"]) for row in rows if row["paper"]]
+        if paper:
+            axis.errorbar([t + 0.01 for t, _ in paper], [p[f"{key}_mean"] for _, p in paper],
+                          yerr=[p[f"{key}_std"] for _, p in paper], marker="s", capsize=3,
+                          color=colour, ls="--", alpha=0.5, label=f"{key} (paper)")
+    if result.get("random"):
+        axis.axhline(result["random"]["mean"], color="grey", ls=":", label="random policy (real)")
+    return _finish_returns_plot(figure, axis, "temperature C was trained at (τ)",
+                                f"{result['env']}: C trained only in the dream", path)
+
+
 def image_grid(rows: list[tuple[str, np.ndarray]], path: Path, title: str,
                column_labels: list[str] | None = None) -> Path:
     """A grid of frames: each row is (label, images of shape (N, H, W, 3) in [0, 1])."""

@@ -558,6 +558,52 @@ def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: st
     return done
 
 
+def temperatures(layout: Layout, preset: Preset, seed: int = 0, force: bool = False,
+                 progress: bool = True, log=say) -> StageResult:
+    """The paper's temperature table: for each temperature of ``preset.compare``, C trained
+    only in the dream at it (``preset.controller`` otherwise), then scored in that dream and
+    in the real env (``preset.compare.episodes`` each), beside the paper's figures and the
+    random policy; into RESULTS/NAME/temperatures/ (tau-T/ holds each C and its scores,
+    table.{json,md,png} the table). Each C and each score resumes on its own."""
+    import dataclasses
+
+    from worldmodels import temperatures as table
+    from worldmodels.models import experiment_env
+
+    started = time.time()
+    config = validate(preset.compare)
+    check_seed(seed)
+    env = experiment_env(layout)
+    output = layout.runs / "temperatures"
+    rows = []
+    for tau in config.temperatures:
+        log(f"== temperature {tau:g}")
+        here = layout.at_temperature(tau)
+        trained = train_controller(here, dataclasses.replace(preset.controller, temperature=tau),
+                                   seed, force=force, progress=progress, log=log)
+        for line in trained.lines():
+            log(line)
+        scores = {}
+        for where in ("dream", "real"):
+            evaluation = dataclasses.replace(preset.evaluate, episodes=config.episodes,
+                                             max_steps=config.max_steps, temperature=tau)
+            result = evaluate(here, evaluation, seed, where=where, force=force,
+                              progress=progress, log=log)
+            for line in result.lines():
+                log(line)
+            scores[where] = read_json(here.evaluation(where, "dream", "zh", "best"))
+        rows.append({"temperature": tau, "episodes": config.episodes,
+                     "dream_mean": scores["dream"]["mean"], "dream_std": scores["dream"]["std"],
+                     "real_mean": scores["real"]["mean"], "real_std": scores["real"]["std"]})
+    log("== random policy")
+    random = table.random_row(env.id, config.max_steps, config.episodes, seed)
+    result = table.table(env.id, rows, random)
+    result.update(seed=seed, config=to_dict(config), wall_seconds=time.time() - started)
+    written = table.write(result, output)
+    return _done("temperatures", started, "temperatures:\n" + table.markdown(result).rstrip(),
+                 written, **result)
+
+
 def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
              progress: bool = True, log=say) -> StageResult:
