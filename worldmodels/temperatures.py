@@ -57,13 +57,14 @@ def markdown(result: dict) -> str:
     for row in result["rows"]:
         paper = row["paper"]
         ours = [_pm(row["dream_mean"], row["dream_std"]), _pm(row["real_mean"], row["real_std"])]
-        theirs = ["—", "—"] if paper is None else [
-            _pm(paper["dream_mean"], paper["dream_std"]), _pm(paper["real_mean"], paper["real_std"])]
+        theirs = ["—", "—"] if paper is None else [_pm(paper["dream_mean"], paper["dream_std"]),
+                                                   _pm(paper["real_mean"], paper["real_std"])]
         lines.append(f"| {row['temperature']:g} | " + " | ".join(ours + theirs) + " |")
     if result["random"]:
         paper = result["paper_random"]
-        lines.append(f"| random policy | — | {_pm(result['random']['mean'], result['random']['std'])}"
-                     f" | — | {'—' if paper is None else _pm(paper['mean'], paper['std'])} |")
+        ours = _pm(result["random"]["mean"], result["random"]["std"])
+        theirs = "—" if paper is None else _pm(paper["mean"], paper["std"])
+        lines.append(f"| random policy | — | {ours} | — | {theirs} |")
     episodes = result["rows"][0]["episodes"] if result["rows"] else 0
     lines.append("")
     lines.append(f"Ours: mean ± std over {episodes} dreams and {episodes} real episodes each, "
