@@ -61,14 +61,15 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="worldmodels")
 @click.pass_context
 def main(context):
-    """World Models (Ha & Schmidhuber, 2018) on CarRacing-v3, in stages that talk through files.
+    """World Models (Ha & Schmidhuber, 2018) on CarRacing-v3 and ViZDoom's TakeCover, in stages
+    that talk through files.
 
     Typical run: collect -> train-vae -> encode -> train-rnn -> train-controller -> evaluate,
-    or all of them with `worldmodels pipeline --preset small`.
+    or all of them with `worldmodels pipeline --preset small` (TakeCover: --preset doom-small).
     """
     from worldmodels.tasks import StopOnSignals
 

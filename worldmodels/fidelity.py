@@ -144,6 +144,11 @@ def _along_real_path(world: dict, episode: dict, tile_value: float) -> dict:
     p_done = tf.sigmoid(predictions["done_logit"]).numpy()[0].astype(np.float64)
     real = episode["rewards"].astype(np.float64)
     ended = episode["terminations"].astype(bool)
+    env = world.get("env")
+    if env is not None and env.step_reward is not None:
+        reward = np.full_like(reward, env.step_reward)  # the dream pays this, not the head
+    if env is not None and env.done_threshold is not None:
+        p_done = (p_done > env.done_threshold).astype(np.float64)  # as the dream reads it
     paid_total, paid = 0.0, 0.0
     if tile_value:
         for r in reward:
