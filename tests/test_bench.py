@@ -42,6 +42,15 @@ def test_bench_collect_stream_and_memory_on_tiny_runs(tmp_path):
         _check(row)
 
 
+def test_bench_of_takecover_on_tiny_runs(tmp_path):
+    rows = bench.bench_collect(tmp_path, workers=2, episodes=2, max_steps=40, log=print,
+                               env_id="VizdoomTakeCover-v1", policy="repeat")
+    rows += bench.bench_dream(2, 2, 20, 0, log=print, env_id="VizdoomTakeCover-v1")
+    assert [row.target.split(":")[0] for row in rows] == ["doom-collect", "doom-dream"]
+    for row in rows:
+        _check(row)
+
+
 def test_bench_dream_and_real_on_tiny_runs():
     rows = bench.bench_dream(population=2, trials=2, steps=30, naive_steps=30, log=print)
     rows += bench.bench_real(workers=2, episodes=3, max_steps=30, log=print)

@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-TARGETS = ("startup", "collect", "stream", "memory", "dream", "real", "ray-collect")
+TARGETS = ("startup", "collect", "stream", "memory", "dream", "real", "ray-collect",
+           "doom-collect", "doom-dream")
+TAKECOVER = "VizdoomTakeCover-v1"
 
 
 @dataclass
@@ -117,26 +119,29 @@ def _raw_episode(task) -> int:
             return steps
 
 
-def bench_collect(root: Path, workers: int, episodes: int, max_steps: int, log) -> list[Row]:
+def bench_collect(root: Path, workers: int, episodes: int, max_steps: int, log,
+                  env_id: str = "CarRacing-v3", policy: str = "pilot") -> list[Row]:
     from worldmodels.collect import collect, episode_seeds
     from worldmodels.config import CollectConfig
     from worldmodels.store import episode_length, list_episodes
 
-    config = CollectConfig(episodes=episodes, max_steps=max_steps, workers=workers)
+    config = CollectConfig(env_id=env_id, episodes=episodes, max_steps=max_steps,
+                           workers=workers, policy=policy)
     seeds = episode_seeds(0, episodes)
     started = time.perf_counter()
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         raw_steps = sum(pool.map(_raw_episode, [(config.env_id, max_steps, config.policy, s)
                                                 for s in seeds]))
     raw_rate = raw_steps / (time.perf_counter() - started)
-    directory = root / "data" / "bench" / "rollouts"
+    directory = root / "data" / f"bench-{env_id}" / "rollouts"
     started = time.perf_counter()
     collect(directory, config, 0, progress=False)
     wall = time.perf_counter() - started
     steps = sum(episode_length(p) for p in list_episodes(directory))
     assert steps == raw_steps, f"collect stepped {steps} times, the raw run {raw_steps}"
     log(f"collect: {steps / wall:.0f} frames/s against {raw_rate:.0f} raw steps/s")
-    return [_ratio_row("collect: frames/s vs raw env steps/s", steps / wall, raw_rate,
+    label = "collect" if env_id == "CarRacing-v3" else "doom-collect"
+    return [_ratio_row(f"{label}: frames/s vs raw env steps/s", steps / wall, raw_rate,
                        "frames/s", goal_min=0.9,
                        detail=f"{workers} processes, {episodes} episodes x {max_steps} steps, "
                               f"policy {config.policy}")]
@@ -350,7 +355,12 @@ def bench_memory(root: Path, episodes: int, copies: int, log) -> list[Row]:
 
 
 def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log,
-                generations: int = 1) -> list[Row]:
+                generations: int = 1, env_id: str = "CarRacing-v3") -> list[Row]:
+    """CarRacing's dream (z 32, LSTM 256) against the 15 s a generation of 1,000 steps may
+    take, and against a loop of one rollout at a time; or TakeCover's paper-size dream (z 64,
+    LSTM 512, one output), its cost for a generation, against CarRacing's."""
+    if env_id != "CarRacing-v3":
+        return _bench_doom_dream(population, trials, steps, log)
     import tensorflow as tf
 
     from worldmodels.controller import Controller
@@ -412,6 +422,40 @@ def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log,
                    naive_rate, "agent-steps/s", goal_min=50.0,
                    detail=f"loop: {naive_steps} steps of one rollout with the same model"),
     ]
+
+
+def _dream_seconds(z_size: int, hidden: int, env_id: str, agents: int, steps: int) -> float:
+    """Seconds of one batched dream of ``agents`` x ``steps`` (every dream runs to the end)."""
+    from worldmodels.controller import Controller
+    from worldmodels.dream import make_dream, run_dream
+    from worldmodels.envs import get_env
+    from worldmodels.rnn import MDNRNN
+
+    rnn = MDNRNN(z_size, hidden, 5, action_size=get_env(env_id).action_size)
+    rnn.done_head.kernel.assign(np.zeros(rnn.done_head.kernel.shape, np.float32))
+    rnn.done_head.bias.assign([-1000.0])
+    spec = Controller("zh", z_size, hidden, env_id)
+    rng = np.random.default_rng(0)
+    params = rng.normal(0, 0.1, (agents, spec.param_count)).astype(np.float32)
+    z0 = rng.normal(size=(agents, z_size)).astype(np.float32)
+    dream = make_dream(rnn, spec)
+    run_dream(dream, params, z0, 1.15, 2, 0)  # trace
+    started = time.perf_counter()
+    _, lengths = run_dream(dream, params, z0, 1.15, steps, 1)
+    assert lengths.min() == steps, "every dream must run to the end for the benchmark"
+    return time.perf_counter() - started
+
+
+def _bench_doom_dream(population: int, trials: int, steps: int, log) -> list[Row]:
+    agents = population * trials
+    doom = _dream_seconds(64, 512, TAKECOVER, agents, steps)
+    car = _dream_seconds(32, 256, "CarRacing-v3", agents, steps)
+    log(f"doom-dream: {agents} agents x {steps} steps in {doom:.1f} s (CarRacing's M: "
+        f"{car:.1f} s)")
+    return [_ratio_row("doom-dream: one generation (z 64, LSTM 512), seconds vs CarRacing's",
+                       doom, car, "s", goal_max=4.0,
+                       detail=f"{population} x {trials} agents x {steps} steps; an LSTM of "
+                              "512 does 4x the multiply-adds of 256")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,6 +545,11 @@ def measure(target: str, quick: bool, workers: int, root: Path, log=print) -> li
                            generations=scale["generations"])
     if target == "real":
         return bench_real(workers, scale["real_episodes"], scale["real_steps"], log)
+    if target == "doom-collect":
+        return bench_collect(root, workers, scale["collect_episodes"], 2100, log,
+                             env_id=TAKECOVER, policy="repeat")
+    if target == "doom-dream":
+        return bench_dream(64, 16, 2100 if not quick else 200, 0, log, env_id=TAKECOVER)
     if target == "ray-collect":
         return bench_ray_collect(root, workers, scale["collect_episodes"],
                                  scale["collect_steps"], log)
