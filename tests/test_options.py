@@ -36,8 +36,10 @@ def test_every_field_has_a_docstring_and_an_option():
 
 def test_help_gives_each_presets_default():
     output = " ".join(invoke("train-controller", "--help").output.split())
-    assert "[smoke: 0.0, small: 0.1, paper: 0.0]" in output  # --dropout
-    assert "[smoke: 0, small: 20, paper: 0]" in output  # --burn-in
+    assert "[smoke: 0.0, small: 0.1, paper: 0.0, doom-smoke: 0.0, doom-small: 0.0, doom-paper: " \
+        "0.0]" in output  # --dropout
+    assert "[smoke: 0, small: 20, paper: 0, doom-smoke: 0, doom-small: 0, doom-paper: 0]" \
+        in output  # --burn-in
 
 
 def test_settings_files_and_set(tmp_path):
