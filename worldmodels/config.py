@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from worldmodels.envs import ENVS
+from worldmodels.envs import ENVS, get_env
 from worldmodels.errors import WorldModelsError
 
 PRESET_NAMES = ("smoke", "small", "paper", "doom-smoke", "doom-small", "doom-paper")
@@ -450,7 +450,8 @@ RANGES = {
     "candidate_episodes": Range(0, 10_000), "every": Range(1, 1_000_000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
-           "policy": ("pilot", "rally", "biased", "brownian", "random", "repeat"),
+           "policy": tuple(dict.fromkeys(name for env_id in ENVS
+                                         for name in get_env(env_id).policies)),
            "env_id": tuple(ENVS)}
 SECTIONS = {field.name: field.type for field in dataclasses.fields(Preset)}
 """The preset's sections (collect, vae, rnn, ...) and the names of their config classes."""
