@@ -303,7 +303,9 @@ def lock_stage(directory: Path, stage: str = "stage", name: str = ".lock") -> No
         release_stage(directory, name)  # the folder was removed and made again: lock anew
     with writing(path):
         directory.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if path.is_symlink():  # a planted link must not redirect the lock's write
+            raise WorldModelsError(f"{path} is a symbolic link: remove it, then re-run")
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -80,9 +80,12 @@ class TakeCoverEnv:
         game.set_doom_config_path(os.path.join(self.folder, "_vizdoom.ini"))
         here = os.getcwd()
         os.chdir(self.folder)
+        errors = (vizdoom.ViZDoomErrorException, vizdoom.ViZDoomUnexpectedExitException,
+                  vizdoom.SharedMemoryException, vizdoom.MessageQueueException,
+                  vizdoom.FileDoesNotExistException)
         try:
             game.init()
-        except Exception as error:  # vizdoom raises its own exception types
+        except errors as error:  # the game's own failures; anything else is a bug of ours
             shutil.rmtree(self.folder, ignore_errors=True)
             raise WorldModelsError(f"ViZDoom could not start TakeCover: {error}") from None
         finally:
