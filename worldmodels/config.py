@@ -233,6 +233,32 @@ class SelectConfig:
 
 
 @dataclass(frozen=True)
+class ResolutionConfig:
+    """The dream's resolution (`worldmodels resolution`): how the dream C was trained in orders
+    controllers against how validation tracks of their own order them (Spearman's rank
+    correlation, with its spread over dream seeds)."""
+
+    episodes: int = 6
+    """Validation tracks each candidate drives."""
+    every: int = 10
+    """Generations between the CMA-ES means (checkpoints) considered (and the last's)."""
+    population: int = 12
+    """Fresh samples of CMA-ES's last search distribution around its final mean (0: none)."""
+    dream_seeds: int = 3
+    """Dream seeds each candidate is scored under (the correlation's spread is over these)."""
+    dream_episodes: int = 16
+    """Dreams per candidate and dream seed (as one generation of training scores it)."""
+    noise: float = 0.0
+    """Std of Gaussian noise added to C's actions in the real env; 0: C alone."""
+    max_steps: int = 1000
+    """Steps per episode, real and dreamt."""
+    workers: int | None = None
+    """Env worker processes; None means one per core."""
+    enabled: bool = True
+    """Whether `pipeline` measures it after training C."""
+
+
+@dataclass(frozen=True)
 class IterateConfig:
     """Iterative training (`worldmodels iterate`): rounds of collection with the controller plus
     noise, then more training of M and C on old + new data."""
@@ -261,6 +287,7 @@ class Preset:
     compare: CompareConfig = field(default_factory=CompareConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
+    resolution: ResolutionConfig = field(default_factory=ResolutionConfig)
     iterate: IterateConfig = field(default_factory=IterateConfig)
 
 
@@ -278,6 +305,8 @@ def _smoke() -> Preset:
         fidelity=FidelityConfig(episodes=2, dream_episodes=4, max_steps=60, horizons=(1, 5),
                                 open_loop_stride=10, workers=2),
         select=SelectConfig(episodes=1, every=1, dream_episodes=2, max_steps=60, workers=2),
+        resolution=ResolutionConfig(episodes=2, every=1, population=2, dream_seeds=2,
+                                    dream_episodes=2, max_steps=60, workers=2),
         iterate=IterateConfig(rounds=1, episodes=2, rnn_epochs=1, generations=1),
     )
 
@@ -300,6 +329,7 @@ def _small() -> Preset:
         compare=CompareConfig(episodes=20),
         fidelity=FidelityConfig(episodes=8, dream_episodes=100, candidate_episodes=2),
         select=SelectConfig(episodes=8, every=10, noise=0.1),
+        resolution=ResolutionConfig(noise=0.1),
         iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),
     )
 
@@ -327,6 +357,7 @@ def _doom_paper() -> Preset:
                               max_steps=2100),
         fidelity=FidelityConfig(episodes=16, dream_episodes=100, max_steps=2100),
         select=SelectConfig(episodes=16, every=10, max_steps=2100),
+        resolution=ResolutionConfig(episodes=16, every=25, population=16, max_steps=2100),
     )
 
 
@@ -347,6 +378,7 @@ def _doom_small() -> Preset:
         compare=dataclasses.replace(paper.compare, episodes=100),
         fidelity=dataclasses.replace(paper.fidelity, episodes=8),
         select=dataclasses.replace(paper.select, episodes=8),
+        resolution=dataclasses.replace(paper.resolution, episodes=8, every=10, population=12),
     )
 
 
@@ -448,6 +480,7 @@ RANGES = {
     "select.dream_episodes": Range(0, 1_000_000),
     "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),
     "candidate_episodes": Range(0, 10_000), "every": Range(1, 1_000_000),
+    "resolution.population": Range(0, 100_000), "dream_seeds": Range(1, 1000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
            "policy": tuple(dict.fromkeys(name for env_id in ENVS
@@ -459,7 +492,7 @@ SECTION_OF_CLASS = {cls: section for section, cls in SECTIONS.items()}
 STAGE_SECTIONS = {"collect": "collect", "train-vae": "vae", "train-rnn": "rnn",
                   "train-controller": "controller", "evaluate": "evaluate",
                   "compare": "compare", "fidelity": "fidelity", "select": "select",
-                  "iterate": "iterate"}
+                  "resolution": "resolution", "iterate": "iterate"}
 """The section of each stage's config (in its manifest.json)."""
 
 

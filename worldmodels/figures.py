@@ -158,6 +158,37 @@ def plot_temperatures(result: dict, path: Path) -> Path:
                                 f"{result['env']}: C trained only in the dream", path)
 
 
+def plot_resolution(result: dict, path: Path) -> Path:
+    """`resolution`'s candidates: each one's dream score (mean over dream seeds, with their
+    range) against its real score on the validation tracks, checkpoints and population apart,
+    the rank correlations in the title."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.5, 4.6))
+    rows = result["candidates"]
+    for kinds, colour, marker, label in ((("mean",), "tab:orange", "o", "checkpoint (CMA-ES mean)"),
+                                         (("best",), "tab:red", "s", "kept best"),
+                                         (("population",), "tab:blue", "x",
+                                          "population around the final mean")):
+        points = [row for row in rows if row["kind"] in kinds]
+        if not points:
+            continue
+        low = [row["dream"] - min(row["dream_seeds"]) for row in points]
+        high = [max(row["dream_seeds"]) - row["dream"] for row in points]
+        axis.errorbar([row["real"] for row in points], [row["dream"] for row in points],
+                      yerr=[low, high], ls="", marker=marker, color=colour, capsize=2,
+                      label=label)
+    correlations = result["correlations"]
+    title = ", ".join(f"{name} ρ {c['spearman_mean']:.2f} ± {c['spearman_std']:.2f}"
+                      for name, c in correlations.items())
+    axis.set_ylabel("dream score (mean; bars: range over dream seeds)")
+    axis.set_xlabel(f"real score (mean of {len(result['tracks'])} validation episodes)")
+    axis.set_title(f"does the dream rank drivers as the real env does?\n{title}", fontsize=9)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def image_grid(rows: list[tuple[str, np.ndarray]], path: Path, title: str,
                column_labels: list[str] | None = None) -> Path:
     """A grid of frames: each row is (label, images of shape (N, H, W, 3) in [0, 1])."""

@@ -256,6 +256,38 @@ class Report:
                   for row in selection["candidates"]]
         return "\n".join(lines + ["", "![selection](controller-dream/selection.png)", ""])
 
+    def resolution(self) -> str:
+        """`worldmodels resolution`: whether the dream ranks controllers as the road does."""
+        from worldmodels.resolution import GROUPS
+
+        lines = ["## The dream's resolution: does it rank drivers as the real env does?", ""]
+        directory = self.layout.controller("dream", "zh")
+        result = _load(directory / "resolution.json")
+        if result is None:
+            return "\n".join(lines + [f"not run: {self.command('resolution')}", ""])
+        lines += [f"C's checkpoints and a fresh population around its final mean, each on "
+                  f"{len(result['tracks'])} validation tracks of their own and in the dream it "
+                  f"was trained in (τ {result['temperature']:g}, "
+                  f"{result['config']['dream_seeds']} dream seeds of "
+                  f"{result['config']['dream_episodes']} dreams). Rank correlation between "
+                  "the two orders (mean ± std over the dream seeds); the real order's own "
+                  "split-half correlation says how much of it the validation tracks resolve.",
+                  "", "| candidates | n | Spearman | Kendall | real split-half |",
+                  "|---|---|---|---|---|"]
+        for name in GROUPS:
+            c = result["correlations"].get(name)
+            if c is None:
+                continue
+            half = result["real_split_half"].get(name)
+            half = "—" if half is None else f"{half:.2f}"
+            lines.append(f"| {name} | {c['candidates']} | {c['spearman_mean']:.2f} ± "
+                         f"{c['spearman_std']:.2f} | {c['kendall_mean']:.2f} ± "
+                         f"{c['kendall_std']:.2f} | {half} |")
+        lines += ["", f"The dream's first choice drove {result['real_of_dream_choice']:.1f} on "
+                  f"the validation tracks; the best candidate {result['real_best']:.1f}.", "",
+                  "![resolution](controller-dream/resolution.png)", ""]
+        return "\n".join(lines)
+
     def models(self) -> str:
         lines = ["## The models", ""]
         stages = (("V", self.layout.vae, "train-vae", ("loss", "reconstruction", "kl")),
@@ -381,7 +413,8 @@ class Report:
             "not run yet say so, with the command that runs them. The paper's numbers are "
             f"from {PAPER}.", "",
             self.takecover() if self.env_id() != "CarRacing-v3" else self.carracing(),
-            self.temperatures(), self.comparisons(), self.fidelity(), self.selection(),
+            self.temperatures(), self.comparisons(), self.fidelity(), self.resolution(),
+            self.selection(),
             self.models(), self.rounds(),
             self.timings(), self.figures(),
         ])

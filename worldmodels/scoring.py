@@ -15,6 +15,7 @@ CHECK_STAGE_KEY = 3  # real-env checks while C evolves in the dream
 SHOW_STAGE_KEY = 4  # the real episode behind `worldmodels show`'s pictures of M
 FIDELITY_STAGE_KEY = 5  # the real episodes M is measured against (`worldmodels fidelity`)
 SELECT_STAGE_KEY = 6  # the validation tracks `worldmodels select` chooses a controller on
+RESOLUTION_STAGE_KEY = 7  # the validation tracks of `worldmodels resolution`
 RECHECK_CALL_SEED = 2 * 10**6  # + generation: the rollouts a generation's top is rescored on
 
 # The ControllerConfig fields that shape the dream C is scored in (besides its temperature and

@@ -28,9 +28,12 @@ from worldmodels.scoring import SELECT_STAGE_KEY
 SELECT_CALL_SEED = 10**6 + 1  # the candidates' dreams: apart from training's and fidelity's
 
 
-def candidates(directory: Path, best: np.ndarray, every: int) -> tuple[list[dict], np.ndarray]:
+def candidates(directory: Path, best: np.ndarray, every: int,
+               population: int = 0) -> tuple[list[dict], np.ndarray]:
     """The candidates of the controller in ``directory``: one row (generation, kind) and one
-    parameter vector each. ``best``: the kept best candidate (best.npy)."""
+    parameter vector each. ``best``: the kept best candidate (best.npy). With ``population``,
+    also that many fresh samples of CMA-ES's last search distribution around its final mean
+    (kind "population": the controllers its next generation would have tried)."""
     directory = Path(directory)
     state = load_state(directory)
     if state is None or not state.fitness:
@@ -47,6 +50,9 @@ def candidates(directory: Path, best: np.ndarray, every: int) -> tuple[list[dict
     kept = [row["best_so_far"] for row in state.history]
     rows.append({"generation": kept.index(max(kept)) + 1, "kind": "best"})
     params.append(np.asarray(best, dtype=np.float64))
+    if population:
+        rows += [{"generation": last + 1, "kind": "population"} for _ in range(population)]
+        params += list(np.asarray(evolution.es.ask(population), dtype=np.float64))
     return rows, np.stack(params)
 
 

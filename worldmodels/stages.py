@@ -682,6 +682,41 @@ def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: in
     return done
 
 
+def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round: int = 0,
+               force: bool = False, ray_address: str | None = None, progress: bool = True,
+               log=say) -> StageResult:
+    """How the dream C was trained in ranks controllers against the real env (``config``: a
+    ResolutionConfig): C's checkpoints and a fresh population around its final mean, on
+    validation tracks of their own and under several dream seeds, into
+    RUNS/controller-dream[-VARIANT]/resolution.{json,png}."""
+    from worldmodels.resolution import RESOLUTION, headline, measure
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    layout = layout.at_round(round)
+    if round and not layout.runs.is_dir():
+        raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    directory, controller = _trained(layout, "dream", variant)
+    path, partial = directory / RESOLUTION, directory / "resolution.partial.json"
+    ensure_writable(directory)
+    with stage_lock(directory, "resolution", ".resolution.lock"):
+        if path.exists() and not force:
+            old = read_json(path)
+            if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id"),
+                             old.get("config") == to_dict(config) and old.get("seed") == seed,
+                             log):
+                return _skipped("resolution", path, f"resolution: complete in {path}; add "
+                                                    f"--force to redo it\n{headline(old)}")
+        if force:
+            partial.unlink(missing_ok=True)
+        setup_tensorflow(seed)
+        result = measure(layout, controller, directory, config, seed, variant, progress,
+                         partial, ray_address)
+        partial.unlink(missing_ok=True)
+    return _done("resolution", started, f"resolution: {headline(result)}",
+                 [path, directory / "resolution.png"], **result)
+
+
 def _fidelity_line(s: dict) -> str:
     ranking = (f"; the dream ranks the next candidates with rank correlation "
                f"{s['rank_correlation']:.2f} to their real scores"
@@ -887,8 +922,8 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
              variants=("zh",), redo: bool = False, progress: bool = True,
              log=say) -> StageResult:
     """collect, train-vae, encode, train-rnn, train-controller (dream), iterate (when the
-    preset has rounds) and evaluate (real) for each of ``variants``, fidelity of the zh
-    controller, then REPORT.md. Stages
+    preset has rounds) and evaluate (real) for each of ``variants``, fidelity and resolution
+    of the zh controller, then REPORT.md. Stages
     whose outputs are complete are skipped (``redo``: each is forced)."""
     started = time.time()
     check_seed(seed)
@@ -904,6 +939,8 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
                                        progress=progress, log=log),
         "fidelity": lambda v: fidelity(layout, preset.fidelity, seed, v, force=redo,
                                        progress=progress, log=log),
+        "resolution": lambda v: resolution(layout, preset.resolution, seed, v, force=redo,
+                                           progress=progress, log=log),
     }
     timings_path = layout.experiment / "pipeline.json"
     timings = read_json(timings_path) if timings_path.exists() else {}
@@ -915,6 +952,8 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
     steps += [(stage, variant) for variant in variants for stage in PER_VARIANT]
     if "zh" in variants:  # how far the final dream is from reality, for the report
         steps.append(("fidelity", "zh"))
+        if preset.resolution.enabled:  # whether it ranks drivers as the real env does
+            steps.append(("resolution", "zh"))
     for stage, variant in steps:
         label = stage if variant == "zh" else f"{stage}-{variant}"
         log(f"== {label}")

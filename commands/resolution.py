@@ -1,0 +1,31 @@
+"""worldmodels resolution: does the dream rank controllers as the real env does?"""
+
+from __future__ import annotations
+
+import click
+
+from .options import (
+    echo,
+    force_option,
+    progress_enabled,
+    ray_option,
+    stage_command,
+    variant_option,
+)
+
+
+@stage_command("resolution", "resolution")
+@variant_option
+@click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
+              help="The C that `iterate` kept after this round (default: the latest).")
+@ray_option
+@force_option
+def resolution_command(run, variant, round_number, ray_address, force):
+    """Score C's checkpoints and a fresh population around its final mean on validation tracks
+    of their own and in the dream C was trained in (under several dream seeds); write the rank
+    correlation between the two orders (Spearman, ± over dream seeds; Kendall beside it) to
+    RESULTS/NAME/controller-dream/resolution.json and .png."""
+    from worldmodels import stages
+
+    echo(stages.resolution(run.layout, run.config, run.seed, variant, round_number, force,
+                           ray_address, progress_enabled()))

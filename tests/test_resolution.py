@@ -1,0 +1,54 @@
+"""`worldmodels resolution`: the dream's order of C's checkpoints and of a fresh population
+against their real order on validation tracks of their own."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tests.conftest import copy_smoke, invoke
+from worldmodels.fidelity import spearman
+from worldmodels.resolution import correlations, kendall, split_half
+
+
+def test_kendall_and_correlations_against_hand_counts():
+    assert kendall([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # 6 pairs: (1,2) (1,3) (1,4) (2,3) (2,4) (3,4); y swaps the last two: 5 agree, 1 disagrees.
+    assert abs(kendall([1, 2, 3, 4], [1, 2, 4, 3]) - 4 / 6) < 1e-12
+    assert kendall([1, 1, 1], [1, 2, 3]) == 0.0
+    real = np.array([1.0, 2.0, 3.0, 4.0])
+    dream = np.array([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]])
+    result = correlations(dream, real, {"all": [0, 1, 2, 3], "few": [0, 1]})
+    assert set(result) == {"all"}  # fewer than 3 candidates have no order worth a figure
+    assert result["all"]["spearman"] == [1.0, -1.0]
+    assert result["all"]["spearman_mean"] == 0.0 and result["all"]["spearman_std"] == 1.0
+    returns = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    assert split_half(returns, [0, 1, 2]) == 1.0 and split_half(returns[:, :1], [0, 1, 2]) is None
+
+
+def test_resolution_through_the_cli_and_in_the_report(smoke_run, tmp_path):
+    args = copy_smoke(smoke_run, tmp_path)
+    controller = tmp_path / "results" / "smoke" / "controller-dream"
+    output = invoke("resolution", *args).output
+    assert "rank correlation" in output and "split-half" in output
+    result = json.loads((controller / "resolution.json").read_text())
+    rows = result["candidates"]
+    # The smoke preset: a mean every generation of 2, the kept best, 2 population samples.
+    assert [r["kind"] for r in rows] == ["mean", "mean", "best", "population", "population"]
+    assert len(result["tracks"]) == 2 and all(len(r["dream_seeds"]) == 2 for r in rows)
+    pooled = result["correlations"]["pooled"]
+    real = np.array([r["real"] for r in rows])
+    seeds = np.array([r["dream_seeds"] for r in rows]).T
+    assert pooled["spearman"] == [spearman(s, real) for s in seeds]
+    assert result["real_of_dream_choice"] == real[int(np.argmax(seeds.mean(axis=0)))]
+    # the population differs from the checkpoints and from each other
+    assert rows[3]["real"] is not None and (controller / "resolution.png").stat().st_size > 5000
+    again = invoke("resolution", *args).output
+    assert "complete" in again and "rank correlation" in again
+    other = invoke("resolution", *args, "--episodes", "1", expect_ok=False)
+    assert other.exit_code != 0 and "--force" in other.output
+    invoke("report", *args)
+    report = (tmp_path / "results" / "smoke" / "REPORT.md").read_text()
+    assert "## The dream's resolution" in report and "| pooled | 5 |" in report
