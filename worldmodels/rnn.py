@@ -12,13 +12,13 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import layers
-from tqdm import tqdm
 
-from worldmodels import checkpoint, tensorboard
+from worldmodels import checkpoint
 from worldmodels.artifacts import write_csv
 from worldmodels.config import RnnConfig
 from worldmodels.prefetch import prefetch
 from worldmodels.store import read_windows
+from worldmodels.training import Loop, run_epochs
 
 tfd = tfp.distributions
 REFERENCE_PARAMETERS = 422_368  # LSTM 256 + MDN head, without reward and done heads
@@ -201,44 +201,18 @@ def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
     epoch."""
     optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.grad_clip)
     lengths = series["lengths"][()]
-    batches = -(-len(lengths) // config.batch_size)
-    train_step = make_train_step(model, optimizer, config)
-    state = checkpoint.load(directory, model, optimizer)
-    if state is None:
-        tensorboard.clear(directory)
-        state = checkpoint.new_progress()
-    board = tensorboard.Board(directory)
-    history = state["history"]
-    bar = tqdm(range(state["epoch"], config.epochs), initial=state["epoch"],
-               total=config.epochs, desc="M", unit="epoch", disable=not progress)
-    for epoch in bar:
-        skip = state["step"] if epoch == state["epoch"] else 0
-        sums, count = (dict(state["sums"]), state["count"]) if skip else ({}, 0)
-        reader = prefetch(epoch_batches(series, lengths, config, seed, epoch, skip))
-        for batch, (inputs, targets, mask) in enumerate(reader, start=skip):
-            losses = {k: float(v) for k, v in train_step(inputs, targets, mask).items()}
-            checkpoint.check_finite(losses, epoch + 1, batch + 1, directory)
-            board.scalars(losses, epoch * batches + batch + 1, prefix="M/")
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
-            count += 1
-            if (batch + 1) % config.checkpoint_every == 0 and batch + 1 < batches:
-                checkpoint.save(directory, model, optimizer, {
-                    "epoch": epoch, "step": batch + 1, "sums": sums, "count": count,
-                    "history": history})
-        row = {"epoch": epoch + 1, **{k: v / count for k, v in sums.items()}}
-        history.append(row)
-        board.scalars({k: v for k, v in row.items() if k != "epoch"}, epoch + 1,
-                      prefix="M-epoch/")
-        board.flush()
-        bar.set_postfix(loss=f"{row['loss']:.3f}", mdn=f"{row['mdn']:.3f}")
-        checkpoint.save(directory, model, optimizer,
-                        dict(checkpoint.new_progress(), epoch=epoch + 1, history=history))
+    loop = Loop("M", config.epochs, -(-len(lengths) // config.batch_size),
+                config.checkpoint_every, bar_per_batch=False)
+
+    def end_of_epoch(epoch, history, board):
         if (epoch + 1) % 5 == 0 or epoch + 1 == config.epochs:
             write_csv(directory / "metrics.csv", history)
             checkpoint.save_weights(model, directory / "rnn.weights.h5")
-    board.close()
-    return history
+
+    return run_epochs(
+        loop, directory, model, optimizer,
+        lambda epoch, skip: prefetch(epoch_batches(series, lengths, config, seed, epoch, skip)),
+        make_train_step(model, optimizer, config), end_of_epoch, progress)
 
 
 def load_rnn(directory: Path, z_size: int, config: dict, action_size: int = 3) -> MDNRNN:

@@ -12,10 +12,11 @@ import tensorflow as tf
 from keras import layers
 from tqdm import tqdm
 
-from worldmodels import checkpoint, tensorboard
+from worldmodels import checkpoint
 from worldmodels.artifacts import write_csv
 from worldmodels.config import FRAME_SIZE, VaeConfig
 from worldmodels.store import SeriesWriter, episode_length, read_episode, stream_frames
+from worldmodels.training import Loop, run_epochs
 
 REFERENCE_PARAMETERS = 4_348_547
 
@@ -141,44 +142,18 @@ def train_vae(model: ConvVAE, paths, config: VaeConfig, seed: int, directory: Pa
     per epoch, real frames of the first episode over their reconstructions per epoch). Stops
     on a non-finite loss, keeping the last good checkpoint."""
     optimizer = keras.optimizers.Adam(config.learning_rate)
-    train_step = make_train_step(model, optimizer, config)
-    state = checkpoint.load(directory, model, optimizer)
-    if state is None:
-        tensorboard.clear(directory)
-        state = checkpoint.new_progress()
-    board = tensorboard.Board(directory)
     shown = shown_frames(paths)
-    history = state["history"]
-    batches = -(-total_frames // config.batch_size)
-    for epoch in range(state["epoch"], config.epochs):
-        skip = state["step"] if epoch == state["epoch"] else 0
-        sums, count = (dict(state["sums"]), state["count"]) if skip else ({}, 0)
-        dataset = frame_dataset(paths, config, seed + epoch, skip_batches=skip)
-        bar = tqdm(dataset, total=batches, initial=skip,
-                   desc=f"V epoch {epoch + 1}/{config.epochs}", disable=not progress)
-        for step, frames in enumerate(bar, start=skip + 1):
-            losses = {key: float(value) for key, value in train_step(frames).items()}
-            checkpoint.check_finite(losses, epoch + 1, step, directory)
-            board.scalars(losses, epoch * batches + step, prefix="V/")
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
-            count += 1
-            bar.set_postfix(loss=f"{sums['loss'] / count:.1f}")
-            if step % config.checkpoint_every == 0 and step < batches:
-                progress_state = {"epoch": epoch, "step": step, "sums": sums, "count": count,
-                                  "history": history}
-                checkpoint.save(directory, model, optimizer, progress_state)
-        history.append({"epoch": epoch + 1, **{k: v / max(count, 1) for k, v in sums.items()}})
+    loop = Loop("V", config.epochs, -(-total_frames // config.batch_size),
+                config.checkpoint_every)
+
+    def end_of_epoch(epoch, history, board):
         write_csv(directory / "metrics.csv", history)
-        board.scalars({k: v for k, v in history[-1].items() if k != "epoch"}, epoch + 1,
-                      prefix="V-epoch/")
         board.image("V/reconstructions", reconstruction_strip(model, shown), epoch + 1)
-        board.flush()
         checkpoint.save_weights(model, directory / "vae.weights.h5")
-        finished = dict(checkpoint.new_progress(), epoch=epoch + 1, history=history)
-        checkpoint.save(directory, model, optimizer, finished)
-    board.close()
-    return history
+
+    return run_epochs(loop, directory, model, optimizer,
+                      lambda epoch, skip: frame_dataset(paths, config, seed + epoch, skip),
+                      make_train_step(model, optimizer, config), end_of_epoch, progress)
 
 
 def shown_frames(paths, count: int = 8) -> np.ndarray:
