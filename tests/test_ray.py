@@ -194,6 +194,20 @@ def test_collect_on_ray_writes_the_episodes_of_the_local_backend(ray_runs, tmp_p
         assert x["attrs"]["seed"] == y["attrs"]["seed"]
 
 
+def test_takecover_collect_on_ray_writes_the_episodes_of_the_local_backend(ray_runs, tmp_path):
+    args = ("--preset", "doom-smoke", "--episodes", "2", "--max-steps", "30")
+    invoke("collect", *common(tmp_path / "local"), *args)
+    invoke("collect", *common(tmp_path / "ray"), *args, "--ray-address", "local")
+    assert ray_runs == ["collect_task"]
+    local, on_ray = (list_episodes(tmp_path / where / "data/smoke/rollouts")
+                     for where in ("local", "ray"))
+    assert [p.name for p in local] == [p.name for p in on_ray] and len(local) == 2
+    for x, y in zip(map(read_episode, local), map(read_episode, on_ray)):
+        assert x["actions"].shape[1] == 1  # TakeCover's one move
+        for name in ("frames", "actions", "rewards", "terminations"):
+            np.testing.assert_array_equal(x[name], y[name])
+
+
 def _results_copy(smoke_run, tmp_path, name):
     root, _ = smoke_run
     shutil.copytree(root / "results" / "smoke", tmp_path / name / "smoke")
