@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,29 +108,45 @@ class Run:
     config: object
     seed: int
     preset_name: str
+    record: object = None
+    """Writes the experiment's record (``worldmodels.experiment``) once the command has run;
+    None when there is nothing to record."""
 
 
-def _run(options: dict, section: str | None) -> Run:
+def _run(options: dict, section: str | None, remember: bool) -> Run:
+    """The command's Run. The experiment's preset and data folder come from its record
+    (``worldmodels.experiment``) when the command does not give them; ``remember``: a command
+    that makes the experiment records them when it has no record yet (or --force changed
+    them)."""
     from worldmodels.artifacts import Layout
     from worldmodels.config import override, resolve
+    from worldmodels.experiment import resolve_experiment, write_record
 
-    preset_name = options.pop("preset")
-    layout = Layout(options.pop("data_dir"), options.pop("results_dir"), options.pop("name"))
+    results_dir, name = options.pop("results_dir"), options.pop("name")
+    experiment = Path(results_dir) / name
+    force = bool(options.get("force")) or options.get("skip_complete") is False  # pipeline --redo
+    preset_name, data_dir, changed = resolve_experiment(
+        experiment, options.pop("preset"), options.pop("data_dir"), force)
+    layout = Layout(data_dir, results_dir, name)
     preset = resolve(preset_name, options.pop("config_files"), options.pop("settings"))
+    record = (lambda: write_record(experiment, preset_name, data_dir, preset.collect.env_id)) \
+        if remember and changed else None
     config = None
     if section:
         fields = [f.name for f in dataclasses.fields(getattr(preset, section))]
         config = override(getattr(preset, section),
                           **{name: options.pop(name) for name in fields if name in options})
-    return Run(layout, preset, config, options.pop("seed"), preset_name)
+    return Run(layout, preset, config, options.pop("seed"), preset_name, record)
 
 
 def common_options(function):
     """--preset, --config, --set, --name, --data-dir, --results-dir, --seed."""
     directory = click.Path(file_okay=False, path_type=Path)
     options = [
-        click.option("--preset", type=click.Choice(PRESET_NAMES), default="small",
-                     show_default=True, help="Scale: smoke (tests), small (2-core CPU), paper."),
+        click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
+                     help="Scale: smoke (tests), small (2-core CPU), paper; doom-* for "
+                          "TakeCover. [default: the experiment's own (recorded at its first "
+                          "stage in RESULTS/NAME/experiment.json), else small]"),
         click.option("--config", "config_files", multiple=True,
                      type=click.Path(dir_okay=False, exists=True, path_type=Path),
                      help="Settings over the preset, from a JSON or TOML file of sections "
@@ -138,8 +156,9 @@ def common_options(function):
                           f"(repeatable; sections: {', '.join(SECTIONS)})."),
         click.option("--name", default="default", show_default=True,
                      help="Experiment name: data in DATA/NAME, results in RESULTS/NAME."),
-        click.option("--data-dir", type=directory, default=Path("data"), show_default=True,
-                     help="Root of rollouts and series."),
+        click.option("--data-dir", type=directory, default=None,
+                     help="Root of rollouts and series. [default: the experiment's own, else "
+                          "data]"),
         click.option("--results-dir", type=directory, default=Path("results"),
                      show_default=True, help="Root of models, logs and scores."),
         click.option("--seed", type=Number(int, range_of(object, "seed")), default=0,
@@ -160,10 +179,13 @@ def friendly_errors(function):
         try:
             return function(*args, **kwargs)
         except WorldModelsError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(complete_hints(str(error))) from None
 
     return wrapper
 
+
+# Commands that read an experiment without making it: they record nothing.
+DOES_NOT_MAKE = ("report", "show", "bench")
 
 # Stages whose command process never runs a model (their workers start TensorFlow quietly).
 NO_TENSORFLOW = ("collect", "report", "bench")
@@ -176,7 +198,10 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
     def decorate(function):
         @functools.wraps(function)
         def command(**options):
-            run = _run(options, section)
+            from worldmodels.errors import WorldModelsError
+
+            run = _run(options, section, name not in DOES_NOT_MAKE)
+            click.get_current_context().meta["worldmodels.run"] = run
             from worldmodels.stages import preset_note
 
             note = preset_note(run.layout, run.preset_name)
@@ -186,7 +211,17 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
                 from worldmodels.device import start_tensorflow
 
                 start_tensorflow()  # before any stage code: its start-up lines kept quiet
-            return function(run, **options)
+            try:
+                result = function(run, **options)
+            except WorldModelsError:
+                raise  # refused before any work: nothing to remember
+            except BaseException:
+                if run.record:  # the stage started (then was stopped or failed)
+                    run.record()
+                raise
+            if run.record:
+                run.record()
+            return result
 
         command = friendly_errors(command)
         if section:
@@ -197,9 +232,40 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
 
 
 def echo(result) -> None:
-    """Print what a stage wrote and its summary (``StageResult.lines``)."""
+    """Print what a stage wrote and its summary (``StageResult.lines``), each command it names
+    completed with this experiment's options (``complete_hints``)."""
     for line in result.lines():
-        click.echo(line)
+        click.echo(complete_hints(line))
+
+
+_HINT = re.compile(r"`worldmodels ([a-z-]+)([^`]*)`")
+
+
+def complete_hints(text: str) -> str:
+    """Every `worldmodels STAGE ...` named in ``text`` with the options that point it at the
+    running command's experiment (--name, --results-dir, --seed when not the defaults; the
+    preset and data folder are the experiment's own), so it runs as printed."""
+    context = click.get_current_context(silent=True)
+    run = context.meta.get("worldmodels.run") if context is not None else None
+    if run is None:
+        return text
+    extra = []
+    if run.layout.name != "default":
+        extra += ["--name", run.layout.name]
+    if Path(run.layout.results_dir) != Path("results"):
+        extra += ["--results-dir", str(run.layout.results_dir)]
+    if run.seed != 0:
+        extra += ["--seed", str(run.seed)]
+    if not extra:
+        return text
+
+    def complete(match):
+        stage, rest = match.group(1), match.group(2)
+        missing = [f"{extra[i]} {shlex.quote(extra[i + 1])}" for i in range(0, len(extra), 2)
+                   if extra[i] not in rest]
+        return f"`worldmodels {stage}{rest}{''.join(' ' + m for m in missing)}`"
+
+    return _HINT.sub(complete, text)
 
 
 def progress_enabled() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import progress_enabled, stage_command
+from .options import complete_hints, progress_enabled, stage_command
 
 
 def _variants(context, parameter, value):
@@ -33,5 +33,6 @@ def pipeline_command(run, skip_complete, variants):
     from worldmodels import stages
 
     result = stages.pipeline(run.layout, run.preset, run.seed, run.preset_name, variants,
-                             not skip_complete, progress_enabled(), log=click.echo)
+                             not skip_complete, progress_enabled(),
+                             log=lambda line: click.echo(complete_hints(line)))
     click.echo(f"pipeline ({run.preset_name}): done in {result.seconds:.1f} s")

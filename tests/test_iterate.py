@@ -90,6 +90,12 @@ def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, 
     assert result.exit_code != 0 and "round 7" in result.output.splitlines()[-1]
     result = invoke("iterate", *args, "--rounds", "3", "--episodes", "3", expect_ok=False)
     assert result.exit_code != 0 and "other settings" in result.output.splitlines()[-1]
+    # train-controller and train-rnn again (pipeline after iterate) explain instead of
+    # advising a --force that would discard the rounds, and name what trains further.
+    for stage in ("train-rnn", "train-controller"):
+        said = invoke(stage, *args).output
+        assert "trained further by iterate (2 rounds)" in said, said
+        assert "`worldmodels iterate --rounds 3 --name smoke --results-dir" in said, said
     # A controller trained again since the last round is not continued as if it were it.
     invoke("train-controller", *args, "--force")
     result = invoke("iterate", *args, "--rounds", "3", "--episodes", "2", "--noise", "0.2",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from tests.conftest import common, invoke
 from worldmodels.config import (
@@ -90,12 +91,36 @@ def test_policy_choices_are_the_policies():
     assert set(CHOICES["env_id"]) == set(ENVS)
 
 
-def test_a_command_with_another_preset_than_the_experiments_says_so(smoke_run):
+def test_an_experiment_remembers_its_preset_and_folders(smoke_run, tmp_path):
     root, _ = smoke_run
-    args = [a if a != "smoke" else "small" for a in common(root)[:2]] + common(root)[2:]
-    assert args[:2] == ["--preset", "small"]
-    output = invoke("train-vae", *args).output  # complete (with the smoke settings): no work
-    layout_rollouts = root / "data" / "smoke" / "rollouts"
-    assert (f"note: {layout_rollouts} was made with the smoke preset's settings; this command "
-            "uses --preset small") in output
-    assert "note:" not in invoke("train-vae", *common(root)).output
+    record = json.loads((root / "results" / "smoke" / "experiment.json").read_text())
+    assert record["preset"] == "smoke" and record["env_id"] == "CarRacing-v3"
+    assert record["data_dir"] == str(root / "data")
+    # Without --preset or --data-dir, a command runs the experiment's own: smoke, complete.
+    own = ["--name", "smoke", "--results-dir", root / "results"]
+    assert "complete" in invoke("train-vae", *own).output
+    # A conflicting --preset is a one-line error that says how to go on; nothing is written.
+    before = sorted(p.stat().st_mtime_ns for p in (root / "results").rglob("*") if p.is_file())
+    refused = invoke("train-vae", *own, "--preset", "small", expect_ok=False)
+    assert refused.exit_code != 0 and len(refused.output.strip().splitlines()) == 1
+    assert "was made with the smoke preset" in refused.output and "--force" in refused.output
+    assert before == sorted(p.stat().st_mtime_ns for p in (root / "results").rglob("*")
+                            if p.is_file())
+    # A new experiment records the preset it is made with.
+    invoke("collect", "--preset", "smoke", "--name", "other", "--results-dir",
+           tmp_path / "results", "--data-dir", tmp_path / "data", "--episodes", "1",
+           "--max-steps", "20")
+    other = json.loads((tmp_path / "results" / "other" / "experiment.json").read_text())
+    assert other["preset"] == "smoke" and other["data_dir"] == str(tmp_path / "data")
+
+
+def test_printed_hints_are_complete_commands(smoke_run, tmp_path):
+    root, _ = smoke_run
+    results = tmp_path / "results"
+    # an experiment with V but no M: train-controller names `train-rnn` with its options
+    shutil.copytree(root / "results" / "smoke", results / "smoke", ignore=shutil.ignore_patterns(
+        "rnn", "controller-*", "evaluations"))
+    refused = invoke("train-controller", "--name", "smoke", "--results-dir", results,
+                     "--seed", "3", expect_ok=False)
+    assert (f"`worldmodels train-rnn --name smoke --results-dir {results} --seed 3`"
+            in refused.output), refused.output

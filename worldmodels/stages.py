@@ -111,10 +111,33 @@ def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int)
     if old.get("status") != "complete" or _missing(directory, stage)(old):
         return None
     differ = options_differ(old, config, seed, old.get("inputs", {}))
+    rounds = _iterated(directory, stage)
+    if differ and rounds:
+        return _skipped(stage, directory, (
+            f"{stage}: complete in {directory} and trained further by iterate "
+            f"({rounds} rounds), hence its other {', '.join(differ)}. --force would start this "
+            "stage over and discard what the rounds added (their M and C stay in "
+            f"iterate/round-N/); to train further instead, run `worldmodels iterate --rounds "
+            f"{rounds + 1}`"))
     if differ:
         return _skipped(stage, directory, f"{stage}: complete in {directory}, but with other "
                                           f"{', '.join(differ)}: add --force to apply them")
     return _skipped(stage, directory)
+
+
+def _iterated(directory: Path, stage: str) -> int:
+    """How many rounds of `iterate` trained the M or the C in ``directory`` further (0 for
+    other stages or an experiment that did not iterate)."""
+    directory = Path(directory)
+    if not ((stage == "train-rnn" and directory.name == "rnn") or
+            (stage == "train-controller" and directory.name == "controller-dream")):
+        return 0
+    path = directory.parent / "iterate" / "rounds.json"
+    try:
+        rounds = read_json(path).get("rounds") if path.exists() else None
+    except (WorldModelsError, AttributeError):
+        return 0  # a damaged record: iterate itself says so
+    return len(rounds) if isinstance(rounds, list) else 0
 
 
 def _missing(directory: Path, stage: str):
