@@ -29,7 +29,7 @@ from worldmodels.config import FidelityConfig
 from worldmodels.dream import pay_as_track
 from worldmodels.scoring import FIDELITY_STAGE_KEY, dream_options
 
-IMPOSSIBLE_RETURN = 930.0  # above this no CarRacing-v3 episode can return (1,000 - 0.1 a step)
+IMPOSSIBLE_RETURN = 930.0  # CarRacing-v3's most (EnvSpec.max_return): results that predate it
 RANKING_CALL_SEED = 10**6  # the ranking's dreams: apart from every training generation's
 
 
@@ -58,7 +58,8 @@ def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConf
     result = {
         "version": VERSION, "code": code_commit(), "seeds": seeds, "temperature": temperature,
         "dream_options": {"burn_in": world["burn_in"], **dream_options(world)},
-        "tile_value": world["tile_value"],
+        "tile_value": world["tile_value"], "max_return": world["env"].max_return,
+        "max_steps": config.max_steps,
         "real": {"returns": real_returns.tolist(),
                  "lengths": [len(e["rewards"]) for e in episodes]},
         "along_real_path": per_episode,
@@ -230,6 +231,11 @@ def _dreams(world, spec, params, config, seed, temperature):
     return scorer.run(flat, call_seed=FIDELITY_STAGE_KEY)
 
 
+def _most(result: dict) -> float:
+    """The most one episode of the result's env can return."""
+    return float(result.get("max_return", IMPOSSIBLE_RETURN))
+
+
 def summarise(result: dict) -> dict:
     """The headline figures: real and dream means, M's predicted return along the real path,
     and how often the dream pays more than any track can."""
@@ -241,7 +247,9 @@ def summarise(result: dict) -> dict:
         "real_mean": float(real.mean()), "real_std": float(real.std()),
         "dream_mean": float(dream.mean()), "dream_std": float(dream.std()),
         "dream_minus_real": float(dream.mean() - real.mean()),
-        "dreams_above_possible": float((dream > IMPOSSIBLE_RETURN).mean()),
+        "dreams_above_possible": float((dream > _most(result)).mean()),
+        "dreams_to_the_limit": float((np.asarray(result["dream"]["lengths"])
+                                      >= result.get("max_steps", np.inf)).mean()),
         "predicted_return_on_real_path": float(predicted.mean()),
         "predicted_minus_real_on_real_path": float((predicted - real).mean()),
         "reward_mae": float(np.mean([p["reward_mae"] for p in paths])),
@@ -279,7 +287,8 @@ def plot_fidelity(result: dict, path: Path) -> Path:
     if paths[0]["predicted_return_paid_as_track"] is not None:
         axes[0].scatter(real, [p["predicted_return_paid_as_track"] for p in paths], marker="x",
                         label="paid as a track pays")
-    low, high = min(real + [0.0]), max(real + [IMPOSSIBLE_RETURN])
+    most = _most(result)
+    low, high = min(real + [0.0]), max(real + [most])
     axes[0].plot([low, high], [low, high], "k--", lw=1, label="predicted = real")
     axes[0].set(xlabel="real return", ylabel="return M predicts along the real path",
                 title="M's reward along real episodes")
@@ -292,10 +301,10 @@ def plot_fidelity(result: dict, path: Path) -> Path:
     axes[1].set(xlabel="steps ahead k", ylabel="z error / variance of z",
                 title="M's prediction k steps ahead")
     bins = np.linspace(min(min(real), min(result["dream"]["returns"]), -100),
-                       max(max(real), max(result["dream"]["returns"]), 1000), 30)
+                       max(max(real), max(result["dream"]["returns"]), most), 30)
     axes[2].hist(result["dream"]["returns"], bins=bins, alpha=0.6, density=True, label="dream")
     axes[2].hist(real, bins=bins, alpha=0.6, density=True, label="real")
-    axes[2].axvline(IMPOSSIBLE_RETURN, color="k", ls=":", label="most a track pays")
+    axes[2].axvline(most, color="k", ls=":", label="most an episode pays")
     axes[2].set(xlabel="return", title="the same controller in the dream and the real env")
     axes[2].legend(fontsize=8)
     if ranking:

@@ -10,6 +10,7 @@ from pathlib import Path
 from worldmodels.artifacts import Layout, read_json
 from worldmodels.config import get_preset
 from worldmodels.controller import HIDDEN_UNITS
+from worldmodels.envs import ENVS, get_env
 
 PAPER = "Ha & Schmidhuber, World Models (2018)"
 # The paper's CarRacing table: method, score (real env, 100 random tracks), our variant.
@@ -53,6 +54,10 @@ def _seconds(value) -> str:
 
 def _number(value) -> str:
     return f"{value:.1f}" if value is not None else "—"
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.0f} %" if value is not None else "—"
 
 
 def _score(result: dict, unit: str) -> str:
@@ -187,10 +192,12 @@ class Report:
         paths = sorted((self.layout.experiment / "fidelity").glob("*.json"))
         if not paths:
             return "\n".join(lines + [f"not run: {self.command('fidelity')}", ""])
-        lines += ["| controller | real mean ± std | dream mean ± std | dreams above 930 | "
+        env = get_env(self.env_id() if self.env_id() in ENVS else "CarRacing-v3")
+        lines += [f"| controller | real mean ± std | dream mean ± std | dreams above "
+                  f"{env.max_return:,.0f} | dreams to the step limit | "
                   "M's return along the real path | reward error per step (MAE) | "
                   "chance the dream ends a real episode early | z error 1 / 10 steps ahead |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|"]
         for path in paths:
             result = read_json(path)
             s = result["summary"]
@@ -201,10 +208,13 @@ class Report:
                 f"({len(result['real']['returns'])}) | {s['dream_mean']:.1f} ± "
                 f"{s['dream_std']:.1f} ({len(result['dream']['returns'])}) | "
                 f"{100 * s['dreams_above_possible']:.0f} % | "
+                f"{_percent(s.get('dreams_to_the_limit'))} | "
                 f"{s['predicted_return_on_real_path']:.1f} | {s['reward_mae']:.3f} | "
                 f"{100 * s['dream_ends_early']:.0f} % | {errors} |")
-        lines += ["", "No real track returns more than about 930: a dream above that is M paying "
-                  "for tiles that do not exist. z errors are divided by the variance of z "
+        lines += ["", f"No real episode returns more than {env.max_return:,.0f}: a dream above "
+                  "that is M paying what the env never does; many dreams that run to the step "
+                  "limit while real episodes end early is a dream the controller exploits. "
+                  "z errors are divided by the variance of z "
                   "(1.0: no better than guessing the mean frame).", ""]
         for path in paths:
             s = read_json(path)["summary"]

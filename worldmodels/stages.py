@@ -744,10 +744,12 @@ def _fidelity_line(s: dict) -> str:
     ranking = (f"; the dream ranks the next candidates with rank correlation "
                f"{s['rank_correlation']:.2f} to their real scores"
                if "rank_correlation" in s else "")
+    limit = (f", {100 * s['dreams_to_the_limit']:.0f} % run to the step limit"
+             if "dreams_to_the_limit" in s else "")
     return (f"fidelity: real {s['real_mean']:.1f} ± {s['real_std']:.1f}, dream "
             f"{s['dream_mean']:.1f} ± {s['dream_std']:.1f} "
-            f"({100 * s['dreams_above_possible']:.0f} % of dreams pay more than a track "
-            f"can); M predicts {s['predicted_return_on_real_path']:.1f} along the real "
+            f"({100 * s['dreams_above_possible']:.0f} % of dreams pay more than an episode "
+            f"can{limit}); M predicts {s['predicted_return_on_real_path']:.1f} along the real "
             f"episodes{ranking}")
 
 

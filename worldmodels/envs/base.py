@@ -41,6 +41,8 @@ class EnvSpec:
     done from M's Bernoulli at every step."""
     solved: float = float("inf")
     """The mean real return that counts as solving the env."""
+    max_return: float = float("inf")
+    """The most one episode can return (`fidelity` counts dreams that pay more)."""
 
     def make(self, max_steps: int, render_mode: str | None = None):
         """A gymnasium-style env with a time limit of ``max_steps``."""

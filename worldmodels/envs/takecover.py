@@ -158,6 +158,7 @@ class TakeCover(EnvSpec):
     step_reward = 1.0
     done_threshold = 0.5
     solved = 750.0
+    max_return = 2100.0  # one a step survived, up to the cap
 
     def make(self, max_steps: int, render_mode: str | None = None):
         return TakeCoverEnv(max_steps, render_mode)
