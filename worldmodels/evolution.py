@@ -8,7 +8,6 @@ replaying the recorded fitness values into a new ``Evolution`` of the same seed.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels import tensorboard
-from worldmodels.artifacts import read_json, write_csv, writing
+from worldmodels.artifacts import atomic_path, read_json, write_csv
 from worldmodels.config import ControllerConfig
 from worldmodels.errors import WorldModelsError
 
@@ -136,10 +135,8 @@ def is_check_generation(generation: int, config: ControllerConfig) -> bool:
 
 def save_array(path: Path, array: np.ndarray) -> None:
     """Save an array atomically; a failed write is a one-line error."""
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    with writing(path, tmp):
+    with atomic_path(path, ".npy") as tmp:
         np.save(tmp, array)
-        os.replace(tmp, path)
 
 
 @dataclass
@@ -164,17 +161,14 @@ def save_state(directory: Path, state: State, mean: np.ndarray, settings: dict) 
     when read), atomically. ``mean`` is the CMA-ES mean it must replay to; ``settings`` the
     dimensions, population, sigma and seed it was made with."""
     path = Path(directory) / STATE
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     population = settings["population"]
     fitness = np.asarray(state.fitness, np.float64).reshape(len(state.fitness), population)
     meta = {"format": FORMAT, "run_id": state.run_id, "history": state.history,
             "best_fitness": state.best_fitness, "settings": settings}
     best = np.zeros(0) if state.best is None else np.asarray(state.best, np.float64)
-    with writing(path, tmp):
-        with open(tmp, "wb") as file:
-            np.savez(file, fitness=fitness, best=best, mean=np.asarray(mean, np.float64),
-                     meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
+    with atomic_path(path, "") as tmp, open(tmp, "wb") as file:
+        np.savez(file, fitness=fitness, best=best, mean=np.asarray(mean, np.float64),
+                 meta=np.array(json.dumps(meta)))
 
 
 def load_state(directory: Path) -> State | None:
@@ -274,7 +268,7 @@ def clear_state(directory: Path) -> None:
     """Remove the CMA-ES state of ``directory`` (for --force), an older version's too."""
     directory = Path(directory)
     for path in [directory / STATE, directory / LEGACY_STATE,
-                 *directory.glob(f"{STATE}.tmp*")]:
+                 *directory.glob(f"{STATE}.tmp*"), *directory.glob(f".{STATE}.tmp*")]:
         path.unlink(missing_ok=True)
 
 
