@@ -38,6 +38,8 @@ from worldmodels.errors import WorldModelsError
 VERSION = "0.1.0"
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PLAIN_NAME_RULE = ("1 to 64 letters, digits, '.', '_' or '-', starting with a letter or a digit")
+MAX_JSON_BYTES = 64_000_000
+"""The largest JSON state file read (a manifest or a score file takes kB)."""
 MANIFEST_KEYS = {"run_id": str, "status": str, "config": dict, "inputs": dict}
 
 
@@ -244,11 +246,18 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 def read_json(path: Path, recover: str = "delete it and re-run the command that wrote it") -> dict:
     """A JSON object from ``path``; a file that is unreadable, not JSON or not an object is a
     one-line error naming it and ``recover``: how to get a good one."""
+    import stat
+
     path = Path(path)
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_JSON_BYTES:
+            raise ValueError("not a regular file" if not stat.S_ISREG(info.st_mode)
+                             else f"{info.st_size:,} bytes, more than {MAX_JSON_BYTES:,}")
         payload = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:80]
+    except (OSError, ValueError, RecursionError) as error:  # JSON's errors are ValueErrors
+        reason = getattr(error, "strerror", None) or (str(error).splitlines() or [""])[0][:80] \
+            or type(error).__name__
         raise WorldModelsError(f"{path} is not readable JSON ({reason}): {recover}") from None
     if not isinstance(payload, dict):
         raise WorldModelsError(f"{path} holds a JSON {type(payload).__name__}, not an object: "
@@ -265,6 +274,11 @@ def read_manifest(directory: Path, command: str) -> dict:
     for key, kind in MANIFEST_KEYS.items():
         if not isinstance(manifest.get(key), kind):
             raise WorldModelsError(f"{path} lacks a valid {key!r} ({kind.__name__}): {recover}")
+    from worldmodels.config import manifest_problem
+
+    problem = manifest_problem(manifest)  # sizes a later stage builds from, before it does
+    if problem:
+        raise WorldModelsError(f"{path}: {problem}: {recover}")
     return manifest
 
 

@@ -90,11 +90,11 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
                total=config.generations, desc="C", unit="gen", disable=not progress)
     for generation in bar:
         candidates = evolution.ask()
-        fitness = np.asarray(fitness_fn(candidates, generation))
+        fitness = check_fitness(fitness_fn(candidates, generation), generation + 1, directory)
         evolution.tell(candidates, fitness)
         top = int(np.argmax(fitness))
-        score = float(fitness[top]) if recheck_fn is None else \
-            float(recheck_fn(np.asarray(candidates[top]), generation))
+        score = float(fitness[top]) if recheck_fn is None else float(check_fitness(
+            [recheck_fn(np.asarray(candidates[top]), generation)], generation + 1, directory)[0])
         if score > state.best_fitness:
             state.best_fitness = score
             state.best = np.array(candidates[top])
@@ -125,6 +125,19 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
         bar.set_postfix(best=f"{fitness[top]:.1f}", mean=f"{fitness.mean():.1f}")
     board.close()
     return history
+
+
+def check_fitness(values, generation: int, directory: Path) -> np.ndarray:
+    """``values`` as an array when every fitness is a finite number; else a one-line error:
+    nothing of the generation is written (best.npy, the state), the last one's are kept."""
+    fitness = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(fitness)):
+        bad = fitness[~np.isfinite(fitness)][0]
+        raise WorldModelsError(
+            f"generation {generation} scored a candidate {bad} (not a finite number): nothing "
+            f"of it is written; {directory} keeps the last generation's best and state (M or "
+            "the env returned a non-finite reward)")
+    return fitness
 
 
 def is_check_generation(generation: int, config: ControllerConfig) -> bool:
@@ -209,6 +222,10 @@ def _check_state(state: State, fitness: np.ndarray, meta: dict) -> None:
     if len(state.history) != len(fitness) or not all(isinstance(r, dict)
                                                      for r in state.history):
         raise ValueError(f"{len(state.history)} history rows for {len(fitness)} generations")
+    if not (np.all(np.isfinite(fitness)) and np.all(np.isfinite(state.mean))
+            and (state.best is None or np.all(np.isfinite(state.best)))
+            and (np.isfinite(state.best_fitness) or state.best_fitness == -np.inf)):
+        raise ValueError("it holds NaN or infinite numbers")
     dimensions = int(settings["dimensions"])
     if state.mean.shape != (dimensions,) or (state.best is not None
                                              and state.best.shape != (dimensions,)):

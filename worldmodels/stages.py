@@ -215,7 +215,7 @@ def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = 
             ray_address: str | None = None, progress: bool = True, log=say) -> StageResult:
     """Rollouts of the real env with an exploration policy into DATA/NAME/rollouts."""
     from worldmodels.collect import collect as run_collect
-    from worldmodels.store import list_episodes
+    from worldmodels.store import list_episodes, validate_episodes
 
     started = time.time()
     validate(config), check_seed(seed), check_env_id(config.env_id)
@@ -230,6 +230,9 @@ def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = 
                       clear=lambda: [path.unlink() for path in list_episodes(layout.rollouts)])
     result = run_collect(layout.rollouts, config, seed, progress=progress,
                          ray_address=ray_address)
+    # Every episode read once (those of earlier attempts too): a damaged one is named now,
+    # not when V's training reads it.
+    validate_episodes(list_episodes(layout.rollouts), skip_corrupt=False)
     # A resumed run reports all its episodes, not only those of the last attempt.
     result.update(_episode_means(list_episodes(layout.rollouts)))
     finish_manifest(layout.rollouts, manifest, wall_seconds=time.time() - started, **result)
@@ -488,6 +491,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     """A trained agent scored in the real env (or the dream), into
     RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
     evaluation of the same controller with other options is replaced only with ``force``."""
+    from worldmodels.artifacts import _comparable  # the config without its worker count
     from worldmodels.evaluation import SELECTED, check_selection
     from worldmodels.evaluation import evaluate as run_evaluation
 
@@ -517,8 +521,8 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
             old = read_json(path)  # (evaluations written before --noise existed had none)
             if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id")
                              and _chosen(old.get("selection")) == chosen,
-                             {"noise": 0.0, **old.get("config", {})} == to_dict(config)
-                             and old.get("seed") == seed, log,
+                             _comparable({"noise": 0.0, **(old.get("config") or {})})
+                             == _comparable(to_dict(config)) and old.get("seed") == seed, log,
                              "an earlier run of the controller or an earlier selection"):
                 return _skipped("evaluate", path,
                                 f"evaluate: complete in {path} ({old['mean']:.1f} ± "

@@ -121,7 +121,8 @@ def require_episodes(directory: Path) -> list[Path]:
 
 
 def check_episode(path: Path) -> str | None:
-    """None if the episode file is whole and well formed, else what is wrong with it."""
+    """None if the episode file is whole and well formed (every chunk of it read once, its
+    actions and rewards finite numbers), else what is wrong with it."""
     try:
         with h5py.File(path, "r") as file:
             missing = {"frames", "actions", "rewards", "terminations"} - set(file.keys())
@@ -141,11 +142,20 @@ def check_episode(path: Path) -> str | None:
                 if file[key].shape != shape:
                     return f"{key} of shape {file[key].shape}, expected {shape}"
             for key in expected:
-                file[key][()]
-            file["frames"][-1]  # reads the last chunk: a truncated file fails here
+                if not np.all(np.isfinite(file[key][()])):
+                    return f"{key} holding NaN or inf"
+            _read_every_chunk(file["frames"])  # a damaged or truncated chunk fails here
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
         return f"unreadable ({_first_line(error)})"
     return None
+
+
+def _read_every_chunk(dataset) -> None:
+    """Read (and so decompress and check) every chunk of ``dataset`` once, a chunk's worth of
+    rows at a time, so memory stays that of a chunk."""
+    step = dataset.chunks[0] if dataset.chunks else max(1, len(dataset))
+    for start in range(0, len(dataset), step):
+        dataset[start : start + step]
 
 
 def validate_episodes(paths: list[Path], skip_corrupt: bool, warn=print) -> list[Path]:
