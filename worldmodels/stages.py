@@ -30,6 +30,7 @@ from worldmodels.artifacts import (
     finish_manifest,
     read_json,
     reading,
+    refuse_link,
     require_manifest,
     stage_lock,
     write_json,
@@ -513,6 +514,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
             f"this evaluation drives it with {config.noise:g}")
     path = layout.evaluation(where, trained_in, variant, params, config.noise)
     partial = path.with_name(path.stem + ".partial.json")
+    refuse_link(path), refuse_link(partial)  # before any episode runs, not when writing
     selection = check_selection(directory, controller) if params == SELECTED else None
     chosen = _chosen(selection["selected"]) if selection else None
     ensure_writable(layout.evaluations)
@@ -568,6 +570,8 @@ def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: st
     stem = output_stem(trained_in, variant, params)
     output = layout.experiment / "compare"
     path, partial = output / f"{stem}.json", output / f"{stem}.partial.json"
+    for name in (path, partial, *(output / f"{stem}.{ext}" for ext in ("csv", "md", "png"))):
+        refuse_link(name)  # before any episode runs, not when writing
     ensure_writable(output)
     key = comparison_key(controller, params, variant, config, seed)
     with stage_lock(output, "compare", f".{stem}.lock"):
