@@ -75,9 +75,13 @@ def main(context):
     """
     from worldmodels.tasks import StopOnSignals
 
+    from . import PROGRAM, ignore_stop_signals
+
     # SIGTERM, SIGINT and SIGHUP end every command with one line, workers or not (backends
-    # started by the command add their own handlers, which end their workers first).
-    context.call_on_close(StopOnSignals(lambda: None).restore)
+    # started by the command add their own handlers, which end their workers first); once it
+    # has ended, the program's exit status is the command's.
+    guard = StopOnSignals(lambda: None)
+    context.call_on_close(ignore_stop_signals if PROGRAM else guard.restore)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import csv
 import json
 import os
 import re
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ from worldmodels.errors import WorldModelsError
 VERSION = "0.1.0"
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PLAIN_NAME_RULE = ("1 to 64 letters, digits, '.', '_' or '-', starting with a letter or a digit")
+MAX_JSON_BYTES = 64_000_000
+"""The largest JSON state file read (a manifest or a score file takes kB)."""
 MANIFEST_KEYS = {"run_id": str, "status": str, "config": dict, "inputs": dict}
 
 
@@ -155,36 +158,106 @@ def writing(path: Path, tmp: Path | None = None):
                                "permissions, then re-run the same command to resume") from None
 
 
+def refuse_link(path: Path) -> Path:
+    """``path``, or a one-line error when a symbolic link stands at that name: nothing is ever
+    written through one (a planted link would redirect the write to the file it points to)."""
+    if os.path.islink(path):
+        raise WorldModelsError(f"{path} is a symbolic link: remove it, then re-run")
+    return Path(path)
+
+
+def temporary_suffix(path: Path) -> str:
+    """The ending a writer that picks its format by name needs (Keras, matplotlib, imageio,
+    NumPy): '.weights.h5' for Keras weights, else the file's own suffix."""
+    name = Path(path).name
+    return ".weights.h5" if name.endswith(".weights.h5") else Path(path).suffix
+
+
+@contextmanager
+def atomic_path(path: Path, suffix: str | None = None):
+    """The one way a file is written: yields a fresh temporary path next to ``path`` (made by
+    ``mkstemp``: unique to this process and call, never a link) for any writer that takes a
+    file name, then renames it over ``path``. A link at ``path`` is refused before and after
+    (the rename would replace the link, never write through it); a failed write is a one-line
+    error (``writing``) and leaves no temporary file behind."""
+    path = refuse_link(path)
+    suffix = temporary_suffix(path) if suffix is None else suffix
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.tmp", suffix=suffix,
+                                            dir=path.parent)
+        try:  # mkstemp makes it 0600: the file gets the mode a plain open would give it
+            os.fchmod(descriptor, 0o666 & ~_umask())
+        finally:
+            os.close(descriptor)
+    tmp = Path(name)
+    try:
+        with writing(path, tmp):
+            yield tmp
+            refuse_link(path)
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """This process's umask (read without changing it where Linux tells it)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write text atomically through ``atomic_path``; returns ``path``."""
+    with atomic_path(path, "") as tmp, open(tmp, "w", encoding="utf-8") as file:
+        file.write(text)
+    return Path(path)
+
+
+def copy_file(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target`` atomically through ``atomic_path``; returns ``target``."""
+    import shutil
+
+    with atomic_path(target, "") as tmp:
+        shutil.copy2(source, tmp)
+    return Path(target)
+
+
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically (temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with writing(path, tmp):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, path)
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     """Write rows of dicts as CSV atomically (per-epoch metrics, per-generation history)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with writing(path, tmp):
-        with open(tmp, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
+    with atomic_path(path, "") as tmp, open(tmp, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_json(path: Path, recover: str = "delete it and re-run the command that wrote it") -> dict:
     """A JSON object from ``path``; a file that is unreadable, not JSON or not an object is a
     one-line error naming it and ``recover``: how to get a good one."""
+    import stat
+
     path = Path(path)
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_JSON_BYTES:
+            raise ValueError("not a regular file" if not stat.S_ISREG(info.st_mode)
+                             else f"{info.st_size:,} bytes, more than {MAX_JSON_BYTES:,}")
         payload = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:80]
+    except (OSError, ValueError, RecursionError) as error:  # JSON's errors are ValueErrors
+        reason = getattr(error, "strerror", None) or (str(error).splitlines() or [""])[0][:80] \
+            or type(error).__name__
         raise WorldModelsError(f"{path} is not readable JSON ({reason}): {recover}") from None
     if not isinstance(payload, dict):
         raise WorldModelsError(f"{path} holds a JSON {type(payload).__name__}, not an object: "
@@ -201,6 +274,11 @@ def read_manifest(directory: Path, command: str) -> dict:
     for key, kind in MANIFEST_KEYS.items():
         if not isinstance(manifest.get(key), kind):
             raise WorldModelsError(f"{path} lacks a valid {key!r} ({kind.__name__}): {recover}")
+    from worldmodels.config import manifest_problem
+
+    problem = manifest_problem(manifest)  # sizes a later stage builds from, before it does
+    if problem:
+        raise WorldModelsError(f"{path}: {problem}: {recover}")
     return manifest
 
 
@@ -218,27 +296,37 @@ def _comparable(config) -> dict:
 def ensure_writable(directory: Path) -> None:
     """Create ``directory`` and check a file can be written there, before any long work."""
     directory = Path(directory)
+    probe = None
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".write-test{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
+        descriptor, probe = tempfile.mkstemp(prefix=".write-test", dir=directory)
+        try:
+            os.write(descriptor, b"ok")
+        finally:
+            os.close(descriptor)
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise WorldModelsError(f"cannot write to {directory}: {reason}") from None
+    finally:
+        if probe is not None:  # removed whatever happens, a signal's exception included
+            Path(probe).unlink(missing_ok=True)
 
 
 def begin_stage(directory: Path, stage: str, config: dict, seed: int, inputs: dict,
-                force: bool = False, missing=None):
+                force: bool = False, missing=None, clear=None):
     """Start, resume or skip a stage, holding its lock (``lock_stage``) first. Returns
     (manifest, state) with state "new", "resumed" or "complete" (then nothing is to be done;
     ``options_differ`` tells whether the options asked for differ from the complete run's).
     An unfinished run is resumed only with the same config, seed and inputs; ``force`` starts
     over. ``missing(manifest)`` lists the outputs of a complete run that are gone (e.g.
-    ``store.missing_episodes``): such a run is resumed, which makes them again."""
+    ``store.missing_episodes``): such a run is resumed, which makes them again. ``clear()``
+    removes the stage's outputs for ``force``: only once the lock is held, so a run that holds
+    it loses nothing to a second one."""
     ensure_writable(directory)
     lock_stage(directory, stage)
     try:
+        if force and clear is not None:
+            clear()
         return _begin_locked(directory, stage, config, seed, inputs, force, missing)
     except BaseException:
         release_stage(directory)
@@ -281,13 +369,15 @@ def options_differ(manifest: dict, config: dict, seed: int, inputs: dict) -> lis
 
 
 _LOCKS: dict[str, int] = {}  # stage directory -> the open file descriptor of its lock
+_SHARED: dict[str, int] = {}  # input stage directory -> the descriptor of its read lock
 
 
 def lock_stage(directory: Path, stage: str = "stage", name: str = ".lock") -> None:
     """Hold the lock of a stage directory (the file ``name`` in it: one result among several
     in a shared folder can have its own) for as long as this process lives (or until
-    ``release_stage``): a second process on it gets a one-line error naming the holder. The
-    kernel releases it when the process ends in any way, kill -9 included. Re-entrant."""
+    ``release_stage``): a second process on it, or one reading it (``reading``), gets a
+    one-line error naming the holder. The kernel releases it when the process ends in any way,
+    kill -9 included. Re-entrant; a read lock this process holds on it becomes this lock."""
     import fcntl
 
     directory = Path(directory)
@@ -301,22 +391,89 @@ def lock_stage(directory: Path, stage: str = "stage", name: str = ".lock") -> No
         except OSError:
             pass
         release_stage(directory, name)  # the folder was removed and made again: lock anew
-    with writing(path):
-        directory.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink():  # a planted link must not redirect the lock's write
-            raise WorldModelsError(f"{path} is a symbolic link: remove it, then re-run")
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    descriptor = _SHARED.pop(key, None)
+    if descriptor is None:
+        descriptor = _open_lock(path)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+        message = _in_use(directory, descriptor, stage)
         os.close(descriptor)
-        raise WorldModelsError(
-            f"{directory} is in use by process {holder} (another `worldmodels {stage}` run on "
-            "this experiment): wait for it to end or stop it, then re-run") from None
+        raise WorldModelsError(message) from None
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
     _LOCKS[key] = descriptor
+
+
+def _open_lock(path: Path) -> int:
+    """The descriptor of the lock file ``path``, made if missing; a link there is refused."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        refuse_link(path)  # a planted link must not redirect the lock's write
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            if os.path.islink(path):  # planted between the check and the open
+                raise WorldModelsError(f"{path} is a symbolic link: remove it, then re-run") \
+                    from None
+            raise error
+
+
+def _in_use(directory: Path, descriptor: int, stage: str) -> str:
+    """The one line for a lock that another process holds: who, and whether it reads."""
+    readers = _readers(descriptor)
+    if readers:
+        return (f"{directory} is being read by process {readers[0]} (a later stage reading "
+                "its outputs): wait for it to end or stop it, then re-run")
+    holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+    return (f"{directory} is in use by process {holder} (another `worldmodels {stage}` run on "
+            "this experiment): wait for it to end or stop it, then re-run")
+
+
+def _readers(descriptor: int) -> list[str]:
+    """The processes holding a read lock on the file of ``descriptor`` (from /proc/locks)."""
+    info = os.fstat(descriptor)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks") as locks:
+            rows = [line.split() for line in locks]
+    except OSError:
+        return []
+    return [row[4] for row in rows if len(row) > 5 and row[1] == "FLOCK" and row[3] == "READ"
+            and row[5] == device and row[4] != str(os.getpid())]
+
+
+@contextmanager
+def reading(stage: str, *directories: Path):
+    """Hold a shared (read) lock on each input stage directory, in the order given (stage
+    order, the one order every stage takes locks in, its own last), for the block: a process
+    writing one (``lock_stage``) is refused, naming this one; one writing it now refuses this
+    one. Locks this process already holds on them are kept as they are."""
+    import fcntl
+
+    taken = []
+    try:
+        for directory in directories:
+            key = _lock_key(directory, ".lock")
+            if key in _LOCKS or key in _SHARED or not Path(directory).is_dir():
+                continue  # held here already, or missing (the stage's own check says so)
+            descriptor = _open_lock(Path(directory) / ".lock")
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
+                os.close(descriptor)
+                raise WorldModelsError(
+                    f"{directory} is being written by process {holder or 'unknown'}: wait for "
+                    f"it to end or stop it, then re-run `worldmodels {stage}`") from None
+            _SHARED[key] = descriptor
+            taken.append(key)
+        yield
+    finally:
+        for key in reversed(taken):
+            descriptor = _SHARED.pop(key, None)  # (gone when it became a write lock)
+            if descriptor is not None:
+                os.close(descriptor)
 
 
 def _lock_key(directory: Path, name: str) -> str:

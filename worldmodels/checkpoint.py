@@ -8,36 +8,47 @@ renames, so a kill at any moment leaves either the old or the new checkpoint who
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import writing
+from worldmodels.artifacts import atomic_path, refuse_link, writing
 from worldmodels.errors import WorldModelsError
 
 NAME = "checkpoint"
+DAMAGE = (OSError, KeyError, ValueError, WorldModelsError)
+"""What reading a damaged or foreign file raises (h5py's and Keras's errors are OSError,
+KeyError or ValueError): turned into "damaged ... --force"; any other is a bug in our code and
+keeps its traceback."""
 
 
 def save_weights(model, path: Path) -> None:
     """Save a model's weights atomically; a failed write is a one-line error."""
-    path = Path(path)
-    tmp = path.with_name(path.name.replace(".weights.h5", f".tmp{os.getpid()}.weights.h5"))
-    with writing(path, tmp):
+    with atomic_path(path) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, path)
 
 
 def load_weights(model, path: Path, command: str) -> None:
-    """Load saved weights into ``model``; weights that are missing, damaged or of another shape
-    are a one-line error naming the file and the command that writes them again."""
+    """Load saved weights into ``model``; weights that are missing, damaged, of another shape
+    or not finite (NaN, inf) are a one-line error naming the file and the command that writes
+    them again."""
     try:
         model.load_weights(Path(path))
-    except Exception as error:  # noqa: BLE001 - h5py and Keras raise many kinds
+        check_finite_weights(model)
+    except DAMAGE as error:
         raise WorldModelsError(
             f"cannot load the weights {path} ({_reason(error)}): re-run "
             f"`worldmodels {command} --force`") from None
+
+
+
+
+def check_finite_weights(model) -> None:
+    """A ValueError naming the first variable of ``model`` holding NaN or inf."""
+    for variable in model.weights:
+        if not np.all(np.isfinite(np.asarray(variable))):
+            raise ValueError(f"{variable.path} holds NaN or inf")
 
 
 def _reason(error: Exception) -> str:
@@ -46,20 +57,25 @@ def _reason(error: Exception) -> str:
 
 
 def save(directory: Path, model, optimizer, progress: dict) -> None:
-    """Write a checkpoint of ``model``, ``optimizer`` and ``progress`` into ``directory``."""
+    """Write a checkpoint of ``model``, ``optimizer`` and ``progress`` into ``directory``: into a
+    fresh folder (``mkdtemp``, never a link), then swapped in by renames."""
+    import tempfile
+
     directory = Path(directory)
-    tmp, final, old = directory / f"{NAME}.tmp", directory / NAME, directory / f"{NAME}.old"
+    final, old = refuse_link(directory / NAME), refuse_link(directory / f"{NAME}.old")
     with writing(final):
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        model.save_weights(tmp / "model.weights.h5")
-        variables = {f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
-        np.savez(tmp / "optimizer.npz", **variables)
-        (tmp / "progress.json").write_text(json.dumps(progress, default=float))
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{NAME}.tmp", dir=directory))
+        try:
+            model.save_weights(tmp / "model.weights.h5")
+            variables = {f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
+            np.savez(tmp / "optimizer.npz", **variables)
+            (tmp / "progress.json").write_text(json.dumps(progress, default=float))
+            shutil.rmtree(old, ignore_errors=True)
+            if final.exists():
+                final.rename(old)
+            tmp.rename(final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -68,11 +84,11 @@ def load(directory: Path, model, optimizer) -> dict | None:
     or None when there is none. A damaged checkpoint is a one-line error."""
     directory = Path(directory)
     for name in (NAME, f"{NAME}.old"):
-        folder = directory / name
+        folder = refuse_link(directory / name)
         if (folder / "progress.json").exists():
             try:
                 return _restore(folder, model, optimizer)
-            except Exception as error:  # noqa: BLE001 - any damage is the same answer
+            except DAMAGE as error:  # a damaged or foreign file; a bug keeps its traceback
                 raise WorldModelsError(
                     f"the checkpoint {folder} is damaged ({_reason(error)}): add --force to "
                     "start the training over") from None
@@ -81,6 +97,7 @@ def load(directory: Path, model, optimizer) -> dict | None:
 
 def _restore(folder: Path, model, optimizer) -> dict:
     model.load_weights(folder / "model.weights.h5")
+    check_finite_weights(model)
     optimizer.build(model.trainable_variables)
     with np.load(folder / "optimizer.npz", allow_pickle=False) as saved:
         if len(saved.files) != len(optimizer.variables):
@@ -89,6 +106,8 @@ def _restore(folder: Path, model, optimizer) -> dict:
         for i, variable in enumerate(optimizer.variables):
             if saved[f"v{i}"].shape != tuple(variable.shape):
                 raise ValueError(f"optimizer variable {i} of shape {saved[f'v{i}'].shape}")
+            if not np.all(np.isfinite(saved[f"v{i}"])):
+                raise ValueError(f"optimizer variable {i} holds NaN or inf")
             variable.assign(saved[f"v{i}"])
     progress = json.loads((folder / "progress.json").read_text())
     if not isinstance(progress, dict) or not {"epoch", "history"} <= set(progress):
@@ -97,9 +116,14 @@ def _restore(folder: Path, model, optimizer) -> dict:
 
 
 def clear(directory: Path) -> None:
-    """Remove every checkpoint of ``directory`` (for --force)."""
-    for name in (NAME, f"{NAME}.tmp", f"{NAME}.old"):
-        shutil.rmtree(Path(directory) / name, ignore_errors=True)
+    """Remove every checkpoint of ``directory`` (for --force; call it holding the stage's
+    lock)."""
+    directory = Path(directory)
+    for path in (directory / NAME, directory / f"{NAME}.old", *directory.glob(f"{NAME}.tmp*")):
+        if path.is_symlink():
+            path.unlink()  # the link only, never what it points to
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def new_progress() -> dict:

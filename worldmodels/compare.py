@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import Layout, read_json, variant_suffix, write_csv, write_json
+from worldmodels.artifacts import (
+    Layout,
+    read_json,
+    variant_suffix,
+    write_csv,
+    write_json,
+    write_text,
+)
 from worldmodels.collect import episode_seeds
 from worldmodels.config import CompareConfig, to_dict
 
@@ -166,7 +173,7 @@ def write_comparison(result: dict, directory: Path, stem: str) -> list[Path]:
     directory = Path(directory)
     paths = [directory / f"{stem}.{ext}" for ext in ("json", "csv", "md", "png")]
     write_csv(paths[1], result["rows"])
-    paths[2].write_text(markdown(result))
+    write_text(paths[2], markdown(result))
     trained = result["train_temperature"] if result["trained_in"] == "dream" else None
     plot_compare(result["rows"], result["real"], trained, paths[3],
                  f"{Path(result['controller']).name} ({result['params']}): dream vs real, "

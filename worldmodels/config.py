@@ -14,6 +14,7 @@ import ast
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -503,26 +504,94 @@ def range_of(config_class, name: str) -> Range | None:
 
 
 def validate(config):
-    """``config`` itself when every field is within its declared range (and the fields agree
-    with each other); a one-line WorldModelsError otherwise."""
+    """``config`` itself when every field has its declared type (strictly: no true/false or
+    null where a number belongs) and is within its declared range or choices (and the fields
+    agree with each other); a one-line WorldModelsError otherwise."""
+    kinds = {f.name: f.type for f in dataclasses.fields(config)}
     for name, value in to_dict(config).items():
-        bounds, choices = range_of(type(config), name), CHOICES.get(name)
-        values = value if isinstance(value, (tuple, list)) else (value,)
-        for item in values:
-            if item is None or isinstance(item, (str, bool)):
-                if choices and item not in choices:
-                    raise WorldModelsError(f"{name} must be one of {', '.join(choices)}, "
-                                           f"got {item!r}")
-                continue
-            problem = bounds.problem(item) if bounds else None
-            if problem:
-                raise WorldModelsError(f"{name} {problem}")
+        problem = field_problem(type(config), name, value, kinds[name])
+        if problem:
+            raise WorldModelsError(f"{name} {problem}")
     if isinstance(config, ControllerConfig) and config.burn_in >= config.max_steps:
         raise WorldModelsError(f"the burn-in ({config.burn_in}) must be shorter than --max-steps "
                                f"(max_steps, {config.max_steps})")
     if isinstance(config, CompareConfig) and not config.temperatures:
         raise WorldModelsError("temperatures must hold at least one temperature")
     return config
+
+
+def field_problem(config_class, name: str, value, kind: str | None = None) -> str | None:
+    """Why ``value`` cannot be the field ``name`` of ``config_class`` (its type, range or
+    choices), or None."""
+    kind = kind or {f.name: f.type for f in dataclasses.fields(config_class)}[name]
+    problem = type_problem(kind, value)
+    if problem or value is None:
+        return problem
+    bounds, choices = range_of(config_class, name), CHOICES.get(name)
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+        if isinstance(item, str):
+            if choices and item not in choices:
+                return f"must be one of {', '.join(choices)}, got {_short(item)}"
+        elif not isinstance(item, bool):
+            if bounds:
+                problem = bounds.problem(item)
+            elif isinstance(item, float) and not math.isfinite(item):
+                problem = f"must be a finite number, got {item}"
+            if problem:
+                return problem
+    return None
+
+
+def type_problem(kind: str, value) -> str | None:
+    """Why ``value`` is not of the declared ``kind`` ("int", "float | None", "tuple[int, ...]",
+    ...), or None; strict: a bool is no number, None only where the field allows it."""
+    if value is None:
+        return None if "None" in kind else f"expects {kind}, got null"
+    base = kind.split("|")[0].strip()
+    if base.startswith("tuple"):
+        if not isinstance(value, (tuple, list)):
+            return f"expects a list ({kind}), got {_short(value)}"
+        item = "int" if base.startswith("tuple[int") else "float"
+        return next((f"expects {kind}, got an item {_short(v)}" for v in value
+                     if type_problem(item, v)), None)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {"bool": isinstance(value, bool), "int": number and isinstance(value, int),
+          "float": number, "str": isinstance(value, str)}.get(base, True)
+    return None if ok else f"expects {kind}, got {_short(value)}"
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+MANIFEST_NUMBERS = ("z_size", "hidden_size", "action_size", "episodes", "frames")
+"""The numbers of a manifest's inputs that size what a later stage builds: checked as the
+config's are."""
+SIZE_RANGES = {"action_size": Range(1, 64), "frames": Range(1, 10**10)}
+
+
+def manifest_problem(manifest: dict) -> str | None:
+    """Why a stage's manifest (its config and inputs) cannot be trusted to build from: a
+    setting of the wrong type or out of range ("config.hidden_size must be in [1, 8192] ...",
+    "inputs.z_size expects int, got null"), or None."""
+    stage, config = manifest.get("stage"), manifest.get("config") or {}
+    section = STAGE_SECTIONS.get(stage)
+    if section is not None:
+        config_class = globals()[SECTIONS[section]]
+        kinds = {f.name: f.type for f in dataclasses.fields(config_class)}
+        for name, value in config.items():
+            if name in kinds and (problem := field_problem(config_class, name, value)):
+                return f"config.{name} {problem}"
+    for part, values in (("config", config), ("inputs", manifest.get("inputs") or {})):
+        for name in MANIFEST_NUMBERS:
+            if name in values and (section is None or part == "inputs"):
+                value = values[name]
+                problem = type_problem("int", value) or \
+                    (SIZE_RANGES.get(name) or RANGES[name]).problem(value)
+                if problem:
+                    return f"{part}.{name} {problem}"
+    return None
 
 
 @cache
@@ -567,17 +636,19 @@ def parse_value(config_class, name: str, text: str):
 
 
 def _typed(config_class, name: str, value):
+    """A file's value as the field's type (text parsed, whole numbers made floats where a
+    float belongs); a value of another type is a one-line error (``type_problem``)."""
     kind = {f.name: f.type for f in dataclasses.fields(config_class)}[name]
     if isinstance(value, str) and not kind.startswith("str"):
         return parse_value(config_class, name, value)
+    problem = type_problem(kind, value)
+    if problem:
+        raise WorldModelsError(f"{name} {problem}")
+    floats = "float" in kind.split("|")[0]
     if kind.startswith("tuple") and isinstance(value, list):
-        return tuple((int if kind.startswith("tuple[int") else float)(v) for v in value)
-    if kind == "bool" and not isinstance(value, bool):
-        raise WorldModelsError(f"{name} expects true or false, got {value!r}")
-    if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+        return tuple(float(v) if floats else v for v in value)
+    if floats and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind.startswith("int") and not (value is None or isinstance(value, int)):
-        raise WorldModelsError(f"{name} expects {kind}, got {value!r}")
     return value
 
 
@@ -585,17 +656,20 @@ def apply_sections(preset: Preset, sections: dict, origin: str) -> Preset:
     """``preset`` with ``sections`` ({"rnn": {"dropout": 0.1}, ...}) applied and validated."""
     changes = {}
     for section, values in sections.items():
-        if section not in SECTIONS or not isinstance(values, dict):
-            raise WorldModelsError(f"{origin}: unknown section {section!r}; sections are "
-                                   f"{', '.join(SECTIONS)}")
+        if section not in SECTIONS:
+            raise WorldModelsError(f"{origin}: unknown section {_short(section)}; sections "
+                                   f"are {', '.join(SECTIONS)}")
+        if not isinstance(values, dict):
+            raise WorldModelsError(f"{origin}: section {section} must be a table of settings, "
+                                   f"got {type(values).__name__}")
         config = getattr(preset, section)
         known = {f.name for f in dataclasses.fields(config)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(map(str, set(values) - known))
         if unknown:
             raise WorldModelsError(f"{origin}: {section} has no setting {unknown[0]!r}; it has "
                                    f"{', '.join(sorted(known))}")
-        typed = {k: _typed(type(config), k, v) for k, v in values.items()}
         try:
+            typed = {k: _typed(type(config), k, v) for k, v in values.items()}
             changes[section] = validate(dataclasses.replace(config, **typed))
         except WorldModelsError as error:
             raise WorldModelsError(f"{origin}: {section}.{error}") from None
@@ -607,7 +681,7 @@ def read_config_file(path: Path) -> dict:
     installed, or a stage's manifest.json (its resolved config, for that stage's section)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = _read_small_file(path)
         if path.suffix == ".toml":
             import tomllib
 
@@ -622,7 +696,15 @@ def read_config_file(path: Path) -> dict:
         else:
             data = json.loads(text)
     except (OSError, ValueError) as error:  # tomllib's and json's errors are ValueErrors
-        raise WorldModelsError(f"cannot read settings from {path}: {error}") from None
+        reason = " ".join(str(error).split())[:120]
+        raise WorldModelsError(f"cannot read settings from {path}: {reason}") from None
+    except RecursionError:
+        raise WorldModelsError(f"cannot read settings from {path}: nested too deeply") from None
+    except Exception as error:  # noqa: BLE001 - PyYAML's errors share no base we import
+        if type(error).__module__.split(".")[0] != "yaml":
+            raise
+        reason = " ".join(str(error).split())[:120]
+        raise WorldModelsError(f"cannot read settings from {path}: {reason}") from None
     if not isinstance(data, dict):
         raise WorldModelsError(f"{path}: expected a table of sections, got {type(data).__name__}")
     if "stage" in data and "config" in data:  # a manifest: its stage's resolved config
@@ -630,6 +712,32 @@ def read_config_file(path: Path) -> dict:
             raise WorldModelsError(f"{path}: the {data['stage']} stage has no settings")
         return {STAGE_SECTIONS[data["stage"]]: data["config"]}
     return data
+
+
+MAX_CONFIG_BYTES = 1_000_000
+"""The largest settings file read (a preset's sections take a few kB)."""
+
+
+def _read_small_file(path: Path) -> str:
+    """The text of a regular file of at most MAX_CONFIG_BYTES; a device (/dev/zero), a FIFO
+    (which would block) or a larger file is refused before anything is read."""
+    import stat
+
+    info = os.stat(path)  # follows a link to what it names, which is checked
+    if not stat.S_ISREG(info.st_mode):
+        raise WorldModelsError(f"cannot read settings from {path}: not a regular file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise WorldModelsError(f"cannot read settings from {path}: {info.st_size:,} bytes, "
+                               f"more than the {MAX_CONFIG_BYTES:,} a settings file may hold")
+    with open(path, "rb") as file:
+        data = file.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise WorldModelsError(f"cannot read settings from {path}: more than "
+                               f"{MAX_CONFIG_BYTES:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WorldModelsError(f"cannot read settings from {path}: not UTF-8 text") from None
 
 
 def parse_setting(text: str) -> dict:

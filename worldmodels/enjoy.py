@@ -11,7 +11,6 @@ same track in an env that renders (the physics do not depend on rendering)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from worldmodels.agent import AgentSetup, episode_tasks, run_agent_episodes
 from worldmodels.artifacts import (
     VERSION,
     Layout,
+    atomic_path,
     code_commit,
     require_manifest,
     variant_suffix,
@@ -107,12 +107,11 @@ def write_videos(vae, recorded: dict, config: EvaluateConfig, track_seed: int,
     actions = recorded["actions"]
     directory.mkdir(parents=True, exist_ok=True)
     video = directory / f"{stem}.mp4"
-    tmp = directory / f".{stem}.tmp{os.getpid()}.mp4"
     small = []
     total = 0.0
     # Constant quality 30: flat road and grass compress well; a 1,000-step episode is about
     # 0.5 MB instead of 2.5 MB at imageio's quality 7, the bars and text still sharp.
-    with imageio.get_writer(tmp, fps=FPS, codec="libx264", quality=None,
+    with atomic_path(video) as tmp, imageio.get_writer(tmp, fps=FPS, codec="libx264", quality=None,
                             ffmpeg_params=["-crf", "30"], macro_block_size=16) as writer:
         env = get_env(env_id)
         views = replay(config, track_seed, actions, env_id)
@@ -124,7 +123,6 @@ def write_videos(vae, recorded: dict, config: EvaluateConfig, track_seed: int,
             writer.append_data(frame)
             if gif and t % GIF_EVERY == 0:
                 small.append(frame[::2, ::2])
-    os.replace(tmp, video)
     if not np.isclose(total, recorded["rewards"].sum(), atol=1e-6):
         raise WorldModelsError(f"the replay of track {track_seed} returned {total:.3f}, the "
                                f"agent {recorded['rewards'].sum():.3f}: the env is not "
@@ -132,9 +130,8 @@ def write_videos(vae, recorded: dict, config: EvaluateConfig, track_seed: int,
     files = {"video": str(video), "frames": len(actions) + 1}
     if gif:
         path = directory / f"{stem}.gif"
-        tmp = directory / f".{stem}.tmp{os.getpid()}.gif"
-        imageio.mimsave(tmp, small, duration=1000 * GIF_EVERY / FPS, loop=0)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            imageio.mimsave(tmp, small, duration=1000 * GIF_EVERY / FPS, loop=0)
         files["gif"] = str(path)
     return files
 

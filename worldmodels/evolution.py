@@ -8,7 +8,6 @@ replaying the recorded fitness values into a new ``Evolution`` of the same seed.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels import tensorboard
-from worldmodels.artifacts import read_json, write_csv, writing
+from worldmodels.artifacts import atomic_path, read_json, write_csv
 from worldmodels.config import ControllerConfig
 from worldmodels.errors import WorldModelsError
 
@@ -91,11 +90,11 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
                total=config.generations, desc="C", unit="gen", disable=not progress)
     for generation in bar:
         candidates = evolution.ask()
-        fitness = np.asarray(fitness_fn(candidates, generation))
+        fitness = check_fitness(fitness_fn(candidates, generation), generation + 1, directory)
         evolution.tell(candidates, fitness)
         top = int(np.argmax(fitness))
-        score = float(fitness[top]) if recheck_fn is None else \
-            float(recheck_fn(np.asarray(candidates[top]), generation))
+        score = float(fitness[top]) if recheck_fn is None else float(check_fitness(
+            [recheck_fn(np.asarray(candidates[top]), generation)], generation + 1, directory)[0])
         if score > state.best_fitness:
             state.best_fitness = score
             state.best = np.array(candidates[top])
@@ -128,6 +127,19 @@ def evolve(fitness_fn, dimensions: int, config: ControllerConfig, seed: int, dir
     return history
 
 
+def check_fitness(values, generation: int, directory: Path) -> np.ndarray:
+    """``values`` as an array when every fitness is a finite number; else a one-line error:
+    nothing of the generation is written (best.npy, the state), the last one's are kept."""
+    fitness = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(fitness)):
+        bad = fitness[~np.isfinite(fitness)][0]
+        raise WorldModelsError(
+            f"generation {generation} scored a candidate {bad} (not a finite number): nothing "
+            f"of it is written; {directory} keeps the last generation's best and state (M or "
+            "the env returned a non-finite reward)")
+    return fitness
+
+
 def is_check_generation(generation: int, config: ControllerConfig) -> bool:
     """Whether generation (counted from 1) ends with a real-env check."""
     return config.real_every > 0 and (generation % config.real_every == 0
@@ -136,10 +148,8 @@ def is_check_generation(generation: int, config: ControllerConfig) -> bool:
 
 def save_array(path: Path, array: np.ndarray) -> None:
     """Save an array atomically; a failed write is a one-line error."""
-    tmp = path.with_name(path.stem + ".tmp.npy")
-    with writing(path, tmp):
+    with atomic_path(path, ".npy") as tmp:
         np.save(tmp, array)
-        os.replace(tmp, path)
 
 
 @dataclass
@@ -164,17 +174,14 @@ def save_state(directory: Path, state: State, mean: np.ndarray, settings: dict) 
     when read), atomically. ``mean`` is the CMA-ES mean it must replay to; ``settings`` the
     dimensions, population, sigma and seed it was made with."""
     path = Path(directory) / STATE
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     population = settings["population"]
     fitness = np.asarray(state.fitness, np.float64).reshape(len(state.fitness), population)
     meta = {"format": FORMAT, "run_id": state.run_id, "history": state.history,
             "best_fitness": state.best_fitness, "settings": settings}
     best = np.zeros(0) if state.best is None else np.asarray(state.best, np.float64)
-    with writing(path, tmp):
-        with open(tmp, "wb") as file:
-            np.savez(file, fitness=fitness, best=best, mean=np.asarray(mean, np.float64),
-                     meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
+    with atomic_path(path, "") as tmp, open(tmp, "wb") as file:
+        np.savez(file, fitness=fitness, best=best, mean=np.asarray(mean, np.float64),
+                 meta=np.array(json.dumps(meta)))
 
 
 def load_state(directory: Path) -> State | None:
@@ -215,6 +222,10 @@ def _check_state(state: State, fitness: np.ndarray, meta: dict) -> None:
     if len(state.history) != len(fitness) or not all(isinstance(r, dict)
                                                      for r in state.history):
         raise ValueError(f"{len(state.history)} history rows for {len(fitness)} generations")
+    if not (np.all(np.isfinite(fitness)) and np.all(np.isfinite(state.mean))
+            and (state.best is None or np.all(np.isfinite(state.best)))
+            and (np.isfinite(state.best_fitness) or state.best_fitness == -np.inf)):
+        raise ValueError("it holds NaN or infinite numbers")
     dimensions = int(settings["dimensions"])
     if state.mean.shape != (dimensions,) or (state.best is not None
                                              and state.best.shape != (dimensions,)):
@@ -274,7 +285,7 @@ def clear_state(directory: Path) -> None:
     """Remove the CMA-ES state of ``directory`` (for --force), an older version's too."""
     directory = Path(directory)
     for path in [directory / STATE, directory / LEGACY_STATE,
-                 *directory.glob(f"{STATE}.tmp*")]:
+                 *directory.glob(f"{STATE}.tmp*"), *directory.glob(f".{STATE}.tmp*")]:
         path.unlink(missing_ok=True)
 
 

@@ -4,7 +4,6 @@ only (matplotlib with the Agg backend, imageio); the models' work lives in world
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +20,14 @@ def _pyplot():
 
 def _save(figure, path: Path) -> Path:
     """Save atomically (temporary name, then rename) and close the figure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    figure.savefig(tmp, dpi=100)
-    _pyplot().close(figure)
-    os.replace(tmp, path)
-    return path
+    from worldmodels.artifacts import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=100)
+    finally:
+        _pyplot().close(figure)
+    return Path(path)
 
 
 def _finish_returns_plot(figure, axis, xlabel: str, title: str, path: Path) -> Path:
@@ -230,9 +230,8 @@ def write_gif(frames: np.ndarray, path: Path, captions: list[str] | None = None,
             ImageDraw.Draw(canvas).text((2, image.height + 1), captions[index], fill="white")
             image = canvas
         images.append(np.asarray(image))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    imageio.mimsave(tmp, images, duration=1000 / fps, loop=0)
-    os.replace(tmp, path)
-    return path
+    from worldmodels.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        imageio.mimsave(tmp, images, duration=1000 / fps, loop=0)
+    return Path(path)

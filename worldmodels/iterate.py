@@ -201,7 +201,7 @@ def _controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_ad
 def keep_round(layout: Layout, round_number: int) -> Path:
     """Copy the M and C a round ended with to RESULTS/NAME/iterate/round-N/ (a few MB), so any
     round can be evaluated later (`evaluate --round N`) after later rounds trained them on."""
-    import shutil
+    from worldmodels.artifacts import copy_file
 
     kept = layout.at_round(round_number)
     for source, target, names in (
@@ -210,7 +210,7 @@ def keep_round(layout: Layout, round_number: int) -> Path:
              ("manifest.json", "best.npy", "mean.npy", "history.csv"))):
         target.mkdir(parents=True, exist_ok=True)
         for name in names:
-            shutil.copy2(source / name, target / name)
+            copy_file(source / name, target / name)
     return kept.runs
 
 

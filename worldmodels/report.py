@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from worldmodels.artifacts import Layout, read_json
+from worldmodels.artifacts import Layout, read_json, write_text
 from worldmodels.config import get_preset
 from worldmodels.controller import HIDDEN_UNITS
 from worldmodels.envs import ENVS, get_env
@@ -433,8 +433,4 @@ class Report:
 def write_report(layout: Layout, preset: str) -> Path:
     """Write RESULTS/NAME/REPORT.md atomically; returns its path."""
     path = layout.experiment / "REPORT.md"
-    layout.experiment.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"REPORT.md.tmp{os.getpid()}")
-    tmp.write_text(Report(layout, preset).render())
-    os.replace(tmp, path)
-    return path
+    return write_text(path, Report(layout, preset).render())

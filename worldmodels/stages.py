@@ -29,6 +29,8 @@ from worldmodels.artifacts import (
     ensure_writable,
     finish_manifest,
     read_json,
+    reading,
+    refuse_link,
     require_manifest,
     stage_lock,
     write_json,
@@ -150,15 +152,40 @@ def _missing(directory: Path, stage: str):
     return lambda manifest: missing_episodes(directory, manifest)
 
 
-def _begin(directory, stage, config: dict, seed, inputs, force, log):
-    """Start, resume or skip a stage: its manifest, or None when it is complete."""
+def _begin(directory, stage, config: dict, seed, inputs, force, log, clear=None):
+    """Start, resume or skip a stage: its manifest, or None when it is complete. With
+    ``force``, ``clear()`` removes its outputs once it holds the stage's lock."""
     manifest, state = begin_stage(directory, stage, config, seed, inputs, force,
-                                  _missing(directory, stage))
+                                  _missing(directory, stage), clear)
     if state == "complete":
         return None
     if state == "resumed":
         log(f"{stage}: resuming the unfinished run in {directory}")
     return manifest
+
+
+def _reads(stage: str, inputs):
+    """Run the decorated stage holding a read lock (``artifacts.reading``) on each input stage
+    directory ``inputs(arguments)`` names, in stage order: while it reads them, `--force` of
+    the stages that write them is refused, naming it (and it is refused while they write)."""
+    import functools
+    import inspect
+
+    def decorate(function):
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            arguments = signature.bind(*args, **kwargs)
+            arguments.apply_defaults()
+            try:
+                directories = inputs(arguments.arguments)
+            except WorldModelsError:
+                directories = []  # a bad name or round: the stage's own checks say so
+            with reading(stage, *directories):
+                return function(*args, **kwargs)
+        return run
+    return decorate
 
 
 def preset_note(layout: Layout, preset_name: str) -> str | None:
@@ -212,7 +239,7 @@ def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = 
             ray_address: str | None = None, progress: bool = True, log=say) -> StageResult:
     """Rollouts of the real env with an exploration policy into DATA/NAME/rollouts."""
     from worldmodels.collect import collect as run_collect
-    from worldmodels.store import list_episodes
+    from worldmodels.store import list_episodes, validate_episodes
 
     started = time.time()
     validate(config), check_seed(seed), check_env_id(config.env_id)
@@ -223,12 +250,13 @@ def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = 
     ensure_writable(layout.rollouts)
     if done := _complete(layout.rollouts, "collect", force, to_dict(config), seed):
         return done
-    if force:
-        for path in list_episodes(layout.rollouts):
-            path.unlink()
-    manifest = _begin(layout.rollouts, "collect", to_dict(config), seed, {}, force, log)
+    manifest = _begin(layout.rollouts, "collect", to_dict(config), seed, {}, force, log,
+                      clear=lambda: [path.unlink() for path in list_episodes(layout.rollouts)])
     result = run_collect(layout.rollouts, config, seed, progress=progress,
                          ray_address=ray_address)
+    # Every episode read once (those of earlier attempts too): a damaged one is named now,
+    # not when V's training reads it.
+    validate_episodes(list_episodes(layout.rollouts), skip_corrupt=False)
     # A resumed run reports all its episodes, not only those of the last attempt.
     result.update(_episode_means(list_episodes(layout.rollouts)))
     finish_manifest(layout.rollouts, manifest, wall_seconds=time.time() - started, **result)
@@ -250,6 +278,7 @@ def _episode_means(paths) -> dict:
     return {"mean_return": float(returns.mean()), "mean_length": float(lengths.mean())}
 
 
+@_reads("train-vae", lambda a: [a["layout"].rollouts])
 def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = False,
               skip_corrupt: bool = False, progress: bool = True, log=say) -> StageResult:
     """V trained on DATA/NAME/rollouts, into RESULTS/NAME/vae."""
@@ -272,9 +301,8 @@ def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = Fa
 
     total_frames = sum(episode_length(p) + 1 for p in paths)
     inputs = {"rollouts": rollouts["run_id"], "episodes": len(paths), "frames": total_frames}
-    if force:
-        checkpoint.clear(layout.vae)
-    manifest = _begin(layout.vae, "train-vae", to_dict(config), seed, inputs, force, log)
+    manifest = _begin(layout.vae, "train-vae", to_dict(config), seed, inputs, force, log,
+                      clear=lambda: checkpoint.clear(layout.vae))
     model = ConvVAE(config.z_size)
     log(f"V: ConvVAE with {model.count_params():,} parameters, z={config.z_size}, "
         f"{total_frames:,} frames from {len(paths)} episodes")
@@ -292,6 +320,7 @@ def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = Fa
                                            "reconstructions.png")], **last)
 
 
+@_reads("encode", lambda a: [a["layout"].rollouts, a["layout"].vae])
 def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: bool = False,
            progress: bool = True, log=say) -> StageResult:
     """mu and logvar of every frame of DATA/NAME/rollouts, into DATA/NAME/series/series.h5."""
@@ -312,10 +341,9 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
 
     model = load_vae(layout.vae, vae["config"]["z_size"])
     inputs = {"rollouts": rollouts["run_id"], "vae": vae["run_id"], "episodes": len(paths)}
-    if force:
-        layout.series.with_name(layout.series.name + ".partial").unlink(missing_ok=True)
     manifest = _begin(layout.series_dir, "encode", {"z_size": model.z_size}, seed, inputs,
-                      force, log)
+                      force, log, clear=lambda: layout.series.with_name(
+                          layout.series.name + ".partial").unlink(missing_ok=True))
     action_size = get_env(rollouts["config"].get("env_id", ENV_ID)).action_size
     result = encode_series(model, paths, layout.series, vae["run_id"], progress=progress,
                            action_size=action_size)
@@ -329,6 +357,7 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
 # M and C
 
 
+@_reads("train-rnn", lambda a: [a["layout"].vae, a["layout"].series_dir])
 def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = False,
               progress: bool = True, log=say) -> StageResult:
     """M trained on DATA/NAME/series, into RESULTS/NAME/rnn."""
@@ -350,9 +379,8 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
         z_size = int(series.attrs["z_size"])
         inputs = {"series": series_manifest["run_id"], "vae": vae["run_id"], "z_size": z_size,
                   "action_size": int(series["actions"].shape[2])}
-        if force:
-            checkpoint.clear(layout.rnn)
-        manifest = _begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force, log)
+        manifest = _begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force, log,
+                          clear=lambda: checkpoint.clear(layout.rnn))
         last = fit_rnn(layout, series, config, seed, manifest, started, progress, log)
     return _done("train-rnn", started,
                  f"train-rnn: {config.epochs} epochs, loss {last['loss']:.3f} (mdn "
@@ -398,6 +426,7 @@ def _clear_controller(directory: Path) -> None:
         (Path(directory) / name).unlink(missing_ok=True)
 
 
+@_reads("train-controller", lambda a: [a["layout"].vae, a["layout"].rnn])
 def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
                      variant: str = "zh", force: bool = False, ray_address: str | None = None,
                      progress: bool = True, log=say) -> StageResult:
@@ -422,9 +451,9 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
     setup_tensorflow(seed, threads=1 if config.where == "real" else None)
     world = load_world(layout, need_vae=(config.where == "real" or checking),
                        burn_in=config.burn_in if config.where == "dream" else 0)
-    if force:  # only now: every check above has passed
-        _clear_controller(directory)
-    manifest = _begin(directory, "train-controller", to_dict(config), seed, inputs, force, log)
+    # With force, the outputs go only now (every check above has passed), under the lock.
+    manifest = _begin(directory, "train-controller", to_dict(config), seed, inputs, force, log,
+                      clear=lambda: _clear_controller(directory))
     spec = Controller(variant, world["z_size"], world["hidden_size"], world["env_id"])
     for line in describe_training(spec, config):
         log(line)
@@ -476,6 +505,9 @@ def _chosen(selection: dict | None) -> tuple | None:
     return (selection["generation"], selection["kind"]) if selection else None
 
 
+@_reads("evaluate", lambda a: [
+    a["layout"].vae, a["layout"].at_round(a["round"]).rnn,
+    a["layout"].at_round(a["round"]).controller(a["trained_in"], a["variant"])])
 def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str = "real",
              trained_in: str = "dream", variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
@@ -483,6 +515,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     """A trained agent scored in the real env (or the dream), into
     RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
     evaluation of the same controller with other options is replaced only with ``force``."""
+    from worldmodels.artifacts import _comparable  # the config without its worker count
     from worldmodels.evaluation import SELECTED, check_selection
     from worldmodels.evaluation import evaluate as run_evaluation
 
@@ -504,6 +537,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
             f"this evaluation drives it with {config.noise:g}")
     path = layout.evaluation(where, trained_in, variant, params, config.noise)
     partial = path.with_name(path.stem + ".partial.json")
+    refuse_link(path), refuse_link(partial)  # before any episode runs, not when writing
     selection = check_selection(directory, controller) if params == SELECTED else None
     chosen = _chosen(selection["selected"]) if selection else None
     ensure_writable(layout.evaluations)
@@ -512,8 +546,8 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
             old = read_json(path)  # (evaluations written before --noise existed had none)
             if _refuse_other(path, old.get("controller_run_id") == controller.get("run_id")
                              and _chosen(old.get("selection")) == chosen,
-                             {"noise": 0.0, **old.get("config", {})} == to_dict(config)
-                             and old.get("seed") == seed, log,
+                             _comparable({"noise": 0.0, **(old.get("config") or {})})
+                             == _comparable(to_dict(config)) and old.get("seed") == seed, log,
                              "an earlier run of the controller or an earlier selection"):
                 return _skipped("evaluate", path,
                                 f"evaluate: complete in {path} ({old['mean']:.1f} ± "
@@ -559,6 +593,8 @@ def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: st
     stem = output_stem(trained_in, variant, params)
     output = layout.experiment / "compare"
     path, partial = output / f"{stem}.json", output / f"{stem}.partial.json"
+    for name in (path, partial, *(output / f"{stem}.{ext}" for ext in ("csv", "md", "png"))):
+        refuse_link(name)  # before any episode runs, not when writing
     ensure_writable(output)
     key = comparison_key(controller, params, variant, config, seed)
     with stage_lock(output, "compare", f".{stem}.lock"):

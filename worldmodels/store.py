@@ -31,7 +31,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from worldmodels.artifacts import writing
+from worldmodels.artifacts import atomic_path, refuse_link
 from worldmodels.config import ENV_ID, FRAME_SIZE
 from worldmodels.envs import ENVS, get_env
 from worldmodels.errors import WorldModelsError
@@ -51,9 +51,7 @@ def write_episode(path: Path, frames, actions, rewards, terminations, **attrs) -
     T = len(actions)
     assert frames.shape == (T + 1, FRAME_SIZE, FRAME_SIZE, 3), f"frames {frames.shape}, T={T}"
     assert actions.ndim == 2 and len(actions) == T, f"actions {actions.shape} for T={T}"
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with writing(path, tmp):
+    with atomic_path(path, "") as tmp:
         with h5py.File(tmp, "w") as file:
             file.create_dataset(
                 "frames", data=frames, chunks=(min(T + 1, 100), FRAME_SIZE, FRAME_SIZE, 3),
@@ -66,7 +64,6 @@ def write_episode(path: Path, frames, actions, rewards, terminations, **attrs) -
             )
             for key, value in attrs.items():
                 file.attrs[key] = value
-        os.replace(tmp, path)
 
 
 CORRUPT_ADVICE = ("delete it and re-run `worldmodels collect` with the same options to collect "
@@ -124,7 +121,8 @@ def require_episodes(directory: Path) -> list[Path]:
 
 
 def check_episode(path: Path) -> str | None:
-    """None if the episode file is whole and well formed, else what is wrong with it."""
+    """None if the episode file is whole and well formed (every chunk of it read once, its
+    actions and rewards finite numbers), else what is wrong with it."""
     try:
         with h5py.File(path, "r") as file:
             missing = {"frames", "actions", "rewards", "terminations"} - set(file.keys())
@@ -144,11 +142,20 @@ def check_episode(path: Path) -> str | None:
                 if file[key].shape != shape:
                     return f"{key} of shape {file[key].shape}, expected {shape}"
             for key in expected:
-                file[key][()]
-            file["frames"][-1]  # reads the last chunk: a truncated file fails here
+                if not np.all(np.isfinite(file[key][()])):
+                    return f"{key} holding NaN or inf"
+            _read_every_chunk(file["frames"])  # a damaged or truncated chunk fails here
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
         return f"unreadable ({_first_line(error)})"
     return None
+
+
+def _read_every_chunk(dataset) -> None:
+    """Read (and so decompress and check) every chunk of ``dataset`` once, a chunk's worth of
+    rows at a time, so memory stays that of a chunk."""
+    step = dataset.chunks[0] if dataset.chunks else max(1, len(dataset))
+    for start in range(0, len(dataset), step):
+        dataset[start : start + step]
 
 
 def validate_episodes(paths: list[Path], skip_corrupt: bool, warn=print) -> list[Path]:
@@ -188,6 +195,7 @@ class SeriesWriter:
                  action_size: int = 3, **attrs):
         self.path, self.action_size = Path(path), action_size
         self.tmp = self.path.with_name(self.path.name + ".partial")
+        refuse_link(self.path), refuse_link(self.tmp)  # written under encode's lock only
         N, T, Z = episodes, max_length, z_size
         if self.tmp.exists():
             try:

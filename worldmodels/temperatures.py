@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import write_json
+from worldmodels.artifacts import write_json, write_text
 
 # Ha & Schmidhuber (2018), DoomTakeCover, C trained inside the dream: tau -> (dream mean, std,
 # real mean, std) over 100 episodes; and the random policy's real score.
@@ -75,15 +75,11 @@ def markdown(result: dict) -> str:
 
 def write(result: dict, directory: Path) -> list[Path]:
     """table.json, table.md and table.png in ``directory``."""
-    import os
-
     from worldmodels.figures import plot_temperatures
 
     directory = Path(directory)
     paths = [directory / "table.json", directory / "table.md", directory / "table.png"]
-    tmp = directory / f".table.tmp{os.getpid()}.md"
-    tmp.write_text(markdown(result))
-    os.replace(tmp, paths[1])
+    write_text(paths[1], markdown(result))
     plot_temperatures(result, paths[2])
     write_json(paths[0], result)  # last: its presence marks the table complete
     return paths

@@ -13,7 +13,7 @@ from keras import layers
 from tqdm import tqdm
 
 from worldmodels import checkpoint
-from worldmodels.artifacts import write_csv
+from worldmodels.artifacts import atomic_path, write_csv
 from worldmodels.config import FRAME_SIZE, VaeConfig
 from worldmodels.store import SeriesWriter, episode_length, read_episode, stream_frames
 from worldmodels.training import Loop, run_epochs
@@ -234,5 +234,8 @@ def reconstruction_grid(model: ConvVAE, frames: np.ndarray, path: Path) -> None:
     axes[0, 0].set_title("real", loc="left", fontsize=9)
     axes[1, 0].set_title("reconstructed", loc="left", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=100)
+    finally:
+        plt.close(figure)
