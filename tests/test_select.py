@@ -17,7 +17,7 @@ def test_select_chooses_among_cma_es_checkpoints_on_validation_tracks(smoke_run,
     results = tmp_path / "results" / "smoke"
     controller = results / "controller-dream"
     refused = invoke("evaluate", *args, "--params", "selected", expect_ok=False)
-    assert refused.exit_code != 0 and "run `worldmodels select` first" in refused.output
+    assert refused.exit_code != 0 and "run `worldmodels select --name smoke" in refused.output
 
     output = invoke("select", *args).output
     assert "dream-trained, real-selected" in output

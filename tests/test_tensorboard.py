@@ -111,7 +111,7 @@ def test_a_resumed_training_run_appends_with_steps_counting_on(smoke_run, tmp_pa
 
 
 def test_iterate_rounds_are_rewritten_to_match_rounds_csv(tmp_path):
-    from worldmodels.iterate import save_progress
+    from worldmodels.stages.iterate import save_progress
 
     layout = Layout(tmp_path / "data", tmp_path / "results", "x")
     rounds = [{"round": 1, "collected": 2, "best_fitness": 3.5, "real_best": None}]

@@ -398,7 +398,7 @@ def test_a_second_evaluation_of_the_same_result_is_refused_while_one_runs(smoke_
 
 def test_iterate_reads_no_pickle_either(smoke_run, tmp_path):
     from worldmodels.config import get_preset
-    from worldmodels.iterate import controller_round
+    from worldmodels.stages.iterate import controller_round
 
     root, _ = smoke_run
     shutil.copytree(root / "results" / "smoke", tmp_path / "results" / "smoke",
@@ -425,7 +425,8 @@ def test_the_advice_for_a_corrupt_episode_works_when_followed(smoke_run, tmp_pat
     whole = episode.read_bytes()
     episode.write_bytes(whole[:3000])
     message = invoke("encode", *args, "--force", expect_ok=False).output.splitlines()[-1]
-    assert "delete it and re-run `worldmodels collect` with the same options" in message
+    assert "delete it and re-run `worldmodels collect --name smoke --results-dir" in message
+    assert "` with the same options" in message
     assert "--skip-corrupt" in message
     episode.unlink()  # as the line says
     output = invoke("collect", *args).output

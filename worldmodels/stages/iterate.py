@@ -25,11 +25,117 @@ from worldmodels.artifacts import (
     write_csv,
     write_json,
 )
-from worldmodels.config import ControllerConfig, IterateConfig
+from worldmodels.config import (
+    CollectConfig,
+    ControllerConfig,
+    IterateConfig,
+    RnnConfig,
+    to_dict,
+    validate,
+)
 from worldmodels.errors import WorldModelsError
+from worldmodels.stages.base import StageResult, _done, _skipped, check_seed, say, setup_tensorflow
+from worldmodels.stages.train import encode, fit_rnn
 
 ITERATE_STAGE_KEY = 100  # + round: the tracks of each round's collection
 STEPS = ("collect", "encode", "rnn", "controller")
+
+
+
+def iterate(layout: Layout, config: IterateConfig, seed: int = 0, workers: int | None = None,
+            ray_address: str | None = None, progress: bool = True, log=say) -> StageResult:
+    """Rounds of iterative training of an experiment that has V, M and C (in the dream): each
+    round collects with C + noise, re-encodes, trains M further and evolves C further; writes
+    RESULTS/NAME/iterate/rounds.* and keeps each round's M and C in iterate/round-N/. A re-run
+    continues a killed round; more rounds may be asked for later."""
+    started = time.time()
+    validate(config), check_seed(seed)
+    if workers is not None:
+        validate(CollectConfig(workers=workers))
+    if config.rounds == 0:
+        raise WorldModelsError("no rounds of iterative training asked for: give their number "
+                               "(--rounds)")
+    check_ready(layout)
+    progress_data = load_progress(layout, config, seed)
+    check_controller(layout, progress_data)
+    if len(progress_data["rounds"]) >= config.rounds:
+        return _skipped("iterate", rounds_path(layout),
+                        f"iterate: {len(progress_data['rounds'])} rounds complete in "
+                        f"{rounds_path(layout)}; ask for more with --rounds")
+    setup_tensorflow(seed)
+    while len(progress_data["rounds"]) < config.rounds:
+        row = _iterate_round(layout, config, seed, progress_data, workers, ray_address,
+                             progress, log)
+        log(f"round {row['round']}: collection with C + noise {row['collect_return']:.1f} over "
+            f"{row['collected']} episodes"
+            + (f" (M before the round predicted {row['m_predicted_return']:.1f} along them)"
+               if row.get("m_predicted_return") is not None else "")
+            + f"; dream best {row['best_fitness']:.1f}"
+            + (f"; real check best {row['real_best']:.1f}, mean {row['real_mean']:.1f}"
+               if row.get("real_best") is not None else ""))
+    return _done("iterate", started,
+                 f"iterate: {len(progress_data['rounds'])} rounds in {layout.experiment}",
+                 [rounds_path(layout)], rounds=progress_data["rounds"])
+
+
+def _iterate_round(layout, config, seed, progress_data, workers, ray_address, progress, log):
+    """One round (or the rest of a killed one), step by step; returns its row."""
+    number = len(progress_data["rounds"]) + 1
+    current = progress_data["current"] or {"round": number, "step": "collect",
+                                           "started": time.time()}
+    progress_data["current"] = current
+    row = current.setdefault("row", {"round": number})
+    for step in STEPS[STEPS.index(current["step"]):]:
+        log(f"== round {number}/{config.rounds}: {step}")
+        step_started = time.time()
+        if step == "collect":
+            result = collect_round(layout, config, seed, progress_data, number, workers,
+                                      ray_address, progress)
+            row.update(collected=result["collected"],
+                       collect_return=round(result["mean_return"], 1))
+        elif step == "encode":
+            for line in encode(layout, seed, force=True, progress=progress, log=log).lines():
+                log(line)
+            row["m_predicted_return"] = round(m_along_new_episodes(layout, row["collected"]), 1)
+        elif step == "rnn":
+            last = _rnn_round(layout, config, progress, log)
+            row.update(rnn_loss=round(last["loss"], 3), rnn_reward=round(last["reward"], 3))
+        else:
+            fresh = current.get("controller_started") is None
+            current["controller_started"] = time.time()
+            save_progress(layout, progress_data)
+            result = controller_round(layout, config, fresh, ray_address, progress)
+            row.update({k: (round(v, 1) if v is not None else None) for k, v in result.items()})
+            progress_data["controller_run_id"] = controller_run_id(layout)
+            keep_round(layout, number)
+        row[f"{step}_seconds"] = round(time.time() - step_started, 1)
+        following = STEPS.index(step) + 1
+        current["step"] = STEPS[following] if following < len(STEPS) else "done"
+        save_progress(layout, progress_data)
+    row["wall_seconds"] = round(time.time() - current["started"], 1)
+    progress_data["rounds"].append(row)
+    progress_data["current"] = None
+    save_progress(layout, progress_data)
+    return row
+
+
+def _rnn_round(layout: Layout, config: IterateConfig, progress: bool, log) -> dict:
+    """M trained ``rnn_epochs`` more epochs, from its checkpoint, on the new series."""
+    from worldmodels.artifacts import start_manifest
+    from worldmodels.store import require_series
+
+    old = require_manifest(layout.rnn, "trained M", "train-rnn")
+    series_manifest = require_manifest(layout.series_dir, "series", "encode")
+    rnn_config = RnnConfig(**dict(old["config"], epochs=int(old["config"]["epochs"])
+                                  + config.rnn_epochs))
+    started = time.time()
+    with stage_lock(layout.rnn, "iterate"), require_series(layout.series) as series:
+        inputs = dict(old["inputs"], series=series_manifest["run_id"])
+        manifest = start_manifest(layout.rnn, "train-rnn", to_dict(rnn_config), old["seed"],
+                                  inputs)
+        return fit_rnn(layout, series, rnn_config, old["seed"], manifest, started, progress,
+                       lambda line: None)
+
 
 
 def rounds_path(layout: Layout) -> Path:
@@ -126,6 +232,7 @@ def m_along_new_episodes(layout: Layout, count: int) -> float:
     import numpy as np
     import tensorflow as tf
 
+    from worldmodels.models import experiment_env
     from worldmodels.rnn import load_rnn
     from worldmodels.store import read_windows, require_series
 
@@ -140,8 +247,17 @@ def m_along_new_episodes(layout: Layout, count: int) -> float:
         window = read_windows(series, indices, [0] * count, length)
     inputs = np.concatenate([window["mu"][:, :-1], window["actions"]], axis=-1)
     predictions, _ = rnn(tf.constant(inputs, tf.float32))
-    predicted = (predictions["reward"].numpy() * window["mask"]).sum(axis=1)
-    return float(predicted.mean())
+    env = experiment_env(layout)
+    if env.step_reward is None:
+        predicted = (predictions["reward"].numpy() * window["mask"]).sum(axis=1)
+        return float(predicted.mean())
+    # An env that pays per step survived (TakeCover): the dream pays until M's done head
+    # passes its threshold, so M's return along the path is where it would end it.
+    ended = (tf.sigmoid(predictions["done_logit"]).numpy() > env.done_threshold) \
+        & (window["mask"] > 0)
+    lengths = window["mask"].sum(axis=1)
+    steps = np.where(ended.any(axis=1), ended.argmax(axis=1) + 1, lengths)
+    return float(env.step_reward * steps.mean())
 
 
 def world_max_steps(layout: Layout) -> int:

@@ -1,0 +1,256 @@
+"""The stage pattern every stage shares: ``StageResult``, start / resume / skip-when-complete
+(``_complete``, ``_begin``), read locks on input stages (``_reads``), the refusal to replace
+another run's result (``_refuse_other``), seeds and TensorFlow set-up."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worldmodels.artifacts import (
+    Layout,
+    begin_stage,
+    ensure_writable,
+    read_json,
+    reading,
+    require_manifest,
+    stage_lock,
+)
+from worldmodels.config import (
+    RANGES,
+    to_dict,
+)
+from worldmodels.errors import WorldModelsError
+
+
+@dataclass
+class StageResult:
+    """What a stage did: ``status`` "done", or "complete" when its outputs were already complete
+    and nothing ran; the files it wrote, a one-line summary, and its figures in ``data``."""
+
+    stage: str
+    status: str
+    summary: str
+    written: list[Path] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    data: dict = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """True when the stage found its outputs complete and ran nothing."""
+        return self.status == "complete"
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: the files written, details, the summary with the wall time."""
+        if self.complete:
+            return [self.summary]
+        return ([f"wrote {path}" for path in self.written] + self.details
+                + [f"{self.summary} ({self.seconds:.1f} s)"])
+
+
+def say(line: str) -> None:
+    """The stages' default ``log``: print at once (progress bars and errors interleave)."""
+    print(line, flush=True)
+
+
+def _skipped(stage: str, where, message: str | None = None) -> StageResult:
+    return StageResult(stage, "complete",
+                       message or f"{stage}: complete in {where}; add --force to redo it")
+
+
+def _done(stage, started, summary, written, **data) -> StageResult:
+    return StageResult(stage, "done", summary, [Path(p) for p in written],
+                       seconds=time.time() - started, data=data)
+
+
+def check_seed(seed: int) -> int:
+    problem = RANGES["seed"].problem(seed)
+    if problem:
+        raise WorldModelsError(f"seed {problem}")
+    return seed
+
+
+def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int):
+    """The result of a stage found complete (saying so when the options asked for differ from
+    its run's), or None when it is to run: checked before anything is removed or started."""
+    from worldmodels.artifacts import options_differ
+
+    path = Path(directory) / "manifest.json"
+    if force or not path.exists():
+        return None
+    old = read_json(path)
+    if old.get("status") != "complete" or _missing(directory, stage)(old):
+        return None
+    differ = options_differ(old, config, seed, old.get("inputs", {}))
+    rounds = _iterated(directory, stage)
+    if differ and rounds:
+        return _skipped(stage, directory, (
+            f"{stage}: complete in {directory} and trained further by iterate "
+            f"({rounds} rounds), hence its other {', '.join(differ)}. --force would start this "
+            "stage over and discard what the rounds added (their M and C stay in "
+            f"iterate/round-N/); to train further instead, run `worldmodels iterate --rounds "
+            f"{rounds + 1}`"))
+    if differ:
+        return _skipped(stage, directory, f"{stage}: complete in {directory}, but with other "
+                                          f"{', '.join(differ)}: add --force to apply them")
+    return _skipped(stage, directory)
+
+
+def _iterated(directory: Path, stage: str) -> int:
+    """How many rounds of `iterate` trained the M or the C in ``directory`` further (0 for
+    other stages or an experiment that did not iterate)."""
+    directory = Path(directory)
+    if not ((stage == "train-rnn" and directory.name == "rnn") or
+            (stage == "train-controller" and directory.name == "controller-dream")):
+        return 0
+    path = directory.parent / "iterate" / "rounds.json"
+    try:
+        rounds = read_json(path).get("rounds") if path.exists() else None
+    except (WorldModelsError, AttributeError):
+        return 0  # a damaged record: iterate itself says so
+    return len(rounds) if isinstance(rounds, list) else 0
+
+
+def _missing(directory: Path, stage: str):
+    """What of a complete run of ``stage`` is gone (only a collection's episodes are checked:
+    they are deterministic and can be made again)."""
+    from worldmodels.store import missing_episodes
+
+    if stage != "collect":
+        return lambda manifest: []
+    return lambda manifest: missing_episodes(directory, manifest)
+
+
+def _begin(directory, stage, config: dict, seed, inputs, force, log, clear=None):
+    """Start, resume or skip a stage: its manifest, or None when it is complete. With
+    ``force``, ``clear()`` removes its outputs once it holds the stage's lock."""
+    manifest, state = begin_stage(directory, stage, config, seed, inputs, force,
+                                  _missing(directory, stage), clear)
+    if state == "complete":
+        return None
+    if state == "resumed":
+        log(f"{stage}: resuming the unfinished run in {directory}")
+    return manifest
+
+
+def _reads(stage: str, inputs):
+    """Run the decorated stage holding a read lock (``artifacts.reading``) on each input stage
+    directory ``inputs(arguments)`` names, in stage order: while it reads them, `--force` of
+    the stages that write them is refused, naming it (and it is refused while they write)."""
+    import functools
+    import inspect
+
+    def decorate(function):
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            arguments = signature.bind(*args, **kwargs)
+            arguments.apply_defaults()
+            try:
+                directories = inputs(arguments.arguments)
+            except WorldModelsError:
+                directories = []  # a bad name or round: the stage's own checks say so
+            with reading(stage, *directories):
+                return function(*args, **kwargs)
+        return run
+    return decorate
+
+
+def preset_note(layout: Layout, preset_name: str) -> str | None:
+    """A line for a command run with ``preset_name`` on an experiment whose rollouts, V or M
+    were made with another preset's settings (mixing presets is allowed, but rarely meant);
+    None when they match this preset, or no single preset."""
+    from worldmodels.artifacts import _comparable
+    from worldmodels.config import PRESET_NAMES, get_preset
+
+    for directory, section in ((layout.rollouts, "collect"), (layout.vae, "vae"),
+                               (layout.rnn, "rnn")):
+        path = Path(directory) / "manifest.json"
+        if not path.exists():
+            continue
+        try:
+            made = _comparable(read_json(path).get("config"))
+        except (WorldModelsError, AttributeError, TypeError, ValueError):
+            return None  # a damaged manifest: the stage that reads it says so
+        matching = [name for name in PRESET_NAMES
+                    if _comparable(to_dict(getattr(get_preset(name), section))) == made]
+        if matching and preset_name not in matching:
+            return (f"note: {directory} was made with the {matching[0]} preset's settings; "
+                    f"this command uses --preset {preset_name}")
+    return None
+
+
+def setup_tensorflow(seed: int, threads: int | None = None) -> None:
+    """Quiet TensorFlow's start-up logs, let it grow its memory on a GPU (if any), and seed
+    Python, NumPy and TensorFlow. ``threads``
+    limits TensorFlow's thread pools of this process: `train-controller --where real` uses 1,
+    because its work runs in worker processes (each with TensorFlow on one thread, see
+    ``worldmodels.agent``) and idle pool threads here would only take CPU from them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from worldmodels.device import start_tensorflow
+
+    start_tensorflow()
+    import keras
+
+    if threads:
+        from worldmodels.agent import limit_threads
+
+        limit_threads(threads)
+    keras.utils.set_random_seed(seed)
+
+
+def _trained(layout: Layout, trained_in: str, variant: str) -> tuple[Path, dict]:
+    directory = layout.controller(trained_in, variant)
+    return directory, require_manifest(
+        directory, f"controller trained in the {trained_in}",
+        f"train-controller --where {trained_in} --variant {variant}")
+
+
+def _refuse_other(path: Path, same_controller: bool, same_settings: bool, log,
+                  earlier: str = "an earlier run of the controller") -> bool:
+    """Whether an earlier result at ``path`` is complete; refuses to replace one of the same
+    controller made with other settings (that needs ``force``)."""
+    if same_controller and same_settings:
+        return True
+    if same_controller:
+        raise WorldModelsError(f"{path} holds a result made with other options or another "
+                               "seed: add --force to replace it")
+    log(f"replacing {path}: it scored {earlier}")
+    return False
+
+
+@contextmanager
+def _scoring(directory: Path, stage: str, lock: str, force: bool, partial: Path | None = None):
+    """The frame of every scoring stage: the output folder checked writable, the result's own
+    lock (``lock``: one result among several in a shared folder) held throughout, the
+    finished episodes of a killed run (``partial``) dropped with ``force`` and once the result
+    is written."""
+    ensure_writable(directory)
+    with stage_lock(directory, stage, lock):
+        if force and partial is not None:
+            partial.unlink(missing_ok=True)
+        yield
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+
+
+def _kept(path: Path, force: bool, same, log,
+          earlier: str = "an earlier run of the controller") -> dict | None:
+    """The complete result at ``path`` a scoring stage keeps instead of running again: one of
+    the same controller and settings (``same(old)`` -> (same controller, same settings)).
+    One of the same controller with other settings is refused without ``force``; one of
+    another controller is replaced (said with ``log``). None: run."""
+    if force or not path.exists():
+        return None
+    old = read_json(path)
+    return old if _refuse_other(path, *same(old), log, earlier) else None
+
+
+def _chosen(selection: dict | None) -> tuple | None:
+    """Which candidate a selection chose (generation, kind); None for no selection."""
+    return (selection["generation"], selection["kind"]) if selection else None

@@ -1,0 +1,272 @@
+"""The training stages, in pipeline order: collect, train-vae, encode, train-rnn,
+train-controller."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from worldmodels.artifacts import (
+    Layout,
+    ensure_writable,
+    finish_manifest,
+    require_manifest,
+)
+from worldmodels.config import (
+    ENV_ID,
+    CollectConfig,
+    ControllerConfig,
+    RnnConfig,
+    VaeConfig,
+    to_dict,
+    validate,
+)
+from worldmodels.envs import check_env_id, get_env
+from worldmodels.errors import WorldModelsError
+from worldmodels.stages.base import (
+    StageResult,
+    _begin,
+    _complete,
+    _done,
+    _reads,
+    check_seed,
+    say,
+    setup_tensorflow,
+)
+
+
+def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = False,
+            ray_address: str | None = None, progress: bool = True, log=say) -> StageResult:
+    """Rollouts of the real env with an exploration policy into DATA/NAME/rollouts."""
+    from worldmodels.collect import collect as run_collect
+    from worldmodels.store import list_episodes, validate_episodes
+
+    started = time.time()
+    validate(config), check_seed(seed), check_env_id(config.env_id)
+    env = get_env(config.env_id)
+    if config.policy not in env.policies:
+        raise WorldModelsError(f"policy {config.policy!r} does not play {env.id}; choose one of "
+                               f"{', '.join(env.policies)}")
+    ensure_writable(layout.rollouts)
+    if done := _complete(layout.rollouts, "collect", force, to_dict(config), seed):
+        return done
+    manifest = _begin(layout.rollouts, "collect", to_dict(config), seed, {}, force, log,
+                      clear=lambda: [path.unlink() for path in list_episodes(layout.rollouts)])
+    result = run_collect(layout.rollouts, config, seed, progress=progress,
+                         ray_address=ray_address)
+    # Every episode read once (those of earlier attempts too): a damaged one is named now,
+    # not when V's training reads it.
+    validate_episodes(list_episodes(layout.rollouts), skip_corrupt=False)
+    # A resumed run reports all its episodes, not only those of the last attempt.
+    result.update(_episode_means(list_episodes(layout.rollouts)))
+    finish_manifest(layout.rollouts, manifest, wall_seconds=time.time() - started, **result)
+    return _done("collect", started,
+                 f"collect: {result['episodes']} episodes, mean return "
+                 f"{result['mean_return']:.1f}, mean length {result['mean_length']:.0f}",
+                 [f"{layout.rollouts}/episode_*.h5"], **result)
+
+
+def _episode_means(paths) -> dict:
+    import h5py
+    import numpy as np
+
+    attrs = []
+    for path in paths:
+        with h5py.File(path, "r") as file:
+            attrs.append((float(file.attrs["return"]), int(file.attrs["length"])))
+    returns, lengths = np.asarray(attrs).T
+    return {"mean_return": float(returns.mean()), "mean_length": float(lengths.mean())}
+
+
+@_reads("train-vae", lambda a: [a["layout"].rollouts])
+def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = False,
+              skip_corrupt: bool = False, progress: bool = True, log=say) -> StageResult:
+    """V trained on DATA/NAME/rollouts, into RESULTS/NAME/vae."""
+    from worldmodels import checkpoint
+    from worldmodels.store import episode_length, require_episodes, validate_episodes
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    paths = require_episodes(layout.rollouts)
+    rollouts = require_manifest(layout.rollouts, "rollouts", "collect")
+    if config.max_episodes:
+        paths = paths[: config.max_episodes]
+    paths = validate_episodes(paths, skip_corrupt, warn=log)
+    ensure_writable(layout.vae)
+    if done := _complete(layout.vae, "train-vae", force, to_dict(config), seed):
+        return done
+    setup_tensorflow(seed)
+    from worldmodels.vae import ConvVAE, read_episode, reconstruction_grid
+    from worldmodels.vae import train_vae as fit
+
+    total_frames = sum(episode_length(p) + 1 for p in paths)
+    inputs = {"rollouts": rollouts["run_id"], "episodes": len(paths), "frames": total_frames}
+    manifest = _begin(layout.vae, "train-vae", to_dict(config), seed, inputs, force, log,
+                      clear=lambda: checkpoint.clear(layout.vae))
+    model = ConvVAE(config.z_size)
+    log(f"V: ConvVAE with {model.count_params():,} parameters, z={config.z_size}, "
+        f"{total_frames:,} frames from {len(paths)} episodes")
+    history = fit(model, paths, config, seed, layout.vae, total_frames, progress=progress)
+    frames = read_episode(paths[0])["frames"]
+    picks = frames[:: max(1, len(frames) // 8)][:8]
+    reconstruction_grid(model, picks, layout.vae / "reconstructions.png")
+    last = history[-1]
+    finish_manifest(layout.vae, manifest, wall_seconds=time.time() - started,
+                    parameters=model.count_params(), **last)
+    return _done("train-vae", started,
+                 f"train-vae: {config.epochs} epochs, loss {last['loss']:.1f} "
+                 f"(reconstruction {last['reconstruction']:.1f}, kl {last['kl']:.1f})",
+                 [layout.vae / f for f in ("vae.weights.h5", "manifest.json", "metrics.csv",
+                                           "reconstructions.png")], **last)
+
+
+@_reads("encode", lambda a: [a["layout"].rollouts, a["layout"].vae])
+def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: bool = False,
+           progress: bool = True, log=say) -> StageResult:
+    """mu and logvar of every frame of DATA/NAME/rollouts, into DATA/NAME/series/series.h5."""
+    from worldmodels.store import require_episodes, validate_episodes
+
+    started = time.time()
+    check_seed(seed)
+    paths = require_episodes(layout.rollouts)
+    rollouts = require_manifest(layout.rollouts, "rollouts", "collect")
+    vae = require_manifest(layout.vae, "trained V", "train-vae")
+    paths = validate_episodes(paths, skip_corrupt, warn=log)
+    ensure_writable(layout.series_dir)
+    if done := _complete(layout.series_dir, "encode", force,
+                         {"z_size": int(vae["config"]["z_size"])}, seed):
+        return done
+    setup_tensorflow(seed)
+    from worldmodels.vae import encode_series, load_vae
+
+    model = load_vae(layout.vae, vae["config"]["z_size"])
+    inputs = {"rollouts": rollouts["run_id"], "vae": vae["run_id"], "episodes": len(paths)}
+    manifest = _begin(layout.series_dir, "encode", {"z_size": model.z_size}, seed, inputs,
+                      force, log, clear=lambda: layout.series.with_name(
+                          layout.series.name + ".partial").unlink(missing_ok=True))
+    action_size = get_env(rollouts["config"].get("env_id", ENV_ID)).action_size
+    result = encode_series(model, paths, layout.series, vae["run_id"], progress=progress,
+                           action_size=action_size)
+    finish_manifest(layout.series_dir, manifest, wall_seconds=time.time() - started, **result)
+    return _done("encode", started,
+                 f"encode: {result['episodes']} episodes, {result['frames']:,} frames",
+                 [layout.series], **result)
+
+
+@_reads("train-rnn", lambda a: [a["layout"].vae, a["layout"].series_dir])
+def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = False,
+              progress: bool = True, log=say) -> StageResult:
+    """M trained on DATA/NAME/series, into RESULTS/NAME/rnn."""
+    from worldmodels import checkpoint
+    from worldmodels.store import require_series
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    series_manifest = require_manifest(layout.series_dir, "series", "encode")
+    vae = require_manifest(layout.vae, "trained V", "train-vae")
+    if series_manifest["inputs"]["vae"] != vae["run_id"]:
+        raise WorldModelsError(f"the series in {layout.series_dir} was made by another V than "
+                               f"{layout.vae}: re-run `worldmodels encode`")
+    ensure_writable(layout.rnn)
+    if done := _complete(layout.rnn, "train-rnn", force, to_dict(config), seed):
+        return done
+    setup_tensorflow(seed)
+    with require_series(layout.series) as series:
+        z_size = int(series.attrs["z_size"])
+        inputs = {"series": series_manifest["run_id"], "vae": vae["run_id"], "z_size": z_size,
+                  "action_size": int(series["actions"].shape[2])}
+        manifest = _begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force, log,
+                          clear=lambda: checkpoint.clear(layout.rnn))
+        last = fit_rnn(layout, series, config, seed, manifest, started, progress, log)
+    return _done("train-rnn", started,
+                 f"train-rnn: {config.epochs} epochs, loss {last['loss']:.3f} (mdn "
+                 f"{last['mdn']:.3f}, reward {last['reward']:.3f}, done {last['done']:.3f})",
+                 [layout.rnn / f for f in ("rnn.weights.h5", "manifest.json", "metrics.csv")],
+                 **last)
+
+
+def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict,
+            started: float, progress: bool, log=say) -> dict:
+    """Build M for the series, train it (from its checkpoint when there is one) and mark its
+    manifest complete; returns the last epoch's losses. Shared by train-rnn and iterate."""
+    from worldmodels.rnn import MDNRNN, REFERENCE_PARAMETERS
+    from worldmodels.rnn import train_rnn as fit
+
+    model = MDNRNN(int(series.attrs["z_size"]), config.hidden_size, config.mixtures,
+                   config.dropout, action_size=int(series["actions"].shape[2]))
+    heads = model.reward_head.count_params() + model.done_head.count_params()
+    log(f"M: MDN-RNN with {model.count_params():,} parameters "
+        f"({model.count_params() - heads:,} without the reward and done heads; "
+        f"reference {REFERENCE_PARAMETERS:,}), {len(series['lengths'])} episodes")
+    history = fit(model, series, config, seed, layout.rnn, progress=progress)
+    finish_manifest(layout.rnn, manifest, wall_seconds=time.time() - started,
+                    parameters=model.count_params(), **history[-1])
+    return history[-1]
+
+
+def _controller_inputs(layout: Layout, variant: str) -> dict:
+    from worldmodels.models import check_world
+
+    vae_manifest, rnn_manifest = check_world(layout)
+    return {"vae": vae_manifest["run_id"], "rnn": rnn_manifest["run_id"],
+            "z_size": int(rnn_manifest["inputs"]["z_size"]),
+            "hidden_size": int(rnn_manifest["config"]["hidden_size"]), "variant": variant}
+
+
+def _clear_controller(directory: Path) -> None:
+    from worldmodels.evolution import clear_state
+
+    clear_state(directory)
+    for name in ("history.csv", "history.png", "best.npy", "mean.npy", "selected.npy",
+                 "selection.json", "selection.png", "selection.partial.json"):
+        (Path(directory) / name).unlink(missing_ok=True)
+
+
+@_reads("train-controller", lambda a: [a["layout"].vae, a["layout"].rnn])
+def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
+                     variant: str = "zh", force: bool = False, ray_address: str | None = None,
+                     progress: bool = True, log=say) -> StageResult:
+    """C evolved with CMA-ES in the dream (or the real env), into
+    RESULTS/NAME/controller-WHERE[-VARIANT]."""
+    from worldmodels.controller import VARIANTS, Controller
+    from worldmodels.models import load_world
+    from worldmodels.scoring import describe_training, evolve_controller
+
+    started = time.time()
+    validate(config), check_seed(seed)
+    if variant not in VARIANTS:
+        raise WorldModelsError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    checking = config.where == "dream" and config.real_every > 0
+    if ray_address and not (config.where == "real" or checking):
+        raise WorldModelsError("--ray-address runs only with --where real or with real checks")
+    directory = layout.controller(config.where, variant)
+    ensure_writable(directory)
+    inputs = _controller_inputs(layout, variant)
+    if done := _complete(directory, "train-controller", force, to_dict(config), seed):
+        return done
+    setup_tensorflow(seed, threads=1 if config.where == "real" else None)
+    world = load_world(layout, need_vae=(config.where == "real" or checking),
+                       burn_in=config.burn_in if config.where == "dream" else 0)
+    # With force, the outputs go only now (every check above has passed), under the lock.
+    manifest = _begin(directory, "train-controller", to_dict(config), seed, inputs, force, log,
+                      clear=lambda: _clear_controller(directory))
+    spec = Controller(variant, world["z_size"], world["hidden_size"], world["env_id"])
+    for line in describe_training(spec, config):
+        log(line)
+    history = evolve_controller(world, config, seed, directory, spec, ray_address, progress)
+    from worldmodels.figures import plot_controller_history
+
+    plot_controller_history(history, directory / "history.png",
+                            f"C ({spec.variant}) trained in the {config.where}", config.where)
+    best = max(row["best_so_far"] for row in history)
+    finish_manifest(directory, manifest, wall_seconds=time.time() - started,
+                    parameters=spec.param_count, best_fitness=best, final_mean=history[-1]["mean"])
+    checks = [row for row in history if row.get("real_best") not in (None, "")]
+    real = (f"; real env at generation {checks[-1]['generation']}: best "
+            f"{checks[-1]['real_best']:.1f}, mean {checks[-1]['real_mean']:.1f}" if checks else "")
+    return _done("train-controller", started,
+                 f"train-controller ({config.where}): best fitness {best:.1f}, last generation "
+                 f"mean {history[-1]['mean']:.1f}{real}",
+                 [directory / f for f in ("best.npy", "mean.npy", "history.csv", "history.png",
+                                          "manifest.json")],
+                 best_fitness=best, history=history)
