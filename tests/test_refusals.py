@@ -354,6 +354,8 @@ NEIGHBOURS = [  # (id, who holds what, the command refused, what its line says)
      "is being written by process"),
     ("train-rnn-force-while-c-reads", "read", f"{R}/rnn", ["train-rnn", "--force"],
      "is being read by process"),
+    ("train-controller-force-while-c-is-scored", "read", f"{R}/controller-dream",
+     ["train-controller", "--force"], "is being read by process"),
 ]
 
 

@@ -482,9 +482,17 @@ def _chosen(selection: dict | None) -> tuple | None:
     return (selection["generation"], selection["kind"]) if selection else None
 
 
-@_reads("evaluate", lambda a: [
-    a["layout"].vae, a["layout"].at_round(a["round"]).rnn,
-    a["layout"].at_round(a["round"]).controller(a["trained_in"], a["variant"])])
+def _world_and(trained_in: str = "dream"):
+    """The inputs of a stage that drives a trained controller: V, M and C (of ``trained_in``,
+    or of the ``trained_in`` argument), at the ``round`` argument when it has one."""
+    def inputs(a) -> list[Path]:
+        here = a["layout"].at_round(a.get("round", 0))
+        return [a["layout"].vae, here.rnn,
+                here.controller(a.get("trained_in", trained_in), a["variant"])]
+    return inputs
+
+
+@_reads("evaluate", _world_and())
 def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str = "real",
              trained_in: str = "dream", variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
@@ -551,6 +559,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
                      f"{result['mean']:.1f} ± {result['std']:.1f}", [path], **result)
 
 
+@_reads("compare", _world_and())
 def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: str = "dream",
             variant: str = "zh", params: str = "best", force: bool = False,
             progress: bool = True, log=say) -> StageResult:
@@ -640,6 +649,7 @@ def temperatures(layout: Layout, preset: Preset, seed: int = 0, force: bool = Fa
                  written, **result)
 
 
+@_reads("fidelity", _world_and("dream"))
 def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
              progress: bool = True, log=say) -> StageResult:
@@ -671,6 +681,7 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
                  [path, path.with_suffix(".png")], result=result)
 
 
+@_reads("select", _world_and("dream"))
 def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: int = 0,
            force: bool = False, ray_address: str | None = None, progress: bool = True,
            log=say) -> StageResult:
