@@ -354,6 +354,8 @@ NEIGHBOURS = [  # (id, who holds what, the command refused, what its line says)
      "is being written by process"),
     ("train-rnn-force-while-c-reads", "read", f"{R}/rnn", ["train-rnn", "--force"],
      "is being read by process"),
+    ("train-controller-force-while-c-is-scored", "read", f"{R}/controller-dream",
+     ["train-controller", "--force"], "is being read by process"),
 ]
 
 
@@ -481,3 +483,24 @@ def test_a_signal_while_the_command_loads_is_one_line(tmp_path):
     assert process.returncode == 1, output
     assert "stopped by SIGTERM" in _one_line(output)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_signal_after_the_command_ended_does_not_change_its_exit_status(smoke_run, tmp_path):
+    """Once the last line is printed, a stop signal during the teardown (here, a sleep after
+    the command) is no exit 143: the status stays the command's."""
+    from tests.conftest import copy_smoke
+
+    args = copy_smoke(smoke_run, tmp_path)
+    script = ("import sys, time; from commands.cli import main; "
+              "main(sys.argv[1:], standalone_mode=False); print('ended', flush=True); "
+              "time.sleep(2)")
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, "report", *map(str, args)], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    lines = []
+    while not lines or lines[-1].strip() != "ended":
+        lines.append(process.stdout.readline())
+        assert lines[-1], "".join(lines)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, "".join(lines)
+    assert "REPORT.md" in "".join(lines)

@@ -200,6 +200,12 @@ def atomic_path(path: Path, suffix: str | None = None):
         tmp.unlink(missing_ok=True)
 
 
+def nofollow(path, flags: int) -> int:
+    """An ``opener`` for ``open`` that never follows a link at ``path`` (for the temporary
+    names of ``atomic_path``, which a neighbour could swap for one)."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o666)
+
+
 def _umask() -> int:
     """This process's umask (read without changing it where Linux tells it)."""
     try:
@@ -216,7 +222,7 @@ def _umask() -> int:
 
 def write_text(path: Path, text: str) -> Path:
     """Write text atomically through ``atomic_path``; returns ``path``."""
-    with atomic_path(path, "") as tmp, open(tmp, "w", encoding="utf-8") as file:
+    with atomic_path(path, "") as tmp, open(tmp, "w", encoding="utf-8", opener=nofollow) as file:
         file.write(text)
     return Path(path)
 
@@ -237,7 +243,7 @@ def write_json(path: Path, payload: dict) -> None:
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     """Write rows of dicts as CSV atomically (per-epoch metrics, per-generation history)."""
-    with atomic_path(path, "") as tmp, open(tmp, "w", newline="") as file:
+    with atomic_path(path, "") as tmp, open(tmp, "w", newline="", opener=nofollow) as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -1,8 +1,9 @@
 """Training checkpoints: model weights, optimizer state and progress, swapped in atomically.
 
 A checkpoint is a folder ``checkpoint/`` holding ``model.weights.h5``, ``optimizer.npz`` and
-``progress.json`` (written last). A new one is written to ``checkpoint.tmp/`` and swapped in by
-renames, so a kill at any moment leaves either the old or the new checkpoint whole.
+``progress.json`` (written last). A new one is written to a fresh ``checkpoint.tmpXXXX/``
+(``mkdtemp``: unique, never a link) and swapped in by renames, so a kill at any moment leaves
+either the old or the new checkpoint whole.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels import tensorboard
-from worldmodels.artifacts import atomic_path, read_json, write_csv
+from worldmodels.artifacts import atomic_path, nofollow, read_json, write_csv
 from worldmodels.config import ControllerConfig
 from worldmodels.errors import WorldModelsError
 
@@ -179,7 +179,7 @@ def save_state(directory: Path, state: State, mean: np.ndarray, settings: dict) 
     meta = {"format": FORMAT, "run_id": state.run_id, "history": state.history,
             "best_fitness": state.best_fitness, "settings": settings}
     best = np.zeros(0) if state.best is None else np.asarray(state.best, np.float64)
-    with atomic_path(path, "") as tmp, open(tmp, "wb") as file:
+    with atomic_path(path, "") as tmp, open(tmp, "wb", opener=nofollow) as file:
         np.savez(file, fitness=fitness, best=best, mean=np.asarray(mean, np.float64),
                  meta=np.array(json.dumps(meta)))
 

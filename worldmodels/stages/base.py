@@ -161,6 +161,16 @@ def _reads(stage: str, inputs):
     return decorate
 
 
+def _world_and(trained_in: str = "dream"):
+    """The inputs of a stage that drives a trained controller: V, M and C (of ``trained_in``,
+    or of the ``trained_in`` argument), at the ``round`` argument when it has one."""
+    def inputs(a) -> list[Path]:
+        here = a["layout"].at_round(a.get("round", 0))
+        return [a["layout"].vae, here.rnn,
+                here.controller(a.get("trained_in", trained_in), a["variant"])]
+    return inputs
+
+
 def preset_note(layout: Layout, preset_name: str) -> str | None:
     """A line for a command run with ``preset_name`` on an experiment whose rollouts, V or M
     were made with another preset's settings (mixing presets is allowed, but rarely meant);

@@ -30,6 +30,7 @@ from worldmodels.stages.base import (
     _scoring,
     _skipped,
     _trained,
+    _world_and,
     check_seed,
     say,
     setup_tensorflow,
@@ -37,9 +38,7 @@ from worldmodels.stages.base import (
 from worldmodels.stages.train import train_controller
 
 
-@_reads("evaluate", lambda a: [
-    a["layout"].vae, a["layout"].at_round(a["round"]).rnn,
-    a["layout"].at_round(a["round"]).controller(a["trained_in"], a["variant"])])
+@_reads("evaluate", _world_and())
 def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str = "real",
              trained_in: str = "dream", variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
@@ -102,6 +101,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
                  f"{result['mean']:.1f} ± {result['std']:.1f}", [path], **result)
 
 
+@_reads("compare", _world_and())
 def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: str = "dream",
             variant: str = "zh", params: str = "best", force: bool = False,
             progress: bool = True, log=say) -> StageResult:
@@ -186,6 +186,7 @@ def temperatures(layout: Layout, preset: Preset, seed: int = 0, force: bool = Fa
                  written, **result)
 
 
+@_reads("fidelity", _world_and("dream"))
 def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
              progress: bool = True, log=say) -> StageResult:
@@ -216,6 +217,7 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
                  [path, path.with_suffix(".png")], result=result)
 
 
+@_reads("select", _world_and("dream"))
 def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: int = 0,
            force: bool = False, ray_address: str | None = None, progress: bool = True,
            log=say) -> StageResult:
@@ -256,6 +258,7 @@ def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: in
     return done
 
 
+@_reads("resolution", _world_and("dream"))
 def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round: int = 0,
                force: bool = False, ray_address: str | None = None, progress: bool = True,
                log=say) -> StageResult:
