@@ -123,3 +123,18 @@ def test_iterate_rounds_are_rewritten_to_match_rounds_csv(tmp_path):
     assert len(tensorboard.event_files(directory)) == 1
     assert scalars["iterate/best_fitness"] == {1: 3.5, 2: 4.25}
     assert scalars["iterate/real_best"] == {2: 1.5}
+
+
+def test_tensorboards_own_reader_finds_the_scalars_and_an_experiment_reads_whole(layout):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = layout.rnn / "tensorboard"
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    assert "M/loss" in accumulator.Tags()["scalars"]
+    ours = read_scalars(layout.rnn)["M/loss"]
+    theirs = {event.step: event.value for event in accumulator.Scalars("M/loss")}
+    assert theirs == ours and len(theirs) > 1
+    whole = read_scalars(layout.experiment)
+    assert whole["rnn/M/loss"] == ours and "vae/V/loss" in whole
+    assert any(tag.startswith("controller-dream/") for tag in whole)

@@ -38,11 +38,15 @@ class Board:
 
     def scalars(self, values: dict, step: int, prefix: str = "") -> None:
         """Each number of ``values`` as the scalar PREFIX + name; empty cells are skipped."""
-        with self.writer.as_default():
-            for name, value in values.items():
-                if value is None or value == "":
-                    continue
-                self.tf.summary.scalar(prefix + name, float(value), step=int(step))
+        # As a plain ``simple_value`` (the form TensorBoard's own EventAccumulator lists under
+        # Scalars; ``tf.summary.scalar`` would write a tensor that it lists only as a Tensor).
+        summary = self.tf.compat.v1.Summary
+        fields = [summary.Value(tag=prefix + name, simple_value=float(value))
+                  for name, value in values.items() if value is not None and value != ""]
+        if fields:
+            with self.writer.as_default():
+                self.tf.summary.experimental.write_raw_pb(
+                    summary(value=fields).SerializeToString(), step=int(step))
 
     def image(self, name: str, image: np.ndarray, step: int) -> None:
         """One image (H, W, 3) in [0, 1] or uint8."""
@@ -88,6 +92,10 @@ def read_events(directory: Path, kind: str = "scalar") -> dict[str, dict[int, ob
     for path in event_files(directory):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
+                if value.HasField("simple_value"):  # how Board writes scalars
+                    if kind == "scalar":
+                        found.setdefault(value.tag, {})[int(event.step)] = value.simple_value
+                    continue
                 plugin = value.metadata.plugin_data.plugin_name
                 kinds[value.tag] = plugin or kinds.get(value.tag, "")
                 if kinds[value.tag] != plugins[kind]:
@@ -99,5 +107,17 @@ def read_events(directory: Path, kind: str = "scalar") -> dict[str, dict[int, ob
 
 
 def read_scalars(directory: Path) -> dict[str, dict[int, float]]:
-    """Tag -> {step: value} of the stage's scalars."""
-    return read_events(directory, "scalar")
+    """Tag -> {step: value} of the scalars of a stage folder, or of every stage of an
+    experiment folder (``directory`` without events of its own: each stage's tags under its
+    folder's path, e.g. "vae/V/loss", "iterate/round-1/rnn/M/loss")."""
+    directory = Path(directory)
+    if event_files(directory):
+        return read_events(directory, "scalar")
+    found = {}
+    for events in sorted(directory.rglob(FOLDER)):
+        stage = events.parent
+        if events.is_dir() and event_files(stage):
+            where = stage.relative_to(directory).as_posix()
+            found.update({f"{where}/{tag}": steps
+                          for tag, steps in read_events(stage, "scalar").items()})
+    return found
