@@ -180,3 +180,16 @@ def test_mismatched_series_is_refused_and_nothing_is_overwritten(smoke_run, tmp_
         assert (layout.rnn / "rnn.weights.h5").read_bytes() == weights
     finally:
         manifest_path.write_text(original)
+
+
+def test_report_prints_only_what_it_wrote(smoke_run, tmp_path):
+    import subprocess
+    import sys
+
+    args = copy_smoke(smoke_run, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "worldmodels_cli", "report",
+                           *[str(a) for a in args]], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith("wrote ") and "REPORT.md" in done.stdout
+    assert "absl" not in done.stderr and "cuda" not in done.stderr.lower(), done.stderr
