@@ -153,6 +153,13 @@ class ControllerConfig:
     the dream ends when they reach it, so no dream returns more than a track can."""
 
 
+
+def trained_temperature(controller_config: dict) -> float:
+    """The dream temperature a controller was trained at, read from its manifest's config: the
+    one rule every stage that dreams a trained C follows (a manifest without the field: the
+    training default)."""
+    return float(controller_config.get("temperature", ControllerConfig.temperature))
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     """Evaluation of a trained agent."""
@@ -161,8 +168,8 @@ class EvaluateConfig:
     """Episodes to run."""
     max_steps: int = 1000
     """Steps per episode."""
-    temperature: float = 1.15
-    """Dream temperature (only with --where dream)."""
+    temperature: float | None = None
+    """Dream temperature (only with --where dream); None: the one C was trained at."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
     noise: float = 0.0

@@ -9,7 +9,7 @@ import numpy as np
 
 from worldmodels.artifacts import VERSION, Layout, code_commit, read_json, write_json
 from worldmodels.collect import episode_seeds
-from worldmodels.config import EvaluateConfig
+from worldmodels.config import EvaluateConfig, trained_temperature
 from worldmodels.controller import Controller
 from worldmodels.device import device_name
 from worldmodels.errors import WorldModelsError
@@ -41,10 +41,12 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
               "controller_run_id": controller_manifest.get("run_id"), "version": VERSION,
               "code": code_commit(), "seeds": seeds}
     if where == "dream":
-        scorer = DreamScorer.as_trained(world, config.temperature, config.max_steps, seed, spec)
+        temperature = config.temperature if config.temperature is not None else \
+            trained_temperature(controller_manifest["config"])
+        scorer = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec)
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
-        result.update(temperature=config.temperature, lengths=lengths.tolist(), seeds=[seed],
+        result.update(temperature=temperature, lengths=lengths.tolist(), seeds=[seed],
                       burn_in=burn_in, dropout=world["dropout"],
                       action_noise=world["action_noise"])
     else:

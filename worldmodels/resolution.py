@@ -23,7 +23,7 @@ import numpy as np
 
 from worldmodels.artifacts import VERSION, Layout, code_commit, write_json
 from worldmodels.collect import episode_seeds
-from worldmodels.config import ResolutionConfig, to_dict
+from worldmodels.config import ResolutionConfig, to_dict, trained_temperature
 from worldmodels.evaluation import evaluate_real, load_trained
 from worldmodels.fidelity import spearman
 from worldmodels.scoring import RESOLUTION_STAGE_KEY
@@ -86,7 +86,7 @@ def measure(layout: Layout, controller_manifest: dict, directory: Path,
     returns, _ = evaluate_real(world, flat, tracks * len(rows), config, seed, progress,
                                partial_path, spec, ray_address, desc="resolution: real")
     returns = np.asarray(returns, dtype=float).reshape(len(rows), len(tracks))
-    temperature = float(controller_manifest["config"].get("temperature", 1.0))
+    temperature = trained_temperature(controller_manifest["config"])
     scorer = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec)
     dream = np.stack([scorer.fitness(params, RESOLUTION_CALL_SEED + k, config.dream_episodes)
                       for k in range(config.dream_seeds)])

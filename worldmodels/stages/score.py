@@ -46,7 +46,6 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     """A trained agent scored in the real env (or the dream), into
     RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
     evaluation of the same controller with other options is replaced only with ``force``."""
-    from worldmodels.artifacts import _comparable  # the config without its worker count
     from worldmodels.evaluation import SELECTED, check_selection
     from worldmodels.evaluation import evaluate as run_evaluation
 
@@ -75,9 +74,10 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
         old = _kept(path, force, lambda old: (
             old.get("controller_run_id") == controller.get("run_id")
             and _chosen(old.get("selection")) == chosen,
-            # (evaluations written before --noise existed had none)
-            _comparable({"noise": 0.0, **(old.get("config") or {})})
-            == _comparable(to_dict(config)) and old.get("seed") == seed),
+            # (evaluations written before --noise existed had none; a real evaluation does
+            # not dream, so its temperature is no option of it)
+            _settings({"noise": 0.0, **(old.get("config") or {})}, where)
+            == _settings(to_dict(config), where) and old.get("seed") == seed),
             log, "an earlier run of the controller or an earlier selection")
         if old is not None:
             return _skipped("evaluate", path, f"evaluate: complete in {path} ({old['mean']:.1f} "
@@ -285,6 +285,14 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
                          partial, ray_address)
     return _done("resolution", started, f"resolution: {headline(result)}",
                  [path, directory / "resolution.png"], **result)
+
+
+def _settings(config: dict, where: str) -> dict:
+    """An evaluation's options that change its result."""
+    from worldmodels.artifacts import _comparable
+
+    return {k: v for k, v in _comparable(config).items()
+            if not (where == "real" and k == "temperature")}
 
 
 def _same_run(old: dict, controller: dict, config, seed: int) -> tuple[bool, bool]:
