@@ -123,3 +123,21 @@ def test_iterate_rounds_are_rewritten_to_match_rounds_csv(tmp_path):
     assert len(tensorboard.event_files(directory)) == 1
     assert scalars["iterate/best_fitness"] == {1: 3.5, 2: 4.25}
     assert scalars["iterate/real_best"] == {2: 1.5}
+
+
+def test_tensorboards_own_reader_finds_the_scalars(layout):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(tensorboard.events_dir(layout.rnn)))
+    accumulator.Reload()
+    ours = read_scalars(layout.rnn)
+    assert set(accumulator.Tags()["scalars"]) == set(ours) and "M/loss" in ours
+    steps = {event.step: event.value for event in accumulator.Scalars("M/loss")}
+    assert steps == pytest.approx(ours["M/loss"])
+
+
+def test_read_scalars_takes_an_experiment_folder(layout):
+    everything = read_scalars(layout.experiment)
+    assert everything["rnn/M/loss"] == read_scalars(layout.rnn)["M/loss"]
+    assert everything["vae/V/loss"] == read_scalars(layout.vae)["V/loss"]
+    assert not any(tag.startswith("M/") for tag in everything)

@@ -19,6 +19,7 @@ from worldmodels.figures import (
     plot_controller_history,
     plot_metrics,
     read_rows,
+    step_caption,
     write_gif,
 )
 
@@ -174,7 +175,7 @@ def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_step
     picks = list(range(0, len(frames), every))
     if picks[-1] != len(frames) - 1:
         picks.append(len(frames) - 1)
-    captions = [f"t={t} R={returns[t]:.0f}" for t in picks]
+    captions = [step_caption(t, returns[t]) for t in picks]
     write_gif(frames[picks], path, captions, fps=50 // every)
     record = {"dreams": len(lengths), "rule": "longest", "temperature": temperature,
               "burn_in": world.get("burn_in", 0), **dream_options(world),
@@ -204,6 +205,8 @@ def draw_curves(layout: Layout, directory: Path) -> list[Path]:
             written.append(plot_metrics(read_rows(source / "metrics.csv"), terms,
                                         directory / name, title))
     for history in sorted(layout.experiment.glob("controller-*/history.csv")):
+        if history.with_suffix(".png").exists():  # train-controller drew it: not twice
+            continue
         name = history.parent.name
         written.append(plot_controller_history(
             read_rows(history), directory / f"{name}-training.png",
