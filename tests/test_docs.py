@@ -39,3 +39,14 @@ def test_every_command_shown_parses():
         if result.exit_code != 0:
             failed.append(f"worldmodels {command}: {result.output.strip().splitlines()[-1:]}")
     assert not failed, "\n".join(failed)
+
+
+def test_short_help_everywhere_and_every_policy_listed():
+    from worldmodels.envs import ENVS, get_env
+
+    assert "collect" in invoke("-h").output
+    assert "--preset" in invoke("collect", "-h").output
+    output = " ".join(invoke("collect", "--help").output.split())
+    for env_id in ENVS:
+        for policy in get_env(env_id).policies:
+            assert policy in output, (env_id, policy)
