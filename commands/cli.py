@@ -24,6 +24,7 @@ _STAGES = {
     "report": (".report", "report_command"),
     "show": (".show", "show_command"),
     "bench": (".bench", "bench_command"),
+    "runs": (".runs", "runs_command"),
 }
 _HELP = {
     "collect": "Collect rollouts of CarRacing-v3 or TakeCover with an exploration policy.",
@@ -42,6 +43,7 @@ _HELP = {
     "report": "Write RESULTS/NAME/REPORT.md: the paper's tables beside what was measured.",
     "show": "Draw V, M and C: reconstructions, predictions, a dream GIF, training curves.",
     "bench": "Measure the performance targets against their baselines (bench.json).",
+    "runs": "A table of experiments and seeds: recipes pooled with standard errors.",
 }
 
 
