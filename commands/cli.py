@@ -25,6 +25,7 @@ _STAGES = {
     "show": (".show", "show_command"),
     "bench": (".bench", "bench_command"),
     "runs": (".runs", "runs_command"),
+    "export": (".export", "export_command"),
 }
 _HELP = {
     "collect": "Collect rollouts of CarRacing-v3 or TakeCover with an exploration policy.",
@@ -44,6 +45,7 @@ _HELP = {
     "show": "Draw V, M and C: reconstructions, predictions, a dream GIF, training curves.",
     "bench": "Measure the performance targets against their baselines (bench.json).",
     "runs": "A table of experiments and seeds: recipes pooled with standard errors.",
+    "export": "Pack a trained agent (V, M, C, manifests) into one file: load_agent(FILE).",
 }
 
 

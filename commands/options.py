@@ -166,7 +166,7 @@ def friendly_errors(function):
 
 
 # Stages whose command process never runs a model (their workers start TensorFlow quietly).
-NO_TENSORFLOW = ("collect", "report", "bench")
+NO_TENSORFLOW = ("collect", "report", "bench", "export")
 
 
 def stage_command(name: str, section: str | None = None, skip=(), names=None):
