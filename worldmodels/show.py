@@ -205,8 +205,6 @@ def draw_curves(layout: Layout, directory: Path) -> list[Path]:
             written.append(plot_metrics(read_rows(source / "metrics.csv"), terms,
                                         directory / name, title))
     for history in sorted(layout.experiment.glob("controller-*/history.csv")):
-        if history.with_suffix(".png").exists():  # train-controller drew it: not twice
-            continue
         name = history.parent.name
         written.append(plot_controller_history(
             read_rows(history), directory / f"{name}-training.png",
