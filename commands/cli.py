@@ -25,6 +25,8 @@ _STAGES = {
     "report": (".report", "report_command"),
     "show": (".show", "show_command"),
     "bench": (".bench", "bench_command"),
+    "runs": (".runs", "runs_command"),
+    "export": (".export", "export_command"),
 }
 _HELP = {
     "collect": "Collect rollouts of CarRacing-v3 or TakeCover with an exploration policy.",
@@ -44,6 +46,8 @@ _HELP = {
     "report": "Write RESULTS/NAME/REPORT.md: the paper's tables beside what was measured.",
     "show": "Draw V, M and C: reconstructions, predictions, a dream GIF, training curves.",
     "bench": "Measure the performance targets against their baselines (bench.json).",
+    "runs": "A table of experiments and seeds: recipes pooled with standard errors.",
+    "export": "Pack a trained agent (V, M, C, manifests) into one file: load_agent(FILE).",
 }
 
 

@@ -188,7 +188,7 @@ def friendly_errors(function):
 DOES_NOT_MAKE = ("report", "show", "bench")
 
 # Stages whose command process never runs a model (their workers start TensorFlow quietly).
-NO_TENSORFLOW = ("collect", "bench")  # report reads models' modules: TensorFlow starts quietly
+NO_TENSORFLOW = ("collect", "bench", "export")  # report: TensorFlow starts quietly
 
 
 def stage_command(name: str, section: str | None = None, skip=(), names=None):

@@ -138,3 +138,19 @@ def test_tensorboards_own_reader_finds_the_scalars_and_an_experiment_reads_whole
     whole = read_scalars(layout.experiment)
     assert whole["rnn/M/loss"] == ours and "vae/V/loss" in whole
     assert any(tag.startswith("controller-dream/") for tag in whole)
+def test_tensorboards_own_reader_finds_the_scalars(layout):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(tensorboard.events_dir(layout.rnn)))
+    accumulator.Reload()
+    ours = read_scalars(layout.rnn)
+    assert set(accumulator.Tags()["scalars"]) == set(ours) and "M/loss" in ours
+    steps = {event.step: event.value for event in accumulator.Scalars("M/loss")}
+    assert steps == pytest.approx(ours["M/loss"])
+
+
+def test_read_scalars_takes_an_experiment_folder(layout):
+    everything = read_scalars(layout.experiment)
+    assert everything["rnn/M/loss"] == read_scalars(layout.rnn)["M/loss"]
+    assert everything["vae/V/loss"] == read_scalars(layout.vae)["V/loss"]
+    assert not any(tag.startswith("M/") for tag in everything)

@@ -86,7 +86,14 @@ def load_agent(name: str, results_dir="results", data_dir="data", round: int | N
     """The trained agent of experiment ``name``: V, M and the controller ``params`` ("best",
     "mean", or "selected": the one `worldmodels select` chose) trained in the ``trained_in``
     env, or those `iterate` kept after ``round``.
-    ``noise`` adds Gaussian noise of that std to every action, as `evaluate --noise`."""
+    ``noise`` adds Gaussian noise of that std to every action, as `evaluate --noise`.
+    ``name`` may also be the path of a bundle written by `worldmodels export`."""
+    from worldmodels import bundle
+
+    if bundle.is_bundle(name):  # a file of `worldmodels export`: checked, then unpacked
+        root, index = bundle.open_bundle(name)
+        name, data_dir, results_dir = bundle.NAME, root / "data", root / "results"
+        trained_in, variant = index["trained_in"], index["variant"]
     layout = Layout(data_dir, results_dir, name).at_round(round or 0)
     directory = layout.controller(trained_in, variant)
     manifest = require_manifest(directory, f"controller trained in the {trained_in}",

@@ -305,7 +305,8 @@ def plot_fidelity(result: dict, path: Path) -> Path:
     axes[2].hist(result["dream"]["returns"], bins=bins, alpha=0.6, density=True, label="dream")
     axes[2].hist(real, bins=bins, alpha=0.6, density=True, label="real")
     axes[2].axvline(most, color="k", ls=":", label="most an episode pays")
-    axes[2].set(xlabel="return", title="the same controller in the dream and the real env")
+    axes[2].set(xlabel="return", ylabel="share of episodes (density)",
+                title="the same controller in the dream and the real env")
     axes[2].legend(fontsize=8)
     if ranking:
         axes[3].scatter(ranking["dream"], ranking["real"])

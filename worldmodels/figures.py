@@ -30,13 +30,28 @@ def _save(figure, path: Path) -> Path:
     return Path(path)
 
 
+COUNTED = ("generation", "epoch", "round")  # axes whose ticks are whole numbers
+
+
+def integer_ticks(axis, xlabel: str) -> None:
+    """Whole-number ticks on an axis that counts generations, epochs or rounds (matplotlib
+    would otherwise put ticks at 1.5 on a two-generation run)."""
+    from matplotlib.ticker import MaxNLocator
+
+    if xlabel in COUNTED:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _finish_returns_plot(figure, axis, xlabel: str, title: str, path: Path) -> Path:
-    """Labels, grid and legend of a one-panel plot of returns; saves it."""
+    """Labels, grid and legend of a one-panel plot of returns; saves it. The legend goes to
+    the right of the axes, so it never hides a point."""
     axis.set_xlabel(xlabel)
+    integer_ticks(axis, xlabel)
     axis.set_ylabel("return")
     axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, loc="best")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    figure.set_size_inches(figure.get_size_inches()[0] + 2.5, figure.get_size_inches()[1])
     figure.tight_layout()
     return _save(figure, path)
 
@@ -61,6 +76,7 @@ def plot_metrics(rows: list[dict], terms: list[str], path: Path, title: str,
                   markersize=3)
         axis.set_title(term)
         axis.set_xlabel(x)
+        integer_ticks(axis, x)
         axis.grid(alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
@@ -211,6 +227,12 @@ def image_grid(rows: list[tuple[str, np.ndarray]], path: Path, title: str,
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return _save(figure, path)
+
+
+def step_caption(step: int, total: float) -> str:
+    """A GIF frame's caption: the step and the return so far, rounded to a whole number
+    (``round`` gives 0, where ``f"{-0.3:.0f}"`` would print "-0")."""
+    return f"t={step} R={round(float(total))}"
 
 
 def write_gif(frames: np.ndarray, path: Path, captions: list[str] | None = None,

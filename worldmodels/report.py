@@ -5,6 +5,7 @@ has not been run says so and gives the command that runs it; no number is comput
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from worldmodels.artifacts import Layout, read_json, write_text
@@ -433,4 +434,11 @@ class Report:
 def write_report(layout: Layout, preset: str) -> Path:
     """Write RESULTS/NAME/REPORT.md atomically; returns its path."""
     path = layout.experiment / "REPORT.md"
-    return write_text(path, Report(layout, preset).render())
+    # Some sections import modules that import TensorFlow, whose start-up lines (cuInit, CPU
+    # features) say nothing about the report: kept out of the terminal, anything else shown.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from worldmodels.workers import quiet_startup
+
+    with quiet_startup("tensorflow" not in sys.modules):
+        text = Report(layout, preset).render()
+    return write_text(path, text)

@@ -20,6 +20,7 @@ from worldmodels.figures import (
     plot_controller_history,
     plot_metrics,
     read_rows,
+    step_caption,
     write_gif,
 )
 
@@ -176,7 +177,7 @@ def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_step
     picks = list(range(0, len(frames), every))
     if picks[-1] != len(frames) - 1:
         picks.append(len(frames) - 1)
-    captions = [f"t={t} R={returns[t]:.0f}" for t in picks]
+    captions = [step_caption(t, returns[t]) for t in picks]
     write_gif(frames[picks], path, captions, fps=50 // every)
     record = {"dreams": len(lengths), "rule": "longest", "temperature": temperature,
               "burn_in": world.get("burn_in", 0), **dream_options(world),

@@ -31,22 +31,28 @@ class Board:
     """A stage's event writer: named scalars, images and histograms at a step."""
 
     def __init__(self, directory: Path):
+        from worldmodels.device import start_tensorflow
+
+        start_tensorflow()
         import tensorflow as tf
 
         self.tf = tf
         self.writer = tf.summary.create_file_writer(str(events_dir(directory)))
 
     def scalars(self, values: dict, step: int, prefix: str = "") -> None:
-        """Each number of ``values`` as the scalar PREFIX + name; empty cells are skipped."""
-        # As a plain ``simple_value`` (the form TensorBoard's own EventAccumulator lists under
-        # Scalars; ``tf.summary.scalar`` would write a tensor that it lists only as a Tensor).
-        summary = self.tf.compat.v1.Summary
-        fields = [summary.Value(tag=prefix + name, simple_value=float(value))
-                  for name, value in values.items() if value is not None and value != ""]
-        if fields:
-            with self.writer.as_default():
-                self.tf.summary.experimental.write_raw_pb(
-                    summary(value=fields).SerializeToString(), step=int(step))
+        """Each number of ``values`` as the scalar PREFIX + name; empty cells are skipped.
+        Written as ``simple_value`` summaries, the form every reader takes as a scalar
+        (``tf.summary.scalar`` writes a tensor, which TensorBoard's ``EventAccumulator.Scalars``
+        and older readers do not find)."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        cells = [Summary.Value(tag=prefix + name, simple_value=float(value))
+                 for name, value in values.items() if value is not None and value != ""]
+        if not cells:
+            return
+        with self.writer.as_default():
+            self.tf.summary.experimental.write_raw_pb(
+                Summary(value=cells).SerializeToString(), step=int(step))
 
     def image(self, name: str, image: np.ndarray, step: int) -> None:
         """One image (H, W, 3) in [0, 1] or uint8."""
@@ -80,10 +86,37 @@ def event_files(directory: Path) -> list[Path]:
     return sorted(files, key=lambda path: (int(path.name.split(".")[3]), path.name))
 
 
+def stage_folders(directory: Path) -> list[Path]:
+    """The folders under ``directory`` (a stage's, or an experiment's, or any above them) that
+    hold events, ``directory`` itself first when it is a stage's."""
+    directory = Path(directory)
+    found = [directory] if events_dir(directory).is_dir() else []
+    found += sorted(path.parent.parent for path in directory.rglob(f"{FOLDER}/events.out.*")
+                    if path.parent.parent != directory)
+    return list(dict.fromkeys(found))
+
+
 def read_events(directory: Path, kind: str = "scalar") -> dict[str, dict[int, object]]:
     """Tag -> {step: value} of the stage's scalars (floats), histograms or images (the values
     as TensorFlow wrote them: a histogram's (left, right, count) rows, an image's encoded PNG).
-    A step written twice (a resumed run) keeps its later value."""
+    A step written twice (a resumed run) keeps its later value. ``directory`` may also be an
+    experiment (or any folder above stages): the tags of a stage below it are then prefixed
+    with its path, e.g. ``rnn/M/loss`` or ``iterate/round-1/rnn/M/loss``."""
+    directory = Path(directory)
+    if not events_dir(directory).is_dir():
+        found: dict[str, dict[int, object]] = {}
+        for stage in stage_folders(directory):
+            prefix = stage.relative_to(directory).as_posix() + "/"
+            for tag, steps in _read_stage(stage, kind).items():
+                found[prefix + tag] = steps
+        return found
+    return _read_stage(directory, kind)
+
+
+def _read_stage(directory: Path, kind: str) -> dict[str, dict[int, object]]:
+    from worldmodels.device import start_tensorflow
+
+    start_tensorflow()
     import tensorflow as tf
 
     plugins = {"scalar": "scalars", "histogram": "histograms", "image": "images"}
@@ -92,7 +125,7 @@ def read_events(directory: Path, kind: str = "scalar") -> dict[str, dict[int, ob
     for path in event_files(directory):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
-                if value.HasField("simple_value"):  # how Board writes scalars
+                if value.WhichOneof("value") == "simple_value":
                     if kind == "scalar":
                         found.setdefault(value.tag, {})[int(event.step)] = value.simple_value
                     continue
@@ -107,17 +140,6 @@ def read_events(directory: Path, kind: str = "scalar") -> dict[str, dict[int, ob
 
 
 def read_scalars(directory: Path) -> dict[str, dict[int, float]]:
-    """Tag -> {step: value} of the scalars of a stage folder, or of every stage of an
-    experiment folder (``directory`` without events of its own: each stage's tags under its
-    folder's path, e.g. "vae/V/loss", "iterate/round-1/rnn/M/loss")."""
-    directory = Path(directory)
-    if event_files(directory):
-        return read_events(directory, "scalar")
-    found = {}
-    for events in sorted(directory.rglob(FOLDER)):
-        stage = events.parent
-        if events.is_dir() and event_files(stage):
-            where = stage.relative_to(directory).as_posix()
-            found.update({f"{where}/{tag}": steps
-                          for tag, steps in read_events(stage, "scalar").items()})
-    return found
+    """Tag -> {step: value} of the scalars of a stage folder, or of every stage under an
+    experiment folder (tags prefixed with the stage's path, see ``read_events``)."""
+    return read_events(directory, "scalar")
