@@ -151,7 +151,8 @@ def common_options(function):
 
 
 def friendly_errors(function):
-    """Turn WorldModelsError into a one-line click error; anything else keeps its traceback."""
+    """Turn WorldModelsError into a one-line click error; anything else keeps its traceback.
+    With WORLDMODELS_DEBUG=1 in the environment, user errors keep their traceback too."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -160,10 +161,14 @@ def friendly_errors(function):
         try:
             return function(*args, **kwargs)
         except WorldModelsError as error:
+            if os.environ.get(DEBUG, "") not in ("", "0"):
+                raise
             raise click.ClickException(str(error)) from None
 
     return wrapper
 
+
+DEBUG = "WORLDMODELS_DEBUG"  # set to 1: user errors keep their traceback (for a bug report)
 
 # Stages whose command process never runs a model (their workers start TensorFlow quietly).
 NO_TENSORFLOW = ("collect", "report", "bench")
