@@ -8,6 +8,7 @@ import numpy as np
 
 from worldmodels.agent import make_agent_step
 from worldmodels.artifacts import Layout, require_manifest
+from worldmodels.config import DreamSpec
 from worldmodels.evaluation import load_trained
 
 
@@ -92,5 +93,5 @@ def load_agent(name: str, results_dir="results", data_dir="data", round: int | N
                                 f"train-controller --where {trained_in} --variant {variant}")
     world, controller, flat = load_trained(layout, manifest, directory, params, variant,
                                            need_vae=True, dreams=True)
-    world["train_temperature"] = float(manifest["config"].get("temperature", 1.0))
+    world["train_temperature"] = float(DreamSpec.from_manifest(manifest).temperature)
     return Agent(world, controller, flat, world["env_id"], noise_seed, noise)

@@ -17,7 +17,7 @@ import numpy as np
 
 from worldmodels.artifacts import Layout, read_json, variant_suffix, write_csv, write_json
 from worldmodels.collect import episode_seeds
-from worldmodels.config import CompareConfig, to_dict
+from worldmodels.config import CompareConfig, DreamSpec, to_dict
 
 REAL_FOOTNOTE = (
     "The real env is run once, on the same tracks as `worldmodels evaluate` (its first "
@@ -93,7 +93,7 @@ def _dropout_sweep(world, spec, params, config, seed, controller_manifest, parti
     ``partial["dream"]``; the starts and noise are those of the temperature sweep."""
     from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, dream_options
 
-    temperature = float(controller_manifest["config"].get("temperature", 1.0))
+    temperature = float(DreamSpec.from_manifest(controller_manifest).temperature)
     for dropout in config.dropouts:
         label = dropout_label(dropout)
         if label not in partial["dream"]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels.artifacts import Layout, read_json, require_manifest, write_json
+from worldmodels.config import DreamSpec
 from worldmodels.figures import (
     image_grid,
     plot_controller_history,
@@ -152,7 +153,8 @@ def load_for_show(layout: Layout, trained_in: str, variant: str, params: str, lo
     except WorldModelsError as error:
         log(f"skipped the dream GIF: {error}")
         return load_world(layout, need_vae=True), None
-    config = {"temperature": 1.0, **controller["config"]}
+    temperature = DreamSpec.from_manifest(controller).temperature
+    config = {**controller["config"], "temperature": temperature}
     return world, (spec, flat, config)
 
 
