@@ -170,7 +170,8 @@ def common_options(function):
 
 
 def friendly_errors(function):
-    """Turn WorldModelsError into a one-line click error; anything else keeps its traceback."""
+    """Turn WorldModelsError into a one-line click error; anything else keeps its traceback.
+    With WORLDMODELS_DEBUG=1 in the environment, user errors keep their traceback too."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -179,11 +180,14 @@ def friendly_errors(function):
         try:
             return function(*args, **kwargs)
         except WorldModelsError as error:
+            if os.environ.get(DEBUG, "") not in ("", "0"):
+                raise
             raise click.ClickException(complete_hints(str(error))) from None
 
     return wrapper
 
 
+DEBUG = "WORLDMODELS_DEBUG"  # set to 1: user errors keep their traceback (for a bug report)
 # Commands that read an experiment without making it: they record nothing.
 DOES_NOT_MAKE = ("report", "show", "bench")
 

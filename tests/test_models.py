@@ -143,3 +143,27 @@ def test_fused_step_gives_the_numbers_of_step():
     np.testing.assert_allclose(c2.numpy(), c.numpy(), atol=1e-5)
     for key in expected:
         np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-5)
+
+
+def test_open_loop_feeds_m_its_own_mixture_means_step_by_step():
+    from worldmodels.rnn import mixture_mean, open_loop
+
+    rnn = MDNRNN(z_size=4, hidden_size=8, mixtures=3)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((2, 4)).astype(np.float32)
+    actions = rng.uniform(-1, 1, (2, 3, 3)).astype(np.float32)
+    h, c = rnn.initial_state(2)
+    predicted = open_loop(rnn, z, [h, c], actions)
+    assert predicted.shape == (2, 3, 4)
+    # By hand: the mixture mean against its NumPy formula, one step at a time.
+    state, expected = [h, c], z
+    for k in range(3):
+        out, state = rnn.step(tf.constant(np.concatenate([expected, actions[:, k]], -1)),
+                              list(state))
+        logits, mu = out["logits"].numpy(), out["mu"].numpy()
+        weights = np.exp(logits - logits.max(-1, keepdims=True))
+        weights /= weights.sum(-1, keepdims=True)
+        np.testing.assert_allclose(mixture_mean(out), (weights * mu).sum(-1), atol=1e-6)
+        expected = mixture_mean(out)
+        np.testing.assert_allclose(predicted[:, k], expected, atol=1e-6)
+    assert open_loop(rnn, z, [h, c], actions[:, :0]).shape == (2, 0, 4)

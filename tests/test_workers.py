@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+from tests.conftest import common, invoke
 from worldmodels.collect import collect_task, run_episode
 from worldmodels.config import CollectConfig
 from worldmodels.env import EnvSetup, replay_episodes
 from worldmodels.errors import WorldModelsError
+from worldmodels.tasks import WorkerBug
 from worldmodels.workers import LocalBackend, TaskFailed, make_backend
 
 
@@ -47,3 +49,23 @@ def test_an_error_in_a_task_stops_the_run_with_its_message():
 def test_the_local_backend_refuses_zero_workers():
     with pytest.raises(WorldModelsError, match="workers must be >= 1"):
         make_backend(0)
+
+
+def test_a_bug_in_a_task_reaches_the_user_as_the_workers_traceback_not_a_user_error():
+    # A config of None is a bug in the caller, not the user's input: an AttributeError.
+    with LocalBackend(1) as backend:
+        with pytest.raises(WorkerBug) as raised:
+            list(backend.run(collect_task, {0: (None, 0, 1, None)}))
+    assert not isinstance(raised.value, WorldModelsError)
+    message = str(raised.value)
+    assert "Traceback (most recent call last)" in message and "AttributeError" in message
+    assert "damaged" not in message and "--force" not in message
+
+
+def test_worldmodels_debug_keeps_the_traceback_of_a_user_error(tmp_path, monkeypatch):
+    args = ["evaluate", *common(tmp_path, name="nothing-here")]
+    result = invoke(*args, expect_ok=False)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    monkeypatch.setenv("WORLDMODELS_DEBUG", "1")
+    with pytest.raises(WorldModelsError):
+        invoke(*args, expect_ok=False)

@@ -8,7 +8,7 @@ import numpy as np
 
 from worldmodels.agent import make_agent_step
 from worldmodels.artifacts import Layout, require_manifest
-from worldmodels.config import trained_temperature
+from worldmodels.config import DreamSpec
 from worldmodels.evaluation import load_trained
 
 
@@ -100,5 +100,5 @@ def load_agent(name: str, results_dir="results", data_dir="data", round: int | N
                                 f"train-controller --where {trained_in} --variant {variant}")
     world, controller, flat = load_trained(layout, manifest, directory, params, variant,
                                            need_vae=True, dreams=True)
-    world["train_temperature"] = trained_temperature(manifest["config"])
+    world["train_temperature"] = float(DreamSpec.from_manifest(manifest).temperature)
     return Agent(world, controller, flat, world["env_id"], noise_seed, noise)

@@ -24,7 +24,7 @@ from worldmodels.artifacts import (
     write_text,
 )
 from worldmodels.collect import episode_seeds
-from worldmodels.config import CompareConfig, to_dict, trained_temperature
+from worldmodels.config import CompareConfig, DreamSpec, to_dict
 
 REAL_FOOTNOTE = (
     "The real env is run once, on the same tracks as `worldmodels evaluate` (its first "
@@ -100,7 +100,7 @@ def _dropout_sweep(world, spec, params, config, seed, controller_manifest, parti
     ``partial["dream"]``; the starts and noise are those of the temperature sweep."""
     from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer, dream_options
 
-    temperature = trained_temperature(controller_manifest["config"])
+    temperature = float(DreamSpec.from_manifest(controller_manifest).temperature)
     for dropout in config.dropouts:
         label = dropout_label(dropout)
         if label not in partial["dream"]:

@@ -158,7 +158,51 @@ def trained_temperature(controller_config: dict) -> float:
     """The dream temperature a controller was trained at, read from its manifest's config: the
     one rule every stage that dreams a trained C follows (a manifest without the field: the
     training default)."""
-    return float(controller_config.get("temperature", ControllerConfig.temperature))
+    return float(DreamSpec.from_config(controller_config).temperature)
+
+@dataclass(frozen=True)
+class DreamSpec:
+    """How a controller was dreamt: the dream options it was trained with, read from its
+    ``ControllerConfig`` or its manifest. Every default is ``ControllerConfig``'s (one home):
+    a manifest that predates a field takes it from there."""
+
+    temperature: float = ControllerConfig.temperature
+    """Dream temperature C was trained at (tau)."""
+    burn_in: int = ControllerConfig.burn_in
+    """Real steps M reads before the dream starts (0: from a first frame, blank memory)."""
+    dropout: float = ControllerConfig.dropout
+    """Dropout rate on M's output at every dream step (0: off)."""
+    dropout_mask: str = ControllerConfig.dropout_mask
+    """"step" (a fresh mask every step) or "dream" (one mask per dream)."""
+    action_noise: float = ControllerConfig.action_noise
+    """Std of Gaussian noise on C's actions (0: off)."""
+    steer_penalty: float = ControllerConfig.steer_penalty
+    """Score lost per unit of steering change a step (0: off)."""
+    pay_as_track: bool = ControllerConfig.pay_as_track
+    """The dream pays as a real track does."""
+    max_steps: int = ControllerConfig.max_steps
+    """Steps per dream (the burn-in counts against them)."""
+
+    @classmethod
+    def from_config(cls, config: ControllerConfig | dict) -> DreamSpec:
+        """The spec of a ControllerConfig, or of a manifest's config dict (a field it lacks
+        takes ControllerConfig's default)."""
+        if not isinstance(config, dict):
+            config = dataclasses.asdict(config)
+        return cls(**{f.name: config[f.name] for f in dataclasses.fields(cls)
+                      if f.name in config})
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> DreamSpec:
+        """The spec a controller's manifest records (its ``config``)."""
+        return cls.from_config(manifest.get("config", {}))
+
+    def options(self) -> dict:
+        """The options DreamScorer takes beside temperature, max_steps and burn-in."""
+        return {"dropout": self.dropout, "action_noise": self.action_noise,
+                "pay_as_track": self.pay_as_track, "dropout_mask": self.dropout_mask,
+                "steer_penalty": self.steer_penalty}
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:

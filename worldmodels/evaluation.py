@@ -157,7 +157,7 @@ def load_controller(path: Path, spec: Controller) -> np.ndarray:
         flat = np.load(path, allow_pickle=False)
         if not isinstance(flat, np.ndarray) or not np.issubdtype(flat.dtype, np.floating):
             raise ValueError(f"not an array of floats ({type(flat).__name__})")
-    except Exception as error:  # noqa: BLE001 - any damage is the same answer
+    except (OSError, ValueError, EOFError) as error:  # what np.load raises on a damaged file
         reason = " ".join(str(error).split())[:100] or type(error).__name__
         raise WorldModelsError(f"the controller {path} is damaged ({reason}): re-run "
                                "`worldmodels train-controller --force`") from None

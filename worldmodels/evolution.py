@@ -8,6 +8,7 @@ replaying the recorded fitness values into a new ``Evolution`` of the same seed.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,12 +206,16 @@ def load_state(directory: Path) -> State | None:
                       best=np.array(best) if best.size else None, run_id=meta["run_id"],
                       mean=np.asarray(mean, np.float64), settings=dict(meta["settings"]))
         _check_state(state, fitness, meta)
-    except WorldModelsError:
-        raise
-    except Exception as error:  # noqa: BLE001 - any damage is the same one-line answer
+    except DAMAGE as error:  # a damaged or foreign file; anything else is a bug (traceback)
         reason = str(error).splitlines()[0][:100] if str(error) else type(error).__name__
         raise WorldModelsError(_damaged(path, reason)) from None
     return state
+
+
+# What reading a damaged or foreign state.npz raises: np.load (OSError, ValueError, EOFError,
+# BadZipFile), a missing array or key (KeyError, IndexError), a field of the wrong type
+# (TypeError).
+DAMAGE = (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, zipfile.BadZipFile)
 
 
 def _check_state(state: State, fitness: np.ndarray, meta: dict) -> None:

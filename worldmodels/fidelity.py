@@ -25,7 +25,7 @@ import numpy as np
 
 from worldmodels.artifacts import VERSION, code_commit
 from worldmodels.collect import episode_seeds
-from worldmodels.config import FidelityConfig
+from worldmodels.config import FidelityConfig, trained_temperature
 from worldmodels.dream import pay_as_track
 from worldmodels.scoring import FIDELITY_STAGE_KEY, dream_options
 
@@ -172,6 +172,8 @@ def _open_loop(world: dict, episodes: list, horizons: tuple, stride: int) -> dic
     variance over the episodes; beside it the error of predicting no change."""
     import tensorflow as tf
 
+    from worldmodels.rnn import open_loop
+
     rnn, K = world["rnn"], max(horizons)
     all_z = np.concatenate([e["z"] for e in episodes])
     variance = float(all_z.var(axis=0).mean())
@@ -187,17 +189,14 @@ def _open_loop(world: dict, episodes: list, horizons: tuple, stride: int) -> dic
                 "z_variance": variance}
     h = tf.constant(np.stack([s[0] for s in states]))
     c = tf.constant(np.stack([s[1] for s in states]))
-    z = np.stack([episodes[i]["z"][t] for i, t in starts])
+    before = np.stack([episodes[i]["z"][t] for i, t in starts])
+    actions = np.stack([episodes[i]["actions"][t: t + K] for i, t in starts])
+    predicted = open_loop(rnn, before, [h, c], actions)
     model_error, still_error = {}, {}
-    for k in range(1, K + 1):
-        actions = np.stack([episodes[i]["actions"][t + k - 1] for i, t in starts])
-        predictions, (h, c) = rnn.step(tf.constant(np.concatenate([z, actions], -1)), [h, c])
-        z = _mixture_mean(predictions)
-        if k in horizons:
-            target = np.stack([episodes[i]["z"][t + k] for i, t in starts])
-            before = np.stack([episodes[i]["z"][t] for i, t in starts])
-            model_error[k] = float(np.square(z - target).mean() / variance)
-            still_error[k] = float(np.square(before - target).mean() / variance)
+    for k in horizons:
+        target = np.stack([episodes[i]["z"][t + k] for i, t in starts])
+        model_error[k] = float(np.square(predicted[:, k - 1] - target).mean() / variance)
+        still_error[k] = float(np.square(before - target).mean() / variance)
     return {"horizons": list(horizons), "model": [model_error[k] for k in horizons],
             "no_change": [still_error[k] for k in horizons], "z_variance": variance,
             "starts": len(starts)}
@@ -214,13 +213,6 @@ def _states_along(rnn, inputs):
         hs.append(h.numpy()[0])
         cs.append(c.numpy()[0])
     return np.stack(hs).astype(np.float32), np.stack(cs).astype(np.float32)
-
-
-def _mixture_mean(predictions) -> np.ndarray:
-    import tensorflow as tf
-
-    weights = tf.nn.softmax(predictions["logits"], axis=-1)
-    return tf.reduce_sum(weights * predictions["mu"], axis=-1).numpy()
 
 
 def _dreams(world, spec, params, config, seed, temperature):
@@ -362,7 +354,7 @@ def run_fidelity(layout, controller: dict, config: FidelityConfig, seed: int,
     path = fidelity_path(layout, variant, params_name)
     world, spec, flat = load_trained(layout, controller, directory, params_name, variant,
                                      need_vae=True, dreams=True)
-    temperature = float(controller["config"]["temperature"])
+    temperature = trained_temperature(controller["config"])
     result = measure_fidelity(world, spec, flat, config, seed, temperature, progress,
                               ray_address, next_candidates(directory, controller),
                               int(controller["config"].get("trials", 1)))

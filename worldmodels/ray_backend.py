@@ -13,7 +13,8 @@ Why Ray tasks rather than actors:
 
 A task is submitted with ``num_cpus=1``, ``max_retries=max_crashes`` (retries of a dead
 worker) and ``retry_exceptions=False``: an exception of the task itself is caught in the
-worker and reported as ``TaskFailed`` with the message the local backend gives, never re-run.
+worker and reported as the local backend reports it (``TaskFailed`` for a user error,
+``WorkerBug`` with the worker's traceback for anything else), never re-run.
 One difference from the local backend: ``max_crashes`` counts the crashes of one task (Ray
 retries each task on its own), not crashes in a row across tasks.
 
@@ -38,10 +39,11 @@ import traceback
 from worldmodels.errors import WorldModelsError
 from worldmodels.tasks import (
     StopOnSignals,
-    TaskFailed,
+    WorkerBug,
     WorkerCrashes,
     current_handlers,
     run_task,
+    task_error,
     worker_environment,
 )
 
@@ -61,7 +63,7 @@ def _execute(fn, shared, args) -> bytes:
     except WorldModelsError as error:
         reply = (False, str(error))
     except Exception:  # noqa: BLE001 - shown to the user with its traceback
-        reply = (False, traceback.format_exc())
+        reply = (False, WorkerBug(traceback.format_exc()))
     return pickle.dumps((_attempt(), *reply), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -162,7 +164,7 @@ class RayBackend:
                     for _ in range(attempt):
                         on_crash(None, key)
                 if not ok:
-                    raise TaskFailed(result)
+                    raise task_error(result)
                 yield key, result
         finally:
             self._cancel(running)  # a run left early (or stopped): nothing will read these
@@ -191,7 +193,7 @@ class RayBackend:
                 exceptions.LocalRayletDiedError, exceptions.OutOfMemoryError) as error:
             raise WorkerCrashes(max_crashes + 1) from error
         except exceptions.RayTaskError as error:  # e.g. arguments the worker cannot unpickle
-            raise TaskFailed(str(error)) from None
+            raise WorkerBug(str(error)) from None
 
     def close(self) -> None:
         """Cancel tasks still running; shut Ray down if this object started it (a session it

@@ -130,6 +130,24 @@ def mixture(logits, mu, logstd, temperature=1.0):
     )
 
 
+def mixture_mean(predictions: dict) -> np.ndarray:
+    """Mean of M's per-dimension Gaussian mixture, (B, Z), from one step's predictions."""
+    weights = tf.nn.softmax(predictions["logits"], axis=-1)
+    return tf.reduce_sum(weights * predictions["mu"], axis=-1).numpy()
+
+
+def open_loop(rnn: MDNRNN, z: np.ndarray, state: list, actions: np.ndarray) -> np.ndarray:
+    """M's open-loop prediction: from z (B, Z) and its memory ``state`` ([h, c]), M reads
+    the real ``actions`` (B, K, A) one step at a time and its own previous prediction (the
+    mixture mean) as z; returns the K predicted z, (B, K, Z)."""
+    predicted = np.zeros((len(z), actions.shape[1], z.shape[-1]), np.float32)
+    for k in range(actions.shape[1]):
+        step_in = np.concatenate([z, actions[:, k]], -1).astype(np.float32)
+        predictions, state = rnn.step(tf.constant(step_in), list(state))
+        z = predicted[:, k] = mixture_mean(predictions)
+    return predicted
+
+
 def mdn_log_prob(logits, mu, logstd, target):
     """log p(target) under the mixture, per latent dimension: shape of ``target``."""
     return mixture(logits, mu, logstd).log_prob(target)

@@ -25,13 +25,12 @@ DREAM_OPTIONS = ("dropout", "action_noise", "pay_as_track", "dropout_mask", "ste
 
 def dream_options(config) -> dict:
     """The dream options of a ControllerConfig, or of a manifest's config dict (an option the
-    manifest predates takes its default: off)."""
-    from worldmodels.config import ControllerConfig
+    manifest predates takes its default, from ``DreamSpec``: off)."""
+    from worldmodels.config import DreamSpec
 
-    defaults = ControllerConfig()
     if isinstance(config, dict):
-        return {key: config.get(key, getattr(defaults, key)) for key in DREAM_OPTIONS}
-    return {key: getattr(config, key) for key in DREAM_OPTIONS}
+        config = {key: config[key] for key in DREAM_OPTIONS if key in config}
+    return DreamSpec.from_config(config).options()
 
 
 class DreamScorer:

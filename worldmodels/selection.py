@@ -19,7 +19,7 @@ import numpy as np
 
 from worldmodels.artifacts import VERSION, Layout, code_commit, write_json
 from worldmodels.collect import episode_seeds
-from worldmodels.config import SelectConfig, to_dict, trained_temperature
+from worldmodels.config import DreamSpec, SelectConfig, to_dict
 from worldmodels.errors import WorldModelsError
 from worldmodels.evaluation import SELECTION, evaluate_real, load_trained
 from worldmodels.evolution import STATE, Evolution, load_state, replay, save_array
@@ -104,7 +104,7 @@ def _dream_order(world, spec, params, real, rows, controller_manifest, config,
     from worldmodels.fidelity import spearman
     from worldmodels.scoring import DreamScorer
 
-    temperature = trained_temperature(controller_manifest["config"])
+    temperature = float(DreamSpec.from_manifest(controller_manifest).temperature)
     dream = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec).fitness(
         params, SELECT_CALL_SEED, config.dream_episodes)
     for row, score in zip(rows, dream):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels.artifacts import Layout, read_json, require_manifest, write_json
-from worldmodels.config import trained_temperature
+from worldmodels.config import DreamSpec
 from worldmodels.figures import (
     image_grid,
     plot_controller_history,
@@ -72,19 +72,12 @@ def draw_vae(vae, frames: np.ndarray, directory: Path) -> list[Path]:
     return written
 
 
-def mixture_mean(predictions: dict) -> np.ndarray:
-    """Mean of M's per-dimension Gaussian mixture, (B, Z)."""
-    logits = predictions["logits"].numpy()
-    weights = np.exp(logits - logits.max(-1, keepdims=True))
-    weights /= weights.sum(-1, keepdims=True)
-    return (weights * predictions["mu"].numpy()).sum(-1)
-
-
 def draw_open_loop(vae, rnn, episode: dict, directory: Path) -> Path:
     """rnn-open-loop.png: M reads the real z and actions up to step t0, then predicts the next
     PREDICTED steps from its own predictions (mixture means) and the real actions."""
     import tensorflow as tf
 
+    from worldmodels.rnn import mixture_mean, open_loop
     from worldmodels.vae import encode_frames
 
     frames, actions = episode["frames"], episode["actions"]
@@ -94,12 +87,8 @@ def draw_open_loop(vae, rnn, episode: dict, directory: Path) -> Path:
     inputs = np.concatenate([mu[: t0 + 1], actions[: t0 + 1]], -1)[None].astype(np.float32)
     predictions, state = rnn(tf.constant(inputs))
     z = mixture_mean({key: value[:, -1] for key, value in predictions.items()})
-    predicted = [z[0]]  # z_{t0+1}
-    for t in range(t0 + 1, t0 + k):
-        step_in = np.concatenate([z, actions[t][None]], -1).astype(np.float32)
-        step_predictions, state = rnn.step(tf.constant(step_in), list(state))
-        z = mixture_mean(step_predictions)
-        predicted.append(z[0])
+    later = open_loop(rnn, z, list(state), actions[None, t0 + 1: t0 + k].astype(np.float32))
+    predicted = [z[0], *later[0]]  # z_{t0+1}, then M's own
     every = SHOWN_EVERY if k >= 2 * SHOWN_EVERY else 1
     shown = np.arange(every - 1, k, every)[:10]  # offsets into the predicted steps
     steps = t0 + 1 + shown
@@ -154,8 +143,8 @@ def load_for_show(layout: Layout, trained_in: str, variant: str, params: str, lo
     except WorldModelsError as error:
         log(f"skipped the dream GIF: {error}")
         return load_world(layout, need_vae=True), None
-    config = {**controller["config"],
-              "temperature": trained_temperature(controller["config"])}
+    temperature = DreamSpec.from_manifest(controller).temperature
+    config = {**controller["config"], "temperature": temperature}
     return world, (spec, flat, config)
 
 

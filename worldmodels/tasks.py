@@ -28,7 +28,24 @@ class WorkerCrashes(WorldModelsError):
 
 
 class TaskFailed(WorldModelsError):
-    """A task raised an exception in its worker (not a crash: re-running would fail again)."""
+    """A task raised a user error (WorldModelsError) in its worker (not a crash: re-running
+    would fail again)."""
+
+
+class WorkerBug(Exception):
+    """A task raised any other exception in its worker: a bug, not a user error. Its message
+    is the worker's traceback, so the user sees where in the worker it failed."""
+
+    def __init__(self, worker_traceback: str):
+        super().__init__("a task failed in its worker (a bug, not a user error); the "
+                         f"worker's traceback:\n{worker_traceback.rstrip()}")
+        self.worker_traceback = worker_traceback
+
+
+def task_error(result) -> Exception:
+    """The exception a backend raises for a failed task's answer: ``TaskFailed`` for a user
+    error (its message, a str), the ``WorkerBug`` itself for anything else."""
+    return result if isinstance(result, WorkerBug) else TaskFailed(result)
 
 
 class Stopped(WorldModelsError):

@@ -34,9 +34,11 @@ from multiprocessing.connection import wait
 from worldmodels.errors import WorldModelsError
 from worldmodels.tasks import (
     StopOnSignals,
-    TaskFailed,
+    TaskFailed,  # noqa: F401 - importable from here, beside the backend
+    WorkerBug,
     WorkerCrashes,
     run_task,
+    task_error,
     worker_environment,
 )
 
@@ -71,7 +73,7 @@ def _serve(connection, parent: int) -> None:
             except WorldModelsError as error:
                 reply = (key, False, str(error))
             except Exception:  # noqa: BLE001 - shown to the user with its traceback
-                reply = (key, False, traceback.format_exc())
+                reply = (key, False, WorkerBug(traceback.format_exc()))
         connection.send(reply)
     connection.close()
 
@@ -219,7 +221,7 @@ class LocalBackend:
                         continue
                     assert reply_key == key, f"worker {worker} answered {reply_key}, not {key}"
                     if not ok:
-                        raise TaskFailed(result)
+                        raise task_error(result)
                     crashes = 0
                     yield key, result
         finally:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from worldmodels.errors import WorldModelsError
+
 
 class Policy:
     """An exploration policy: ``act(observation)`` on the env's raw observation."""
@@ -63,8 +65,8 @@ class EnvSpec:
     def make_policy(self, name: str, rng: np.random.Generator) -> Policy:
         """The exploration policy ``name``, seeded by ``rng``."""
         if name not in self.policies:
-            raise ValueError(f"unknown policy {name!r} for {self.id}; choose one of "
-                             f"{', '.join(self.policies)}")
+            raise WorldModelsError(f"unknown policy {name!r} for {self.id}; choose one of "
+                                   f"{', '.join(self.policies)}")
         return self.policies[name](rng)
 
     def view(self, env) -> np.ndarray:
