@@ -242,7 +242,7 @@ def test_pipeline_runs_each_variant_and_writes_the_report(smoke_run, tmp_path):
     assert "pipeline (smoke): done" in output.splitlines()[-1]
     assert "== round 1/1: controller" in output
     again = invoke("pipeline", *args, "--variants", "zh,z").output
-    assert again.count("complete, skipped") == 11  # every stage, fidelity included
+    assert again.count("complete, skipped") == 12  # every stage, fidelity and resolution included
     assert "pipeline (smoke): done" in again.splitlines()[-1]
     result = invoke("pipeline", *common(root), "--variants", "zh,x", expect_ok=False)
     assert result.exit_code != 0 and "--variants" in result.output
