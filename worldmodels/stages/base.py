@@ -214,6 +214,15 @@ def setup_tensorflow(seed: int, threads: int | None = None) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def _at_round(layout: Layout, round: int) -> Layout:
+    """The experiment as `iterate` kept it after ``round`` (0: the latest); a one-line error
+    when no such round was kept."""
+    here = layout.at_round(round)
+    if round and not here.runs.is_dir():
+        raise WorldModelsError(f"`iterate` kept no round {round} in {here.runs}")
+    return here
+
+
 def _trained(layout: Layout, trained_in: str, variant: str) -> tuple[Path, dict]:
     directory = layout.controller(trained_in, variant)
     return directory, require_manifest(

@@ -23,6 +23,7 @@ from worldmodels.config import (
 from worldmodels.errors import WorldModelsError
 from worldmodels.stages.base import (
     StageResult,
+    _at_round,
     _chosen,
     _done,
     _kept,
@@ -57,9 +58,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
         raise WorldModelsError("--ray-address runs only with --where real")
     if round < 0:
         raise WorldModelsError(f"expected a round number ≥ 1, got {round}")
-    layout = layout.at_round(round)
-    if round and not layout.runs.is_dir():
-        raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    layout = _at_round(layout, round)
     directory, controller = _trained(layout, trained_in, variant)
     trained_noise = float(controller["config"].get("action_noise", 0.0))
     if where == "real" and config.noise != trained_noise:
@@ -196,9 +195,7 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
 
     started = time.time()
     validate(config), check_seed(seed)
-    layout = layout.at_round(round)
-    if round and not layout.runs.is_dir():
-        raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    layout = _at_round(layout, round)
     controller = require_manifest(layout.controller("dream", variant),
                                   "controller trained in the dream",
                                   f"train-controller --variant {variant}")
@@ -230,9 +227,7 @@ def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: in
 
     started = time.time()
     validate(config), check_seed(seed)
-    layout = layout.at_round(round)
-    if round and not layout.runs.is_dir():
-        raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    layout = _at_round(layout, round)
     directory, controller = _trained(layout, "dream", variant)
     path, partial = directory / SELECTION, directory / "selection.partial.json"
     with _scoring(directory, "select", ".selection.lock", force, partial):
@@ -270,9 +265,7 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
 
     started = time.time()
     validate(config), check_seed(seed)
-    layout = layout.at_round(round)
-    if round and not layout.runs.is_dir():
-        raise WorldModelsError(f"`iterate` kept no round {round} in {layout.runs}")
+    layout = _at_round(layout, round)
     directory, controller = _trained(layout, "dream", variant)
     path, partial = directory / RESOLUTION, directory / "resolution.partial.json"
     with _scoring(directory, "resolution", ".resolution.lock", force, partial):
