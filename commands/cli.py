@@ -77,7 +77,7 @@ def main(context):
     Typical run: collect -> train-vae -> encode -> train-rnn -> train-controller -> evaluate,
     or all of them with `worldmodels pipeline --preset small` (TakeCover: --preset doom-small).
     """
-    from worldmodels.tasks import StopOnSignals
+    from worldmodels.core.tasks import StopOnSignals
 
     from . import PROGRAM, ignore_stop_signals
 

@@ -20,7 +20,7 @@ def export_command(run, out, trained_in, variant):
     runs it with no experiment folder."""
     from pathlib import Path
 
-    from worldmodels.bundle import export_agent
+    from worldmodels.core.bundle import export_agent
 
     path = export_agent(run.layout, Path(out), trained_in, variant)
     click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)")

@@ -109,18 +109,18 @@ class Run:
     seed: int
     preset_name: str
     record: object = None
-    """Writes the experiment's record (``worldmodels.experiment``) once the command has run;
+    """Writes the experiment's record (``worldmodels.core.experiment``) once the command has run;
     None when there is nothing to record."""
 
 
 def _run(options: dict, section: str | None, remember: bool) -> Run:
     """The command's Run. The experiment's preset and data folder come from its record
-    (``worldmodels.experiment``) when the command does not give them; ``remember``: a command
+    (``worldmodels.core.experiment``) when the command does not give them; ``remember``: a command
     that makes the experiment records them when it has no record yet (or --force changed
     them)."""
-    from worldmodels.artifacts import Layout
     from worldmodels.config import override, resolve
-    from worldmodels.experiment import resolve_experiment, write_record
+    from worldmodels.core.artifacts import Layout
+    from worldmodels.core.experiment import resolve_experiment, write_record
 
     results_dir, name = options.pop("results_dir"), options.pop("name")
     experiment = Path(results_dir) / name
@@ -212,7 +212,7 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
             if note:
                 click.echo(note)
             if name not in NO_TENSORFLOW:
-                from worldmodels.device import start_tensorflow
+                from worldmodels.core.device import start_tensorflow
 
                 start_tensorflow()  # before any stage code: its start-up lines kept quiet
             try:

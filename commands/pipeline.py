@@ -9,7 +9,7 @@ from .options import complete_hints, progress_enabled, stage_command
 
 def _variants(context, parameter, value):
     """'zh,z' -> ('zh', 'z'), each a known controller variant."""
-    from worldmodels.controller import VARIANTS
+    from worldmodels.model.controller import VARIANTS
 
     variants = tuple(part.strip() for part in value.split(",") if part.strip())
     unknown = [v for v in variants if v not in VARIANTS]

@@ -33,7 +33,7 @@ def runs_command(results_dir, data_dir, names, evaluation, group_by, out, as_jso
     rank correlation) from the files they wrote; nothing is re-run."""
     from pathlib import Path
 
-    from worldmodels import runs
+    from worldmodels.views import runs
 
     if not Path(results_dir).is_dir():
         raise click.ClickException(f"no results folder {results_dir}")

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 
 from tests.conftest import ROOT
-from worldmodels.artifacts import Layout, read_json
-from worldmodels.store import list_episodes, read_episode
+from worldmodels.core.artifacts import Layout, read_json
+from worldmodels.data.store import list_episodes, read_episode
 
 STAGE_DIRS = ("rollouts", "series_dir", "vae", "rnn")
 VARY = ("scores", "mean", "std", "lengths", "controller", "controller_run_id", "wall_seconds",
@@ -66,7 +66,7 @@ def test_the_smoke_method_through_python_gives_the_cli_files_and_scores(smoke_ru
 
 def test_load_agent_acts_as_the_real_evaluation(smoke_run):
     from worldmodels import load_agent
-    from worldmodels.agent import AgentSetup, AgentWorker, run_agent_episodes
+    from worldmodels.model.agent import AgentSetup, AgentWorker, run_agent_episodes
 
     root, _ = smoke_run
     agent = load_agent("smoke", root / "results", root / "data")

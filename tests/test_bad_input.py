@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from tests.conftest import common, invoke
-from worldmodels.artifacts import read_json, write_json
+from worldmodels.core.artifacts import read_json, write_json
 
 
 def _error(*args) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import invoke
 from worldmodels import bench
-from worldmodels.prefetch import prefetch
+from worldmodels.data.prefetch import prefetch
 
 
 def _check(row):
@@ -69,11 +69,11 @@ def test_bench_ray_collect_on_a_tiny_run(tmp_path):
 
 
 def test_real_episodes_do_not_depend_on_the_workers_or_on_resuming():
-    from worldmodels.agent import AgentSetup, run_real_episodes
-    from worldmodels.controller import Controller
-    from worldmodels.rnn import MDNRNN
-    from worldmodels.vae import ConvVAE
-    from worldmodels.workers import LocalBackend
+    from worldmodels.core.workers import LocalBackend
+    from worldmodels.model.agent import AgentSetup, run_real_episodes
+    from worldmodels.model.controller import Controller
+    from worldmodels.model.rnn import MDNRNN
+    from worldmodels.model.vae import ConvVAE
 
     spec = Controller("zh", 8, 16)
     world = {"vae": ConvVAE(8), "rnn": MDNRNN(8, 16, 2), "z_size": 8, "hidden_size": 16,

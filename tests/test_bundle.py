@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import common, invoke
 from worldmodels import load_agent
-from worldmodels.bundle import open_bundle
+from worldmodels.core.bundle import open_bundle
 from worldmodels.errors import WorldModelsError
 
 

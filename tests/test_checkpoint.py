@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldmodels import checkpoint
+from worldmodels.core import checkpoint
 from worldmodels.errors import WorldModelsError
 
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 
 from tests.conftest import common, copy_smoke, invoke
-from worldmodels.artifacts import Layout, read_json
-from worldmodels.store import list_episodes, read_episode
+from worldmodels.core.artifacts import Layout, read_json
+from worldmodels.data.store import list_episodes, read_episode
 
 
 def test_help_lists_every_stage():
@@ -104,7 +104,7 @@ def test_controller_variants_train_and_evaluate_in_their_own_folders(smoke_run):
 
 
 def test_dreams_after_a_burn_in_train_and_evaluate(smoke_run, tmp_path):
-    from worldmodels.figures import read_rows
+    from worldmodels.core.figures import read_rows
 
     args = copy_smoke(smoke_run, tmp_path)
     results = tmp_path / "results"

@@ -3,8 +3,8 @@ its table."""
 
 from __future__ import annotations
 
-from worldmodels.compare import comparison_key, markdown_table, output_stem
 from worldmodels.config import CompareConfig
+from worldmodels.scoring.compare import comparison_key, markdown_table, output_stem
 
 
 def test_output_stem_and_key():

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import common, copy_smoke, invoke
-from worldmodels.artifacts import Layout, read_json
-from worldmodels.collect import episode_seeds
 from worldmodels.config import get_preset, override
-from worldmodels.scoring import EVALUATE_STAGE_KEY
+from worldmodels.core.artifacts import Layout, read_json
+from worldmodels.data.collect import episode_seeds
+from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY
 
 TEMPERATURES = (0.5, 1.0, 1.3)
 EPISODES = 3
@@ -185,11 +185,11 @@ def test_real_checks_during_dream_training(smoke_run, tmp_path):
 def test_real_checks_keep_the_resumed_trajectory(smoke_run, tmp_path):
     """A run resumed from its state.pkl gives the history of an uninterrupted one, real
     checks included (the checks draw nothing from CMA-ES's generator)."""
-    from worldmodels.controller import Controller
-    from worldmodels.evolution import evolve
-    from worldmodels.models import load_world
-    from worldmodels.scoring import DreamScorer, RealScorer
-    from worldmodels.workers import LocalBackend
+    from worldmodels.core.workers import LocalBackend
+    from worldmodels.model.controller import Controller
+    from worldmodels.model.evolution import evolve
+    from worldmodels.model.world import load_world
+    from worldmodels.scoring.scorers import DreamScorer, RealScorer
 
     root, _ = smoke_run
     world = load_world(Layout(root / "data", root / "results", "smoke"), need_vae=True)

@@ -37,7 +37,7 @@ def test_override_ignores_none_and_keeps_frozen():
 
 
 def test_controller_param_count_is_the_papers():
-    from worldmodels.controller import param_count
+    from worldmodels.model.controller import param_count
 
     assert param_count(32 + 256) == 867
 

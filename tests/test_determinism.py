@@ -3,7 +3,7 @@
 import numpy as np
 
 from tests.conftest import invoke
-from worldmodels.store import list_episodes, read_episode
+from worldmodels.data.store import list_episodes, read_episode
 
 
 def _collect(root, seed):

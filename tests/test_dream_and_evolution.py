@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from worldmodels.controller import param_count
-from worldmodels.dream import initial_latents, make_dream, run_dream, sample_next_z
-from worldmodels.evolution import Evolution
-from worldmodels.rnn import MDNRNN
+from worldmodels.model.controller import param_count
+from worldmodels.model.dream import initial_latents, make_dream, run_dream, sample_next_z
+from worldmodels.model.evolution import Evolution
+from worldmodels.model.rnn import MDNRNN
 
 
 def _predictions(B=2000, Z=3, K=2):
@@ -71,7 +71,7 @@ def test_cma_es_maximises_and_is_deterministic():
 
 
 def test_mixture_sampling_draws_components_with_their_probabilities():
-    from worldmodels.dream import sample_next_z
+    from worldmodels.model.dream import sample_next_z
 
     n = 40_000
     logits = np.log(np.array([0.1, 0.2, 0.3, 0.15, 0.25], np.float32))
@@ -91,7 +91,7 @@ def test_mixture_sampling_draws_components_with_their_probabilities():
 
 
 def test_burn_in_starts_dreams_from_m_memory_of_real_steps():
-    from worldmodels.dream import burn_in_starts
+    from worldmodels.model.dream import burn_in_starts
 
     rnn = MDNRNN(z_size=4, hidden_size=8, mixtures=2)
     rng = np.random.default_rng(0)
@@ -177,8 +177,8 @@ def test_training_dropout_only_while_training():
 
 def test_recheck_keeps_the_best_by_its_second_score_not_by_the_lucky_first(tmp_path):
     from worldmodels.config import ControllerConfig
-    from worldmodels.evolution import evolve
-    from worldmodels.figures import read_rows
+    from worldmodels.core.figures import read_rows
+    from worldmodels.model.evolution import evolve
 
     target = np.linspace(-1, 1, 6)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import imageio.v2 as imageio
 
 from tests.conftest import copy_smoke, invoke
-from worldmodels.artifacts import Layout, read_json
-from worldmodels.enjoy import PANEL, WIDTH
+from worldmodels.core.artifacts import Layout, read_json
+from worldmodels.views.enjoy import PANEL, WIDTH
 
 
 def test_enjoy_films_evaluates_track_and_scores_it_as_evaluate(smoke_run, tmp_path):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from worldmodels.collect import episode_seeds, run_episode
-from worldmodels.env import make_env, preprocess_frame
+from worldmodels.data.collect import episode_seeds, run_episode
 from worldmodels.envs.carracing import POLICIES, SPEC
+from worldmodels.envs.shared import make_env, preprocess_frame
 from worldmodels.errors import WorldModelsError
 
 make_policy = SPEC.make_policy

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldmodels.controller import Controller
 from worldmodels.errors import WorldModelsError
-from worldmodels.evaluation import load_controller
+from worldmodels.model.controller import Controller
+from worldmodels.scoring.evaluation import load_controller
 
 
 def test_load_controller_checks_the_shape(tmp_path):
@@ -22,8 +22,8 @@ def test_load_controller_checks_the_shape(tmp_path):
 def test_load_trained_refuses_a_controller_of_another_m(smoke_run, tmp_path):
     import shutil
 
-    from worldmodels.artifacts import Layout, read_json
-    from worldmodels.evaluation import load_trained
+    from worldmodels.core.artifacts import Layout, read_json
+    from worldmodels.scoring.evaluation import load_trained
 
     root, _ = smoke_run
     shutil.copytree(root / "results", tmp_path / "results")

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import copy_smoke, invoke
-from worldmodels.controller import param_count
-from worldmodels.dream import TRACK_TOTAL, make_dream, pay_as_track, run_dream
-from worldmodels.evolution import load_state
-from worldmodels.models import tile_value
-from worldmodels.rnn import MDNRNN
+from worldmodels.model.controller import param_count
+from worldmodels.model.dream import TRACK_TOTAL, make_dream, pay_as_track, run_dream
+from worldmodels.model.evolution import load_state
+from worldmodels.model.rnn import MDNRNN
+from worldmodels.model.world import tile_value
 
 
 def test_pay_as_track_pays_at_most_a_tile_a_step_and_a_thousand_in_all():
@@ -126,7 +126,7 @@ def test_a_dropout_mask_kept_per_dream_is_seeded_and_differs_from_fresh_masks():
 
 
 def test_spearman_ranks():
-    from worldmodels.fidelity import spearman
+    from worldmodels.scoring.fidelity import spearman
 
     assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worldmodels import figures
+from worldmodels.core import figures
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_epoch_axes_have_whole_number_ticks(drawn):
 
 
 def test_the_fidelity_histogram_has_labelled_axes(drawn):
-    from worldmodels.fidelity import plot_fidelity
+    from worldmodels.scoring.fidelity import plot_fidelity
 
     result = {"along_real_path": [{"real_return": 10.0 * i, "predicted_return": 12.0 * i,
                                    "predicted_return_paid_as_track": None} for i in range(3)],

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import copy_smoke, invoke
-from worldmodels.artifacts import read_json
+from worldmodels.core.artifacts import read_json
 
 
 def _predicted_return(results, episodes, vae_dir) -> float:
@@ -15,8 +15,8 @@ def _predicted_return(results, episodes, vae_dir) -> float:
     frames encoded afresh by V (its mean z) and their recorded actions."""
     import tensorflow as tf
 
-    from worldmodels.rnn import load_rnn
-    from worldmodels.vae import load_vae, to_unit
+    from worldmodels.model.rnn import load_rnn
+    from worldmodels.model.vae import load_vae, to_unit
 
     manifest = read_json(results / "rnn" / "manifest.json")
     z_size = int(manifest["inputs"]["z_size"])
@@ -104,10 +104,10 @@ def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, 
 
 
 def test_controller_collection_is_deterministic_and_noise_changes_it(smoke_run, tmp_path):
-    from worldmodels.artifacts import Layout
-    from worldmodels.collect import collect_with_controller
-    from worldmodels.controller import Controller
-    from worldmodels.models import load_world
+    from worldmodels.core.artifacts import Layout
+    from worldmodels.model.agent import collect_with_controller
+    from worldmodels.model.controller import Controller
+    from worldmodels.model.world import load_world
 
     root, _ = smoke_run
     world = load_world(Layout(root / "data", root / "results", "smoke"))

@@ -4,9 +4,9 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.config import RnnConfig
-from worldmodels.controller import act_batch, act_numpy, pack, param_count, unpack
-from worldmodels.rnn import MDNRNN, REFERENCE_PARAMETERS, mdn_log_prob, rnn_loss
-from worldmodels.vae import ConvVAE, kl_divergence, vae_loss
+from worldmodels.model.controller import act_batch, act_numpy, pack, param_count, unpack
+from worldmodels.model.rnn import MDNRNN, REFERENCE_PARAMETERS, mdn_log_prob, rnn_loss
+from worldmodels.model.vae import ConvVAE, kl_divergence, vae_loss
 
 
 def test_vae_has_the_reference_parameter_count_and_shapes():
@@ -110,7 +110,7 @@ def test_batched_controller_matches_numpy_and_squashes():
 
 
 def test_controller_variants_have_the_papers_shapes_and_batch_like_numpy():
-    from worldmodels.controller import Controller
+    from worldmodels.model.controller import Controller
 
     counts = {v: Controller(v, 32, 256).param_count for v in ("zh", "z", "z-hidden")}
     assert counts == {"zh": 867, "z": 99, "z-hidden": 32 * 40 + 40 + 40 * 3 + 3}
@@ -146,7 +146,7 @@ def test_fused_step_gives_the_numbers_of_step():
 
 
 def test_open_loop_feeds_m_its_own_mixture_means_step_by_step():
-    from worldmodels.rnn import mixture_mean, open_loop
+    from worldmodels.model.rnn import mixture_mean, open_loop
 
     rnn = MDNRNN(z_size=4, hidden_size=8, mixtures=3)
     rng = np.random.default_rng(0)

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import common, invoke
-from worldmodels.collect import run_episode
+from worldmodels.core.ray_backend import RayBackend  # imports Ray only when constructed
+from worldmodels.core.workers import LocalBackend, TaskFailed, WorkerCrashes, make_backend
+from worldmodels.data.collect import run_episode
+from worldmodels.data.store import list_episodes, read_episode
 from worldmodels.errors import WorldModelsError
-from worldmodels.ray_backend import RayBackend  # imports Ray only when constructed
-from worldmodels.store import list_episodes, read_episode
-from worldmodels.workers import LocalBackend, TaskFailed, WorkerCrashes, make_backend
 
 ray = pytest.importorskip("ray")
 

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, invoke
-from worldmodels.artifacts import (
+from worldmodels.config import ControllerConfig, RnnConfig, apply_sections, get_preset, validate
+from worldmodels.core.artifacts import (
     atomic_path,
     copy_file,
     ensure_writable,
@@ -31,9 +32,8 @@ from worldmodels.artifacts import (
     write_json,
     write_text,
 )
-from worldmodels.config import ControllerConfig, RnnConfig, apply_sections, get_preset, validate
+from worldmodels.data.store import check_episode, read_episode, write_episode
 from worldmodels.errors import WorldModelsError
-from worldmodels.store import check_episode, read_episode, write_episode
 
 R, D = "results/smoke", "data/smoke"
 VICTIM = b"precious: must never be overwritten\n"
@@ -54,7 +54,7 @@ def _one_line(text: str) -> str:
 
 
 def _save_npy(path):
-    from worldmodels.evolution import save_array
+    from worldmodels.model.evolution import save_array
 
     save_array(path, np.zeros(3))
 
@@ -67,20 +67,20 @@ def _save_episode(path):
 
 
 def _save_figure(path):
-    from worldmodels.figures import _pyplot, _save
+    from worldmodels.core.figures import _pyplot, _save
 
     figure = _pyplot().figure()
     _save(figure, path)
 
 
 def _save_gif(path):
-    from worldmodels.figures import write_gif
+    from worldmodels.core.figures import write_gif
 
     write_gif(np.zeros((2, 8, 8, 3)), path)
 
 
 def _save_state(path):
-    from worldmodels.evolution import State, save_state
+    from worldmodels.model.evolution import State, save_state
 
     save_state(path.parent, State([], [], -np.inf, None), np.zeros(3),
                {"dimensions": 3, "population": 4, "sigma": 0.1, "seed": 1})
@@ -89,7 +89,7 @@ def _save_state(path):
 def _save_weights(path):
     import keras
 
-    from worldmodels.checkpoint import save_weights
+    from worldmodels.core.checkpoint import save_weights
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     save_weights(model, path)
@@ -338,7 +338,8 @@ def _hold(kind: str, directory: Path) -> subprocess.Popen:
     take = ("lock_stage(sys.argv[1], 'collect')" if kind == "write"
             else "held = reading('train-vae', sys.argv[1]); held.__enter__()")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from worldmodels.artifacts import lock_stage, "
+        [sys.executable, "-c", "import sys, time; "
+         "from worldmodels.core.artifacts import lock_stage, "
          f"reading; {take}; print('held', flush=True); time.sleep(120)", str(directory)],
         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert holder.stdout.readline().strip() == "held"
@@ -412,7 +413,7 @@ def test_validate_refuses_null_and_bools_in_numbers():
 
 
 def test_a_non_finite_fitness_never_writes_best(tmp_path):
-    from worldmodels.evolution import evolve
+    from worldmodels.model.evolution import evolve
 
     config = ControllerConfig(population=4, generations=3, real_every=0)
 
@@ -427,7 +428,7 @@ def test_a_non_finite_fitness_never_writes_best(tmp_path):
 
 
 def test_a_cma_state_holding_nan_is_damaged(tmp_path):
-    from worldmodels.evolution import State, load_state, save_state
+    from worldmodels.model.evolution import State, load_state, save_state
 
     settings = {"dimensions": 3, "population": 4, "sigma": 0.1, "seed": 1}
     save_state(tmp_path, State([np.full(4, np.nan)], [{}], 1.0, None), np.zeros(3), settings)
@@ -447,7 +448,7 @@ def test_a_damaged_middle_chunk_is_found_and_a_whole_file_passes(smoke_run, tmp_
 
 def test_a_bug_in_loading_keeps_its_traceback(tmp_path):
     """Only damage becomes "damaged ... --force": any other exception is ours to fix."""
-    from worldmodels import checkpoint
+    from worldmodels.core import checkpoint
 
     class Broken:
         def load_weights(self, path):

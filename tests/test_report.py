@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worldmodels import stages
-from worldmodels.artifacts import Layout
+from worldmodels.core.artifacts import Layout
 from worldmodels.errors import WorldModelsError
 
 

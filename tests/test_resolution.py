@@ -8,8 +8,8 @@ import json
 import numpy as np
 
 from tests.conftest import copy_smoke, invoke
-from worldmodels.fidelity import spearman
-from worldmodels.resolution import correlations, kendall, split_half
+from worldmodels.scoring.fidelity import spearman
+from worldmodels.scoring.resolution import correlations, kendall, split_half
 
 
 def test_kendall_and_correlations_against_hand_counts():

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, common, invoke
-from worldmodels.artifacts import read_json
-from worldmodels.collect import episode_seeds
-from worldmodels.store import check_episode, list_episodes, read_episode
+from worldmodels.core.artifacts import read_json
+from worldmodels.data.collect import episode_seeds
+from worldmodels.data.store import check_episode, list_episodes, read_episode
 
 CLI = [sys.executable, "-c", "from tests.conftest import cli_main; cli_main()()"]
 

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 
 from tests.conftest import copy_smoke, invoke
-from worldmodels.selection import candidates
+from worldmodels.scoring.selection import candidates
 
 
 def test_select_chooses_among_cma_es_checkpoints_on_validation_tracks(smoke_run, tmp_path):

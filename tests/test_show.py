@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldmodels.artifacts import Layout
+from worldmodels.core.artifacts import Layout
 
 
 def test_the_dream_shown_is_the_dream_scored(smoke_run):
-    from worldmodels.scoring import SHOW_STAGE_KEY, DreamScorer
-    from worldmodels.show import dream_episodes, load_for_show
+    from worldmodels.scoring.scorers import SHOW_STAGE_KEY, DreamScorer
+    from worldmodels.views.show import dream_episodes, load_for_show
 
     root, _ = smoke_run
     layout = Layout(root / "data", root / "results", "smoke")

@@ -19,9 +19,9 @@ import pytest
 
 from tests.conftest import invoke
 from tests.test_resume import CLI, _children, _wait_for
-from worldmodels.artifacts import read_json
-from worldmodels.collect import episode_seeds, run_episode
-from worldmodels.store import check_episode, list_episodes, read_episode
+from worldmodels.core.artifacts import read_json
+from worldmodels.data.collect import episode_seeds, run_episode
+from worldmodels.data.store import check_episode, list_episodes, read_episode
 
 
 def _start(*args, stderr=subprocess.STDOUT) -> subprocess.Popen:
@@ -175,8 +175,8 @@ def test_workers_of_a_command_killed_with_sigkill_exit_by_themselves(smoke_run, 
 
 _BACKEND_SCRIPT = """
 import sys, time
-from worldmodels.tasks import Stopped
-from worldmodels.workers import LocalBackend
+from worldmodels.core.tasks import Stopped
+from worldmodels.core.workers import LocalBackend
 
 def nap(state, seconds):
     time.sleep(seconds)

@@ -1,7 +1,7 @@
 import h5py
 import numpy as np
 
-from worldmodels.store import (
+from worldmodels.data.store import (
     SeriesWriter,
     episode_path,
     list_episodes,

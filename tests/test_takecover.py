@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import invoke
-from worldmodels.artifacts import Layout
+from worldmodels.core.artifacts import Layout
 from worldmodels.envs import get_env
 from worldmodels.envs.reaper import game_children
 
@@ -88,9 +88,9 @@ def test_a_killed_process_leaves_no_game_and_no_shared_memory(tmp_path):
 
 
 def test_the_doom_dream_pays_one_a_step_and_ends_where_done_passes_a_half():
-    from worldmodels.controller import Controller
-    from worldmodels.dream import make_dream, run_dream
-    from worldmodels.rnn import MDNRNN
+    from worldmodels.model.controller import Controller
+    from worldmodels.model.dream import make_dream, run_dream
+    from worldmodels.model.rnn import MDNRNN
 
     rnn = MDNRNN(4, 8, 2, action_size=1)
     controller = Controller("zh", 4, 8, TAKECOVER)

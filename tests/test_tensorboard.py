@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import copy_smoke
-from worldmodels import tensorboard
-from worldmodels.artifacts import Layout, read_json
-from worldmodels.tensorboard import read_events, read_scalars
+from worldmodels.core import tensorboard
+from worldmodels.core.artifacts import Layout, read_json
+from worldmodels.core.tensorboard import read_events, read_scalars
 
 
 def csv_rows(path) -> list[dict]:
@@ -53,7 +53,7 @@ def test_v_writes_its_loss_terms_per_batch_and_epoch_and_a_reconstruction(layout
 
 
 def test_the_gpu_helpers_are_harmless_without_a_gpu():
-    from worldmodels.device import device_name, setup_gpu
+    from worldmodels.core.device import device_name, setup_gpu
 
     assert setup_gpu() == [] and device_name() == "CPU"
 
@@ -92,7 +92,7 @@ def test_evaluate_writes_its_returns_lengths_and_mean(layout):
 
 def test_a_resumed_training_run_appends_with_steps_counting_on(smoke_run, tmp_path):
     from worldmodels.config import RnnConfig
-    from worldmodels.rnn import MDNRNN, train_rnn
+    from worldmodels.model.rnn import MDNRNN, train_rnn
 
     args = copy_smoke(smoke_run, tmp_path)
     layout = Layout(args[5], args[7], "smoke")

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import invoke
-from worldmodels.artifacts import (
+from worldmodels.config import ControllerConfig, override
+from worldmodels.core.artifacts import (
     Layout,
     begin_stage,
     lock_stage,
@@ -24,9 +25,9 @@ from worldmodels.artifacts import (
     read_json,
     release_stage,
 )
-from worldmodels.config import ControllerConfig, override
+from worldmodels.data.store import check_episode
 from worldmodels.errors import WorldModelsError
-from worldmodels.evolution import (
+from worldmodels.model.evolution import (
     LEGACY_STATE,
     STATE,
     Evolution,
@@ -35,7 +36,6 @@ from worldmodels.evolution import (
     load_state,
     restore,
 )
-from worldmodels.store import check_episode
 
 CLI = [sys.executable, "-c", "from commands.cli import main; main()"]
 
@@ -108,7 +108,7 @@ def test_a_crafted_state_cannot_run_code(tmp_path):
 
 def test_options_that_differ_from_a_complete_stage_are_named(tmp_path):
     manifest, state = begin_stage(tmp_path, "encode", {"episodes": 4, "workers": 2}, 0, {})
-    from worldmodels.artifacts import finish_manifest
+    from worldmodels.core.artifacts import finish_manifest
 
     finish_manifest(tmp_path, manifest)
     manifest, state = begin_stage(tmp_path, "encode", {"episodes": 4, "workers": 1}, 0, {})
@@ -205,7 +205,7 @@ def _object_array(relative):
 
 
 def _other_shape_weights(box):
-    from worldmodels.vae import ConvVAE
+    from worldmodels.model.vae import ConvVAE
 
     model = ConvVAE(16)
     model(np.zeros((1, 64, 64, 3), np.float32))
@@ -375,7 +375,8 @@ def test_a_second_evaluation_of_the_same_result_is_refused_while_one_runs(smoke_
     args = copy_smoke(smoke_run, tmp_path)
     evaluations = tmp_path / "results" / "smoke" / "evaluate"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from worldmodels.artifacts import lock_stage; "
+        [sys.executable, "-c", "import sys, time; "
+         "from worldmodels.core.artifacts import lock_stage; "
          "lock_stage(sys.argv[1], 'evaluate', '.real-dream-best.lock'); print('held', "
          "flush=True); time.sleep(120)", str(evaluations)],
         stdout=subprocess.PIPE, text=True,
@@ -432,7 +433,7 @@ def test_the_advice_for_a_corrupt_episode_works_when_followed(smoke_run, tmp_pat
     output = invoke("collect", *args).output
     assert "resuming" in output
     assert episode.read_bytes() != b"" and check_episode(episode) is None
-    from worldmodels.store import read_episode
+    from worldmodels.data.store import read_episode
 
     collected = read_episode(episode)
     with h5py.File(root / "data" / "smoke" / "rollouts" / "episode_00001.h5") as original:
@@ -445,7 +446,7 @@ def test_a_write_that_fails_mid_run_is_one_line_and_the_run_resumes(smoke_run, t
                                                                      monkeypatch):
     import errno
 
-    import worldmodels.evolution as evolution
+    import worldmodels.model.evolution as evolution
 
     root, _ = smoke_run
     shutil.copytree(root / "results" / "smoke", tmp_path / "results" / "smoke",

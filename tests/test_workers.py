@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import common, invoke
-from worldmodels.collect import collect_task, run_episode
 from worldmodels.config import CollectConfig
-from worldmodels.env import EnvSetup, replay_episodes
+from worldmodels.core.tasks import WorkerBug
+from worldmodels.core.workers import LocalBackend, TaskFailed, make_backend
+from worldmodels.data.collect import collect_task, run_episode
+from worldmodels.envs.shared import EnvSetup, replay_episodes
 from worldmodels.errors import WorldModelsError
-from worldmodels.tasks import WorkerBug
-from worldmodels.workers import LocalBackend, TaskFailed, make_backend
 
 
 def test_tasks_come_back_under_their_keys_with_the_results_of_a_plain_run():

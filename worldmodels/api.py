@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldmodels.agent import make_agent_step
-from worldmodels.artifacts import Layout, require_manifest
 from worldmodels.config import DreamSpec
-from worldmodels.evaluation import load_trained
+from worldmodels.core.artifacts import Layout, require_manifest
+from worldmodels.model.agent import make_agent_step
+from worldmodels.scoring.evaluation import load_trained
 
 
 class Agent:
@@ -69,7 +69,7 @@ class Agent:
         pay-as-track), at
         ``temperature`` (default: the one C was trained at): returns (count,), lengths
         (count,) and z (count, T+1, Z) to decode with ``agent.world["vae"].decode``."""
-        from worldmodels.scoring import EVALUATE_STAGE_KEY, DreamScorer
+        from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer
 
         temperature = temperature or self.world["train_temperature"]
         scorer = DreamScorer.as_trained(self.world, temperature, max_steps, seed,
@@ -88,7 +88,7 @@ def load_agent(name: str, results_dir="results", data_dir="data", round: int | N
     env, or those `iterate` kept after ``round``.
     ``noise`` adds Gaussian noise of that std to every action, as `evaluate --noise`.
     ``name`` may also be the path of a bundle written by `worldmodels export`."""
-    from worldmodels import bundle
+    from worldmodels.core import bundle
 
     if bundle.is_bundle(name):  # a file of `worldmodels export`: checked, then unpacked
         root, index = bundle.open_bundle(name)

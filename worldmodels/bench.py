@@ -121,9 +121,9 @@ def _raw_episode(task) -> int:
 
 def bench_collect(root: Path, workers: int, episodes: int, max_steps: int, log,
                   env_id: str = "CarRacing-v3", policy: str = "pilot") -> list[Row]:
-    from worldmodels.collect import collect, episode_seeds
     from worldmodels.config import CollectConfig
-    from worldmodels.store import episode_length, list_episodes
+    from worldmodels.data.collect import collect, episode_seeds
+    from worldmodels.data.store import episode_length, list_episodes
 
     config = CollectConfig(env_id=env_id, episodes=episodes, max_steps=max_steps,
                            workers=workers, policy=policy)
@@ -160,10 +160,10 @@ def bench_ray_collect(root: Path, workers: int, episodes: int, max_steps: int, l
     except ImportError:
         log("ray-collect: skipped, Ray is not installed (pip install 'worldmodels[ray]')")
         return []
-    from worldmodels.collect import collect
     from worldmodels.config import CollectConfig
-    from worldmodels.ray_backend import RayBackend
-    from worldmodels.store import episode_length, list_episodes
+    from worldmodels.core.ray_backend import RayBackend
+    from worldmodels.data.collect import collect
+    from worldmodels.data.store import episode_length, list_episodes
 
     config = CollectConfig(episodes=episodes, max_steps=max_steps, workers=workers)
     rates = {}
@@ -195,12 +195,12 @@ def bench_stream(root: Path, log, batches: int = 30, rnn_batches: int | None = N
                  ) -> list[Row]:
     import tensorflow as tf
 
-    from worldmodels import vae as vae_module
     from worldmodels.config import RnnConfig, VaeConfig
-    from worldmodels.prefetch import prefetch
-    from worldmodels.rnn import MDNRNN, make_batch, read_windows
-    from worldmodels.rnn import make_train_step as rnn_step
-    from worldmodels.store import list_episodes, read_episode, require_series
+    from worldmodels.data.prefetch import prefetch
+    from worldmodels.data.store import list_episodes, read_episode, require_series
+    from worldmodels.model import vae as vae_module
+    from worldmodels.model.rnn import MDNRNN, make_batch, read_windows
+    from worldmodels.model.rnn import make_train_step as rnn_step
 
     paths = list_episodes(root / "data" / "bench" / "rollouts")
     # V: the training loop streaming episodes from disk, two episodes at a time (a read every
@@ -285,7 +285,7 @@ def bench_stream(root: Path, log, batches: int = 30, rnn_batches: int | None = N
 
 
 def _bench_series(root: Path, paths, model) -> Path:
-    from worldmodels.vae import encode_series
+    from worldmodels.model.vae import encode_series
 
     series_path = root / "data" / "bench" / "series" / "series.h5"
     series_path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,7 +313,7 @@ def _peak_rss_mb(command: list[str]) -> float:
 _TRAIN_VAE = """import sys
 from dataclasses import replace
 from worldmodels import stages
-from worldmodels.artifacts import Layout
+from worldmodels.core.artifacts import Layout
 from worldmodels.config import get_preset
 data, results, name, shuffle = sys.argv[1:]
 stages.train_vae(Layout(data, results, name),
@@ -323,8 +323,8 @@ stages.train_vae(Layout(data, results, name),
 
 
 def bench_memory(root: Path, episodes: int, copies: int, log) -> list[Row]:
-    from worldmodels.artifacts import read_json, write_json
-    from worldmodels.store import episode_length, episode_path, list_episodes
+    from worldmodels.core.artifacts import read_json, write_json
+    from worldmodels.data.store import episode_length, episode_path, list_episodes
 
     source = root / "data" / "bench" / "rollouts"
     originals = list_episodes(source)[:episodes]
@@ -365,9 +365,9 @@ def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log,
         return _bench_doom_dream(population, trials, steps, log)
     import tensorflow as tf
 
-    from worldmodels.controller import Controller
-    from worldmodels.dream import make_dream, run_dream, sample_next_z
-    from worldmodels.rnn import MDNRNN
+    from worldmodels.model.controller import Controller
+    from worldmodels.model.dream import make_dream, run_dream, sample_next_z
+    from worldmodels.model.rnn import MDNRNN
 
     rnn = MDNRNN(32, 256, 5)
     # Random weights, but a done head that never fires: every agent runs all the steps.
@@ -428,10 +428,10 @@ def bench_dream(population: int, trials: int, steps: int, naive_steps: int, log,
 
 def _dream_seconds(z_size: int, hidden: int, env_id: str, agents: int, steps: int) -> float:
     """Seconds of one batched dream of ``agents`` x ``steps`` (every dream runs to the end)."""
-    from worldmodels.controller import Controller
-    from worldmodels.dream import make_dream, run_dream
     from worldmodels.envs import get_env
-    from worldmodels.rnn import MDNRNN
+    from worldmodels.model.controller import Controller
+    from worldmodels.model.dream import make_dream, run_dream
+    from worldmodels.model.rnn import MDNRNN
 
     rnn = MDNRNN(z_size, hidden, 5, action_size=get_env(env_id).action_size)
     rnn.done_head.kernel.assign(np.zeros(rnn.done_head.kernel.shape, np.float32))
@@ -469,18 +469,18 @@ def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
     ``episodes`` real episodes on ``workers`` local worker processes, against the same worker
     processes replaying the recorded actions on the same tracks with no model. Both are timed
     after their workers have started and built what they hold."""
-    from worldmodels.agent import (
+    from worldmodels.core.workers import LocalBackend
+    from worldmodels.envs.shared import EnvSetup, replay_episodes
+    from worldmodels.model.agent import (
         EPISODES_PER_TASK,
         AgentSetup,
         episode_tasks,
         run_real_episodes,
         warm_up,
     )
-    from worldmodels.controller import Controller
-    from worldmodels.env import EnvSetup, replay_episodes
-    from worldmodels.rnn import MDNRNN
-    from worldmodels.vae import ConvVAE
-    from worldmodels.workers import LocalBackend
+    from worldmodels.model.controller import Controller
+    from worldmodels.model.rnn import MDNRNN
+    from worldmodels.model.vae import ConvVAE
 
     env_id = "CarRacing-v3"
     spec = Controller("zh", 32, 256)
@@ -633,8 +633,8 @@ if __name__ == "__main__":
 def write_bench(targets, quick: bool, workers: int | None, results_dir: Path, log=print):
     """Measure ``targets`` and write RESULTS/bench.json; returns (its path, the table, the
     targets missed)."""
-    from worldmodels.artifacts import ensure_writable, write_json
-    from worldmodels.env import default_workers
+    from worldmodels.core.artifacts import ensure_writable, write_json
+    from worldmodels.envs.shared import default_workers
 
     ensure_writable(results_dir)
     payload = run_bench(targets, quick, default_workers(workers), log=log)

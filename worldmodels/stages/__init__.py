@@ -9,7 +9,7 @@ complete and the manifest; it returns a ``StageResult``. A notebook runs the who
 the CLI does::
 
     from worldmodels import stages
-    from worldmodels.artifacts import Layout
+    from worldmodels.core.artifacts import Layout
     from worldmodels.config import get_preset
 
     layout, preset = Layout("data", "results", "mine"), get_preset("smoke")

@@ -10,7 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worldmodels.artifacts import (
+from worldmodels.config import (
+    RANGES,
+    to_dict,
+)
+from worldmodels.core.artifacts import (
     Layout,
     begin_stage,
     ensure_writable,
@@ -18,10 +22,6 @@ from worldmodels.artifacts import (
     reading,
     require_manifest,
     stage_lock,
-)
-from worldmodels.config import (
-    RANGES,
-    to_dict,
 )
 from worldmodels.errors import WorldModelsError
 
@@ -77,7 +77,7 @@ def check_seed(seed: int) -> int:
 def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int):
     """The result of a stage found complete (saying so when the options asked for differ from
     its run's), or None when it is to run: checked before anything is removed or started."""
-    from worldmodels.artifacts import options_differ
+    from worldmodels.core.artifacts import options_differ
 
     path = Path(directory) / "manifest.json"
     if force or not path.exists():
@@ -118,7 +118,7 @@ def _iterated(directory: Path, stage: str) -> int:
 def _missing(directory: Path, stage: str):
     """What of a complete run of ``stage`` is gone (only a collection's episodes are checked:
     they are deterministic and can be made again)."""
-    from worldmodels.store import missing_episodes
+    from worldmodels.data.store import missing_episodes
 
     if stage != "collect":
         return lambda manifest: []
@@ -175,8 +175,8 @@ def preset_note(layout: Layout, preset_name: str) -> str | None:
     """A line for a command run with ``preset_name`` on an experiment whose rollouts, V or M
     were made with another preset's settings (mixing presets is allowed, but rarely meant);
     None when they match this preset, or no single preset."""
-    from worldmodels.artifacts import _comparable
     from worldmodels.config import PRESET_NAMES, get_preset
+    from worldmodels.core.artifacts import _comparable
 
     for directory, section in ((layout.rollouts, "collect"), (layout.vae, "vae"),
                                (layout.rnn, "rnn")):
@@ -200,15 +200,15 @@ def setup_tensorflow(seed: int, threads: int | None = None) -> None:
     Python, NumPy and TensorFlow. ``threads``
     limits TensorFlow's thread pools of this process: `train-controller --where real` uses 1,
     because its work runs in worker processes (each with TensorFlow on one thread, see
-    ``worldmodels.agent``) and idle pool threads here would only take CPU from them."""
+    ``worldmodels.model.agent``) and idle pool threads here would only take CPU from them."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from worldmodels.device import start_tensorflow
+    from worldmodels.core.device import start_tensorflow
 
     start_tensorflow()
     import keras
 
     if threads:
-        from worldmodels.agent import limit_threads
+        from worldmodels.model.agent import limit_threads
 
         limit_threads(threads)
     keras.utils.set_random_seed(seed)

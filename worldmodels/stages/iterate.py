@@ -15,7 +15,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from worldmodels.artifacts import (
+from worldmodels.config import (
+    CollectConfig,
+    ControllerConfig,
+    IterateConfig,
+    RnnConfig,
+    to_dict,
+    validate,
+)
+from worldmodels.core.artifacts import (
     Layout,
     finish_manifest,
     read_json,
@@ -24,14 +32,6 @@ from worldmodels.artifacts import (
     start_manifest,
     write_csv,
     write_json,
-)
-from worldmodels.config import (
-    CollectConfig,
-    ControllerConfig,
-    IterateConfig,
-    RnnConfig,
-    to_dict,
-    validate,
 )
 from worldmodels.errors import WorldModelsError
 from worldmodels.stages.base import StageResult, _done, _skipped, check_seed, say, setup_tensorflow
@@ -121,8 +121,8 @@ def _iterate_round(layout, config, seed, progress_data, workers, ray_address, pr
 
 def _rnn_round(layout: Layout, config: IterateConfig, progress: bool, log) -> dict:
     """M trained ``rnn_epochs`` more epochs, from its checkpoint, on the new series."""
-    from worldmodels.artifacts import start_manifest
-    from worldmodels.store import require_series
+    from worldmodels.core.artifacts import start_manifest
+    from worldmodels.data.store import require_series
 
     old = require_manifest(layout.rnn, "trained M", "train-rnn")
     series_manifest = require_manifest(layout.series_dir, "series", "encode")
@@ -158,7 +158,7 @@ def load_progress(layout: Layout, config: IterateConfig, seed: int) -> dict:
                 "another --name"
             )
         return progress
-    from worldmodels.store import list_episodes
+    from worldmodels.data.store import list_episodes
 
     base = len(list_episodes(layout.rollouts))
     return {"settings": settings, "base": base, "rounds": [], "current": None,
@@ -185,7 +185,7 @@ def check_controller(layout: Layout, progress_data: dict) -> None:
 
 
 def round_seeds(seed: int, round_number: int, episodes: int) -> list[int]:
-    from worldmodels.collect import episode_seeds
+    from worldmodels.data.collect import episode_seeds
 
     return episode_seeds(seed, episodes, ITERATE_STAGE_KEY + round_number)
 
@@ -193,7 +193,7 @@ def round_seeds(seed: int, round_number: int, episodes: int) -> list[int]:
 def collect_round(layout: Layout, config: IterateConfig, seed: int, progress_data: dict,
                   round_number: int, workers, ray_address, progress: bool) -> dict:
     """Episodes of the current best controller plus noise, added to the rollouts."""
-    from worldmodels.models import load_world
+    from worldmodels.model.world import load_world
 
     world = load_world(layout, need_vae=True)
     with stage_lock(layout.rollouts, "iterate"):
@@ -203,9 +203,9 @@ def collect_round(layout: Layout, config: IterateConfig, seed: int, progress_dat
 
 def _collect_round(layout, config, seed, progress_data, round_number, workers, ray_address,
                    progress, world) -> dict:
-    from worldmodels.collect import collect_with_controller
-    from worldmodels.controller import Controller
-    from worldmodels.evaluation import load_controller
+    from worldmodels.model.agent import collect_with_controller
+    from worldmodels.model.controller import Controller
+    from worldmodels.scoring.evaluation import load_controller
 
     spec = Controller("zh", world["z_size"], world["hidden_size"], world["env_id"])
     params = load_controller(layout.controller("dream") / "best.npy", spec)
@@ -232,9 +232,9 @@ def m_along_new_episodes(layout: Layout, count: int) -> float:
     import numpy as np
     import tensorflow as tf
 
-    from worldmodels.models import experiment_env
-    from worldmodels.rnn import load_rnn
-    from worldmodels.store import read_windows, require_series
+    from worldmodels.data.store import read_windows, require_series
+    from worldmodels.model.rnn import load_rnn
+    from worldmodels.model.world import experiment_env
 
     rnn_manifest = require_manifest(layout.rnn, "trained M", "train-rnn")
     z_size = int(rnn_manifest["inputs"]["z_size"])
@@ -276,11 +276,11 @@ def controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_add
 
 def _controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_address,
                       progress: bool) -> dict:
-    from worldmodels.controller import Controller
-    from worldmodels.evolution import adopt_state, load_state
-    from worldmodels.figures import plot_controller_history
-    from worldmodels.models import load_world
-    from worldmodels.scoring import evolve_controller
+    from worldmodels.core.figures import plot_controller_history
+    from worldmodels.model.controller import Controller
+    from worldmodels.model.evolution import adopt_state, load_state
+    from worldmodels.model.world import load_world
+    from worldmodels.scoring.scorers import evolve_controller
 
     directory = layout.controller("dream")
     old = require_manifest(directory, "controller trained in the dream", "train-controller")
@@ -317,7 +317,7 @@ def _controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_ad
 def keep_round(layout: Layout, round_number: int) -> Path:
     """Copy the M and C a round ended with to RESULTS/NAME/iterate/round-N/ (a few MB), so any
     round can be evaluated later (`evaluate --round N`) after later rounds trained them on."""
-    from worldmodels.artifacts import copy_file
+    from worldmodels.core.artifacts import copy_file
 
     kept = layout.at_round(round_number)
     for source, target, names in (
@@ -348,7 +348,7 @@ def save_progress(layout: Layout, progress_data: dict) -> None:
 def write_round_events(directory: Path, rounds: list[dict]) -> None:
     """Every round's figures as TensorBoard scalars at step = round, written afresh each time
     (a handful of rows), so they always match rounds.csv."""
-    from worldmodels import tensorboard
+    from worldmodels.core import tensorboard
 
     tensorboard.clear(directory)
     with tensorboard.Board(directory) as board:

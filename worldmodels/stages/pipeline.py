@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 
-from worldmodels.artifacts import (
+from worldmodels.config import (
+    Preset,
+)
+from worldmodels.core.artifacts import (
     Layout,
     read_json,
     write_json,
-)
-from worldmodels.config import (
-    Preset,
 )
 from worldmodels.stages.base import StageResult, _done, check_seed, say
 from worldmodels.stages.iterate import iterate

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import time
 
-from worldmodels.artifacts import (
-    Layout,
-    read_json,
-    refuse_link,
-    require_manifest,
-    write_json,
-)
 from worldmodels.config import (
     CompareConfig,
     EvaluateConfig,
     Preset,
     to_dict,
     validate,
+)
+from worldmodels.core.artifacts import (
+    Layout,
+    read_json,
+    refuse_link,
+    require_manifest,
+    write_json,
 )
 from worldmodels.errors import WorldModelsError
 from worldmodels.stages.base import (
@@ -47,8 +47,8 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     """A trained agent scored in the real env (or the dream), into
     RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
     evaluation of the same controller with other options is replaced only with ``force``."""
-    from worldmodels.evaluation import SELECTED, check_selection
-    from worldmodels.evaluation import evaluate as run_evaluation
+    from worldmodels.scoring.evaluation import SELECTED, check_selection
+    from worldmodels.scoring.evaluation import evaluate as run_evaluation
 
     started = time.time()
     validate(config), check_seed(seed)
@@ -106,8 +106,8 @@ def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: st
             progress: bool = True, log=say) -> StageResult:
     """A trained controller in the dream at several temperatures and in the real env, into
     RESULTS/NAME/compare/CONTROLLER-PARAMS.{md,json,csv,png}."""
-    from worldmodels.compare import compare as run_compare
-    from worldmodels.compare import (
+    from worldmodels.scoring.compare import compare as run_compare
+    from worldmodels.scoring.compare import (
         comparison_key,
         markdown_table,
         output_stem,
@@ -148,8 +148,8 @@ def temperatures(layout: Layout, preset: Preset, seed: int = 0, force: bool = Fa
     table.{json,md,png} the table). Each C and each score resumes on its own."""
     import dataclasses
 
-    from worldmodels import temperatures as table
-    from worldmodels.models import experiment_env
+    from worldmodels.model.world import experiment_env
+    from worldmodels.scoring.scorers import temperatures as table
 
     started = time.time()
     config = validate(preset.compare)
@@ -191,7 +191,7 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
              progress: bool = True, log=say) -> StageResult:
     """M measured against the controller's own real episodes (``config``: a FidelityConfig),
     into RUNS/fidelity/dream[-VARIANT]-PARAMS.{json,png}."""
-    from worldmodels.fidelity import fidelity_key, fidelity_path, run_fidelity
+    from worldmodels.scoring.fidelity import fidelity_key, fidelity_path, run_fidelity
 
     started = time.time()
     validate(config), check_seed(seed)
@@ -221,9 +221,9 @@ def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: in
     """The controllers C passed through in the dream scored on real validation tracks
     (``config``: a SelectConfig); the best becomes ``--params selected``, into
     RUNS/controller-dream[-VARIANT]/selected.npy and selection.{json,png}."""
-    from worldmodels.evaluation import SELECTION
-    from worldmodels.selection import describe
-    from worldmodels.selection import select as run_select
+    from worldmodels.scoring.evaluation import SELECTION
+    from worldmodels.scoring.selection import describe
+    from worldmodels.scoring.selection import select as run_select
 
     started = time.time()
     validate(config), check_seed(seed)
@@ -261,7 +261,7 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
     ResolutionConfig): C's checkpoints and a fresh population around its final mean, on
     validation tracks of their own and under several dream seeds, into
     RUNS/controller-dream[-VARIANT]/resolution.{json,png}."""
-    from worldmodels.resolution import RESOLUTION, headline, measure
+    from worldmodels.scoring.resolution import RESOLUTION, headline, measure
 
     started = time.time()
     validate(config), check_seed(seed)
@@ -282,7 +282,7 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
 
 def _settings(config: dict, where: str) -> dict:
     """An evaluation's options that change its result."""
-    from worldmodels.artifacts import _comparable
+    from worldmodels.core.artifacts import _comparable
 
     return {k: v for k, v in _comparable(config).items()
             if not (where == "real" and k == "temperature")}

@@ -6,12 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from worldmodels.artifacts import (
-    Layout,
-    ensure_writable,
-    finish_manifest,
-    require_manifest,
-)
 from worldmodels.config import (
     ENV_ID,
     CollectConfig,
@@ -20,6 +14,12 @@ from worldmodels.config import (
     VaeConfig,
     to_dict,
     validate,
+)
+from worldmodels.core.artifacts import (
+    Layout,
+    ensure_writable,
+    finish_manifest,
+    require_manifest,
 )
 from worldmodels.envs import check_env_id, get_env
 from worldmodels.errors import WorldModelsError
@@ -38,8 +38,8 @@ from worldmodels.stages.base import (
 def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = False,
             ray_address: str | None = None, progress: bool = True, log=say) -> StageResult:
     """Rollouts of the real env with an exploration policy into DATA/NAME/rollouts."""
-    from worldmodels.collect import collect as run_collect
-    from worldmodels.store import list_episodes, validate_episodes
+    from worldmodels.data.collect import collect as run_collect
+    from worldmodels.data.store import list_episodes, validate_episodes
 
     started = time.time()
     validate(config), check_seed(seed), check_env_id(config.env_id)
@@ -82,8 +82,8 @@ def _episode_means(paths) -> dict:
 def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = False,
               skip_corrupt: bool = False, progress: bool = True, log=say) -> StageResult:
     """V trained on DATA/NAME/rollouts, into RESULTS/NAME/vae."""
-    from worldmodels import checkpoint
-    from worldmodels.store import episode_length, require_episodes, validate_episodes
+    from worldmodels.core import checkpoint
+    from worldmodels.data.store import episode_length, require_episodes, validate_episodes
 
     started = time.time()
     validate(config), check_seed(seed)
@@ -96,8 +96,8 @@ def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = Fa
     if done := _complete(layout.vae, "train-vae", force, to_dict(config), seed):
         return done
     setup_tensorflow(seed)
-    from worldmodels.vae import ConvVAE, read_episode, reconstruction_grid
-    from worldmodels.vae import train_vae as fit
+    from worldmodels.model.vae import ConvVAE, read_episode, reconstruction_grid
+    from worldmodels.model.vae import train_vae as fit
 
     total_frames = sum(episode_length(p) + 1 for p in paths)
     inputs = {"rollouts": rollouts["run_id"], "episodes": len(paths), "frames": total_frames}
@@ -124,7 +124,7 @@ def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = Fa
 def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: bool = False,
            progress: bool = True, log=say) -> StageResult:
     """mu and logvar of every frame of DATA/NAME/rollouts, into DATA/NAME/series/series.h5."""
-    from worldmodels.store import require_episodes, validate_episodes
+    from worldmodels.data.store import require_episodes, validate_episodes
 
     started = time.time()
     check_seed(seed)
@@ -137,7 +137,7 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
                          {"z_size": int(vae["config"]["z_size"])}, seed):
         return done
     setup_tensorflow(seed)
-    from worldmodels.vae import encode_series, load_vae
+    from worldmodels.model.vae import encode_series, load_vae
 
     model = load_vae(layout.vae, vae["config"]["z_size"])
     inputs = {"rollouts": rollouts["run_id"], "vae": vae["run_id"], "episodes": len(paths)}
@@ -157,8 +157,8 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
 def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = False,
               progress: bool = True, log=say) -> StageResult:
     """M trained on DATA/NAME/series, into RESULTS/NAME/rnn."""
-    from worldmodels import checkpoint
-    from worldmodels.store import require_series
+    from worldmodels.core import checkpoint
+    from worldmodels.data.store import require_series
 
     started = time.time()
     validate(config), check_seed(seed)
@@ -189,8 +189,8 @@ def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict
             started: float, progress: bool, log=say) -> dict:
     """Build M for the series, train it (from its checkpoint when there is one) and mark its
     manifest complete; returns the last epoch's losses. Shared by train-rnn and iterate."""
-    from worldmodels.rnn import MDNRNN, REFERENCE_PARAMETERS
-    from worldmodels.rnn import train_rnn as fit
+    from worldmodels.model.rnn import MDNRNN, REFERENCE_PARAMETERS
+    from worldmodels.model.rnn import train_rnn as fit
 
     model = MDNRNN(int(series.attrs["z_size"]), config.hidden_size, config.mixtures,
                    config.dropout, action_size=int(series["actions"].shape[2]))
@@ -205,7 +205,7 @@ def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict
 
 
 def _controller_inputs(layout: Layout, variant: str) -> dict:
-    from worldmodels.models import check_world
+    from worldmodels.model.world import check_world
 
     vae_manifest, rnn_manifest = check_world(layout)
     return {"vae": vae_manifest["run_id"], "rnn": rnn_manifest["run_id"],
@@ -214,7 +214,7 @@ def _controller_inputs(layout: Layout, variant: str) -> dict:
 
 
 def _clear_controller(directory: Path) -> None:
-    from worldmodels.evolution import clear_state
+    from worldmodels.model.evolution import clear_state
 
     clear_state(directory)
     for name in ("history.csv", "history.png", "best.npy", "mean.npy", "selected.npy",
@@ -228,9 +228,9 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
                      progress: bool = True, log=say) -> StageResult:
     """C evolved with CMA-ES in the dream (or the real env), into
     RESULTS/NAME/controller-WHERE[-VARIANT]."""
-    from worldmodels.controller import VARIANTS, Controller
-    from worldmodels.models import load_world
-    from worldmodels.scoring import describe_training, evolve_controller
+    from worldmodels.model.controller import VARIANTS, Controller
+    from worldmodels.model.world import load_world
+    from worldmodels.scoring.scorers import describe_training, evolve_controller
 
     started = time.time()
     validate(config), check_seed(seed)
@@ -254,7 +254,7 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
     for line in describe_training(spec, config):
         log(line)
     history = evolve_controller(world, config, seed, directory, spec, ray_address, progress)
-    from worldmodels.figures import plot_controller_history
+    from worldmodels.core.figures import plot_controller_history
 
     plot_controller_history(history, directory / "history.png",
                             f"C ({spec.variant}) trained in the {config.where}", config.where)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 
-from worldmodels.artifacts import (
-    Layout,
-    ensure_writable,
-)
 from worldmodels.config import (
     CollectConfig,
     EvaluateConfig,
     validate,
+)
+from worldmodels.core.artifacts import (
+    Layout,
+    ensure_writable,
 )
 from worldmodels.errors import WorldModelsError
 from worldmodels.stages.base import StageResult, _done, check_seed, say, setup_tensorflow
@@ -24,8 +24,8 @@ def enjoy(layout: Layout, config: EvaluateConfig, seed: int = 0, trained_in: str
           progress: bool = True, log=say) -> StageResult:
     """Videos of the agent on `evaluate`'s tracks (``config``: its max_steps and noise), or on
     the track of ``track_seed``, into RESULTS/NAME/enjoy/."""
-    from worldmodels.device import setup_gpu
-    from worldmodels.enjoy import enjoy as film
+    from worldmodels.core.device import setup_gpu
+    from worldmodels.views.enjoy import enjoy as film
 
     started = time.time()
     validate(config), check_seed(seed)
@@ -53,8 +53,8 @@ def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: 
     open-loop predictions on a fresh real episode of ``collect_config``'s policy, a GIF of the
     dream C was trained in (its burn-in, dropout and action noise), and the training curves.
     Parts whose stage has not run are skipped with the command that runs them."""
-    from worldmodels import show as draw
-    from worldmodels.compare import output_stem
+    from worldmodels.scoring.compare import output_stem
+    from worldmodels.views import show as draw
 
     started = time.time()
     check_seed(seed)
@@ -68,7 +68,7 @@ def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: 
     episode = draw.real_episode(collect_config.env_id, collect_config.policy,
                                 min(collect_config.max_steps, draw.REAL_STEPS), seed)
     if world is None:
-        from worldmodels.vae import load_vae
+        from worldmodels.model.vae import load_vae
 
         vae = load_vae(layout.vae, vae_manifest["config"]["z_size"])
     else:
@@ -90,7 +90,7 @@ def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: 
 def report(layout: Layout, preset_name: str = "small", log=say) -> StageResult:
     """RESULTS/NAME/REPORT.md from the files the stages wrote (nothing is re-run);
     ``preset_name`` only shapes the commands it names for parts not run yet."""
-    from worldmodels.report import write_report
+    from worldmodels.views.report import write_report
 
     started = time.time()
     if not layout.experiment.is_dir():

@@ -1,0 +1,125 @@
+"""Loading trained V and M together, checking that they fit each other."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from worldmodels.core.artifacts import Layout, require_manifest
+from worldmodels.errors import WorldModelsError
+
+
+def check_world(layout: Layout) -> tuple[dict, dict]:
+    """The manifests of the trained V and M, refusing an M trained on another V or for another
+    z size, or missing series (the dream starts from it); loads no model."""
+    vae_manifest = require_manifest(layout.vae, "trained V", "train-vae")
+    rnn_manifest = require_manifest(layout.rnn, "trained M", "train-rnn")
+    require_manifest(layout.series_dir, "series", "encode")
+    for manifest, directory, command, fields in (
+            (vae_manifest, layout.vae, "train-vae", (("config", "z_size"),)),
+            (rnn_manifest, layout.rnn, "train-rnn",
+             (("inputs", "vae"), ("inputs", "z_size"), ("config", "hidden_size"),
+              ("config", "mixtures")))):
+        for part, key in fields:
+            value = manifest[part].get(key)
+            if value is None or (key != "vae" and not _whole(value)):
+                raise WorldModelsError(
+                    f"{directory / 'manifest.json'} lacks a valid {part}.{key}: re-run "
+                    f"`worldmodels {command} --force`")
+    if rnn_manifest["inputs"]["vae"] != vae_manifest["run_id"]:
+        raise WorldModelsError(
+            f"M in {layout.rnn} was trained on the series of another V than {layout.vae}: "
+            "re-run `worldmodels encode` and `worldmodels train-rnn`"
+        )
+    if int(rnn_manifest["inputs"]["z_size"]) != int(vae_manifest["config"]["z_size"]):
+        raise WorldModelsError(
+            f"M in {layout.rnn} was built for z of {rnn_manifest['inputs']['z_size']} but V in "
+            f"{layout.vae} has z of {vae_manifest['config']['z_size']}: re-run "
+            "`worldmodels encode` and `worldmodels train-rnn`"
+        )
+    return vae_manifest, rnn_manifest
+
+
+def experiment_env(layout: Layout):
+    """The ``EnvSpec`` of an experiment: the env its rollouts were collected in (recorded by
+    `collect` in their manifest), which every later stage runs."""
+    from worldmodels.config import ENV_ID
+    from worldmodels.envs import check_env_id, get_env
+
+    manifest = require_manifest(layout.rollouts, "rollouts", "collect")
+    env_id = manifest.get("config", {}).get("env_id", ENV_ID)
+    try:
+        check_env_id(env_id)
+    except WorldModelsError as error:
+        raise WorldModelsError(f"{layout.rollouts / 'manifest.json'}: {error}") from None
+    return get_env(env_id)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000
+
+
+def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> dict:
+    """The trained V (optional) and M of an experiment, their manifests, and the first-frame
+    posteriors of the series (dream starts), after ``check_world``. With ``burn_in`` > 0, also
+    ``starts``: mu and logvar of the first burn_in + 1 steps and the first burn_in actions of
+    every episode longer than that (dreams that start after a burn-in)."""
+    vae_manifest, rnn_manifest = check_world(layout)
+    from worldmodels.core.device import start_tensorflow
+
+    start_tensorflow()
+    from worldmodels.data.store import require_series
+    from worldmodels.model.rnn import load_rnn
+    from worldmodels.model.vae import load_vae
+
+    z_size = int(rnn_manifest["inputs"]["z_size"])
+    env = experiment_env(layout)
+    action_size = rnn_manifest["inputs"].get("action_size", 3)
+    if action_size != env.action_size:
+        raise WorldModelsError(
+            f"M in {layout.rnn} reads actions of size {action_size} but the rollouts in "
+            f"{layout.rollouts} are {env.id}'s (size {env.action_size}): re-run "
+            "`worldmodels encode` and `worldmodels train-rnn`")
+    world = {
+        "env_id": env.id,
+        "env": env,
+        "vae_manifest": vae_manifest,
+        "rnn_manifest": rnn_manifest,
+        "z_size": z_size,
+        "hidden_size": int(rnn_manifest["config"]["hidden_size"]),
+        "rnn": load_rnn(layout.rnn, z_size, rnn_manifest["config"], env.action_size),
+        "vae": load_vae(layout.vae, z_size) if need_vae else None,
+    }
+    with require_series(layout.series, vae_manifest["run_id"], z_size) as series:
+        world["mu0"] = np.asarray(series["mu"][:, 0])
+        world["logvar0"] = np.asarray(series["logvar"][:, 0])
+        world["burn_in"] = burn_in
+        world["tile_value"] = tile_value(series["rewards"], series["lengths"][()])
+        if burn_in:
+            long_enough = np.flatnonzero(series["lengths"][()] > burn_in)
+            if len(long_enough) == 0:
+                raise WorldModelsError(f"no collected episode is longer than the burn-in of "
+                                       f"{burn_in} steps: use a shorter --burn-in")
+            world["starts"] = {
+                "mu": np.asarray(series["mu"][:, : burn_in + 1])[long_enough],
+                "logvar": np.asarray(series["logvar"][:, : burn_in + 1])[long_enough],
+                "actions": np.asarray(series["actions"][:, :burn_in])[long_enough],
+            }
+    return world
+
+
+# 1,000 / the tile count of a typical CarRacing-v3 track (about 300 tiles): used only when no
+# collected step reached a new tile.
+TYPICAL_TILE_VALUE = 1000.0 / 300
+
+
+def tile_value(rewards, lengths) -> float:
+    """What one new tile pays on the collected tracks, 1,000 / N (N the track's tile count):
+    in each episode, the smallest step reward above -0.1 is one tile less the frame's 0.1;
+    the median over episodes. Rows of ``rewards`` are read one at a time (streamed)."""
+    per_episode = []
+    for row, length in enumerate(lengths):
+        gains = np.asarray(rewards[row, : int(length)], np.float64) + 0.1
+        gains = gains[gains > 1e-3]
+        if len(gains):
+            per_episode.append(gains.min())
+    return float(np.median(per_episode)) if per_episode else TYPICAL_TILE_VALUE

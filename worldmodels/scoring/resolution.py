@@ -1,0 +1,126 @@
+"""The dream's resolution (`worldmodels resolution`): does the dream C was trained in order
+controllers as the real env does?
+
+CMA-ES can only climb a fitness that ranks candidates as the real env would. Here the
+candidates are the run's checkpoints (the CMA-ES mean every ``every`` generations, the last one
+and the kept best, as `select` rebuilds them) and ``population`` fresh samples of CMA-ES's last
+search distribution around its final mean (what its next generation would compare). Each drives
+``episodes`` validation tracks of their own (``RESOLUTION_STAGE_KEY``: apart from collection,
+training, checks, evaluation, fidelity and selection) and is dreamt ``dream_episodes`` times
+under each of ``dream_seeds`` dream seeds. The figure: Spearman's rank correlation between the
+dream's order and the real order, its mean and spread over the dream seeds, for the checkpoints,
+the population and all candidates pooled; Kendall's tau beside it (pycma's surrogate-assisted
+CMA-ES trusts a model only at tau >= 0.85). The real order is itself measured on a few tracks:
+its split-half rank correlation (odd tracks against even ones) says how much of the order the
+real side can resolve at all."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from worldmodels.config import ResolutionConfig, to_dict, trained_temperature
+from worldmodels.core.artifacts import VERSION, Layout, code_commit, write_json
+from worldmodels.data.collect import episode_seeds
+from worldmodels.scoring.evaluation import evaluate_real, load_trained
+from worldmodels.scoring.fidelity import spearman
+from worldmodels.scoring.scorers import RESOLUTION_STAGE_KEY
+from worldmodels.scoring.selection import candidates
+
+RESOLUTION = "resolution.json"
+RESOLUTION_CALL_SEED = 3 * 10**6  # + dream seed: apart from training's, select's, fidelity's
+GROUPS = ("checkpoints", "population", "pooled")
+
+
+def kendall(x, y) -> float:
+    """Kendall's tau-b (ties counted on either side; 0 when either side is all ties)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    dx = np.sign(x[:, None] - x[None, :])
+    dy = np.sign(y[:, None] - y[None, :])
+    upper = np.triu_indices(len(x), 1)
+    dx, dy = dx[upper], dy[upper]
+    denominator = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
+    return float((dx * dy).sum() / denominator) if denominator else 0.0
+
+
+def correlations(dream: np.ndarray, real: np.ndarray, groups: dict) -> dict:
+    """Per group of candidate indices: Spearman's and Kendall's correlation between each dream
+    seed's scores (rows of ``dream``) and ``real``, with their mean and std over the seeds."""
+    result = {}
+    for name, index in groups.items():
+        if len(index) < 3:
+            continue
+        rho = [spearman(row[index], real[index]) for row in dream]
+        tau = [kendall(row[index], real[index]) for row in dream]
+        result[name] = {"candidates": len(index), "spearman": rho,
+                        "spearman_mean": float(np.mean(rho)), "spearman_std": float(np.std(rho)),
+                        "kendall_mean": float(np.mean(tau)), "kendall_std": float(np.std(tau))}
+    return result
+
+
+def split_half(returns: np.ndarray, index) -> float | None:
+    """Spearman between the candidates' mean real return on odd and on even tracks: how well
+    the real side itself resolves their order (None with fewer than two tracks)."""
+    if returns.shape[1] < 2 or len(index) < 3:
+        return None
+    return spearman(returns[index, 0::2].mean(axis=1), returns[index, 1::2].mean(axis=1))
+
+
+def measure(layout: Layout, controller_manifest: dict, directory: Path,
+            config: ResolutionConfig, seed: int, variant: str = "zh", progress: bool = True,
+            partial_path: Path | None = None, ray_address: str | None = None) -> dict:
+    """Score every candidate on the validation tracks and in the dream; write ``RESOLUTION``
+    and its plot into ``directory``; return the result. Finished real episodes are saved to
+    ``partial_path`` and a re-run skips them."""
+    from worldmodels.core.figures import plot_resolution
+    from worldmodels.scoring.scorers import DreamScorer
+
+    started = time.time()
+    world, spec, best = load_trained(layout, controller_manifest, directory, "best", variant,
+                                     need_vae=True, dreams=True)
+    rows, params = candidates(directory, best, config.every, config.population)
+    tracks = episode_seeds(seed, config.episodes, RESOLUTION_STAGE_KEY)
+    flat = np.repeat(params, len(tracks), axis=0).astype(np.float32)
+    returns, _ = evaluate_real(world, flat, tracks * len(rows), config, seed, progress,
+                               partial_path, spec, ray_address, desc="resolution: real")
+    returns = np.asarray(returns, dtype=float).reshape(len(rows), len(tracks))
+    temperature = trained_temperature(controller_manifest["config"])
+    scorer = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec)
+    dream = np.stack([scorer.fitness(params, RESOLUTION_CALL_SEED + k, config.dream_episodes)
+                      for k in range(config.dream_seeds)])
+    real = returns.mean(axis=1)
+    for i, row in enumerate(rows):
+        row.update(real=float(real[i]), real_std=float(returns[i].std()),
+                   dream=float(dream[:, i].mean()), dream_seeds=dream[:, i].tolist())
+    groups = {"checkpoints": [i for i, r in enumerate(rows) if r["kind"] != "population"],
+              "population": [i for i, r in enumerate(rows) if r["kind"] == "population"],
+              "pooled": list(range(len(rows)))}
+    chosen = int(np.argmax(dream.mean(axis=0)))
+    result = {"controller_run_id": controller_manifest.get("run_id"), "variant": variant,
+              "env_id": world["env_id"], "temperature": temperature,
+              "config": to_dict(config), "seed": seed, "tracks": tracks, "candidates": rows,
+              "correlations": correlations(dream, real, groups),
+              "real_split_half": {name: split_half(returns, index)
+                                  for name, index in groups.items()},
+              "real_of_dream_choice": float(real[chosen]), "real_best": float(real.max()),
+              "version": VERSION, "code": code_commit(), "wall_seconds": time.time() - started}
+    write_json(Path(directory) / RESOLUTION, result)
+    plot_resolution(result, Path(directory) / "resolution.png")
+    return result
+
+
+def headline(result: dict) -> str:
+    """The figure in one line: "rank correlation 0.23 ± 0.05 (pooled, 24 candidates) ..."."""
+    parts = []
+    for name in GROUPS:
+        c = result["correlations"].get(name)
+        if c is not None:
+            parts.append(f"{name} {c['spearman_mean']:.2f} ± {c['spearman_std']:.2f} "
+                         f"(n={c['candidates']})")
+    half = result["real_split_half"].get("pooled")
+    return ("dream vs real rank correlation (Spearman, ± over dream seeds): " + ", ".join(parts)
+            + (f"; the real order's own split-half: {half:.2f}" if half is not None else "")
+            + f"; the dream's choice drove {result['real_of_dream_choice']:.1f} "
+            f"(best candidate {result['real_best']:.1f})")
