@@ -185,6 +185,7 @@ def test_real_checks_during_dream_training(smoke_run, tmp_path):
 def test_real_checks_keep_the_resumed_trajectory(smoke_run, tmp_path):
     """A run resumed from its state.pkl gives the history of an uninterrupted one, real
     checks included (the checks draw nothing from CMA-ES's generator)."""
+    from worldmodels.config import DreamSpec
     from worldmodels.core.workers import LocalBackend
     from worldmodels.model.controller import Controller
     from worldmodels.model.evolution import evolve
@@ -193,12 +194,13 @@ def test_real_checks_keep_the_resumed_trajectory(smoke_run, tmp_path):
 
     root, _ = smoke_run
     world = load_world(Layout(root / "data", root / "results", "smoke"), need_vae=True)
-    spec = Controller("z", world["z_size"], world["hidden_size"])
+    spec = Controller("z", world.z_size, world.hidden_size)
     config = override(get_preset("smoke").controller, population=4, trials=1, max_steps=20,
                       real_every=2, real_episodes=1, generations=4)
     with LocalBackend(2) as backend:
         real = RealScorer(world, backend, 0, config.max_steps, controller=spec)
-        dream = DreamScorer(world, config.temperature, config.max_steps, 0, spec)
+        dream = DreamScorer(world, DreamSpec(config.temperature, max_steps=config.max_steps), 0,
+                            spec)
 
         def run(directory, generations):
             directory.mkdir(exist_ok=True)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from worldmodels.config import DreamSpec
 from worldmodels.model.controller import param_count
 from worldmodels.model.dream import initial_latents, make_dream, run_dream, sample_next_z
 from worldmodels.model.evolution import Evolution
@@ -122,8 +123,10 @@ def test_a_steering_penalty_costs_what_the_steering_moved():
     params = rng.normal(size=(6, param_count(20)), scale=0.5).astype(np.float32)
     z0 = rng.normal(size=(6, 4)).astype(np.float32)
     plain, plain_lengths = run_dream(make_dream(rnn), params, z0, 1.0, 25, seed=7)
-    half, half_lengths = run_dream(make_dream(rnn, steer_penalty=0.5), params, z0, 1.0, 25, 7)
-    whole, _ = run_dream(make_dream(rnn, steer_penalty=1.0), params, z0, 1.0, 25, seed=7)
+    half, half_lengths = run_dream(make_dream(rnn, spec=DreamSpec(steer_penalty=0.5)), params, z0,
+                                     1.0, 25, 7)
+    whole, _ = run_dream(make_dream(rnn, spec=DreamSpec(steer_penalty=1.0)), params, z0, 1.0,
+                         25, seed=7)
     # The penalty changes the score, never the dream: the same steps, a cost in proportion.
     np.testing.assert_array_equal(plain_lengths, half_lengths)
     cost = plain - half
@@ -132,7 +135,8 @@ def test_a_steering_penalty_costs_what_the_steering_moved():
     steady = params.copy()
     steady[:, : 20 * 3] = 0.0  # no weights, only biases: the same action at every step
     np.testing.assert_allclose(
-        run_dream(make_dream(rnn, steer_penalty=1.0), steady, z0, 1.0, 25, seed=7)[0],
+        run_dream(make_dream(rnn, spec=DreamSpec(steer_penalty=1.0)), steady, z0, 1.0, 25,
+                  seed=7)[0],
         run_dream(make_dream(rnn), steady, z0, 1.0, 25, seed=7)[0], rtol=1e-6)
 
 
@@ -143,8 +147,9 @@ def _assert_seeded_and_off_is_plain(rnn, rng_seed, **on):
     params = rng.normal(size=(6, param_count(20)), scale=0.1).astype(np.float32)
     z0 = rng.normal(size=(6, 4)).astype(np.float32)
     plain = run_dream(make_dream(rnn), params, z0, 1.0, 25, seed=7)
-    off = run_dream(make_dream(rnn, **{k: 0.0 for k in on}), params, z0, 1.0, 25, seed=7)
-    varied = make_dream(rnn, **on)
+    off = run_dream(make_dream(rnn, spec=DreamSpec(**{k: 0.0 for k in on})), params, z0, 1.0,
+                    25, seed=7)
+    varied = make_dream(rnn, spec=DreamSpec(**on))
     first = run_dream(varied, params, z0, 1.0, 25, seed=7)
     again = run_dream(varied, params, z0, 1.0, 25, seed=7)
     np.testing.assert_array_equal(plain[0], off[0])

@@ -30,9 +30,10 @@ def test_load_trained_refuses_a_controller_of_another_m(smoke_run, tmp_path):
     layout = Layout(root / "data", tmp_path / "results", "smoke")
     directory = layout.controller("dream")
     manifest = read_json(directory / "manifest.json")
-    world, _, _ = load_trained(layout, manifest, directory, "best", "zh", need_vae=False,
-                               dreams=True)
-    assert world["dropout"] == manifest["config"]["dropout"]
+    world, _, _, dreamt = load_trained(layout, manifest, directory, "best", "zh",
+                                       need_vae=False, dreams=True)
+    assert dreamt.dropout == manifest["config"]["dropout"]
+    assert world.burn_in == dreamt.burn_in == manifest["config"]["burn_in"]
     manifest["inputs"]["rnn"] = "another"
     with pytest.raises(WorldModelsError, match="another M"):
         load_trained(layout, manifest, directory, "best", "zh", need_vae=False, dreams=True)
@@ -43,20 +44,20 @@ def test_every_dream_of_a_trained_c_is_at_its_own_temperature(smoke_run, tmp_pat
 
     from tests.conftest import copy_smoke, invoke
     from worldmodels.api import load_agent
-    from worldmodels.config import trained_temperature
+    from worldmodels.config import DreamSpec
 
     args = copy_smoke(smoke_run, tmp_path)
     results = tmp_path / "results" / "smoke"
     invoke("train-controller", *args, "--temperature", "0.9", "--force")
     manifest = json.loads((results / "controller-dream" / "manifest.json").read_text())
-    assert trained_temperature(manifest["config"]) == 0.9
-    assert trained_temperature({}) == 1.15  # a manifest before the field: the default
+    assert DreamSpec.from_manifest(manifest).temperature == 0.9
+    assert DreamSpec.from_manifest({}).temperature == 1.15  # before the field: the default
     invoke("evaluate", *args, "--where", "dream", "--force")
     evaluated = json.loads((results / "evaluate" / "dream-dream-best.json").read_text())
     assert evaluated["temperature"] == 0.9
     agent = load_agent("smoke", results_dir=tmp_path / "results",
                        data_dir=smoke_run[0] / "data")
-    assert agent.world["train_temperature"] == 0.9
+    assert agent.dreamt.temperature == 0.9
     # a real evaluation does not dream: its temperature is no option of it
     invoke("evaluate", *args, "--force")
     again = invoke("evaluate", *args, "--temperature", "2.0").output

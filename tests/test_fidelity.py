@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import copy_smoke, invoke
+from worldmodels.config import DreamSpec
+from worldmodels.envs.carracing import TRACK_TOTAL, pay_as_track, tile_value
 from worldmodels.model.controller import param_count
-from worldmodels.model.dream import TRACK_TOTAL, make_dream, pay_as_track, run_dream
+from worldmodels.model.dream import make_dream, run_dream
 from worldmodels.model.evolution import load_state
 from worldmodels.model.rnn import MDNRNN
-from worldmodels.model.world import tile_value
 
 
 def test_pay_as_track_pays_at_most_a_tile_a_step_and_a_thousand_in_all():
@@ -34,7 +35,8 @@ def test_a_dream_that_pays_as_a_track_ends_when_its_tiles_are_paid():
     z0 = np.zeros((3, 4), np.float32)
     plain, plain_lengths = run_dream(make_dream(rnn), params, z0, 1.0, 500, seed=1)
     assert (plain_lengths == 500).all() and (plain > 20_000).all()
-    returns, lengths = run_dream(make_dream(rnn, tile_value=4.0), params, z0, 1.0, 500, seed=1)
+    paying = make_dream(rnn, spec=DreamSpec(pay_as_track=True), tile_value=4.0)
+    returns, lengths = run_dream(paying, params, z0, 1.0, 500, seed=1)
     assert (lengths == 250).all()  # 1,000 of tiles at 4 a step, then the lap is done
     np.testing.assert_allclose(returns, 1000 - 0.1 * 250, rtol=1e-5)
 
@@ -113,13 +115,14 @@ def test_a_dropout_mask_kept_per_dream_is_seeded_and_differs_from_fresh_masks():
     rnn.reward_head.kernel.assign(np.ones((16, 1), np.float32))  # reward reads every unit
     params = np.random.default_rng(0).normal(size=(6, param_count(20)), scale=0.1)
     z0 = np.zeros((6, 4), np.float32)
-    kept = make_dream(rnn, dropout=0.3, mask_per_dream=True)
+    kept = make_dream(rnn, spec=DreamSpec(dropout=0.3, dropout_mask="dream"))
     first = run_dream(kept, params.astype(np.float32), z0, 1.0, 30, seed=3)
     again = run_dream(kept, params.astype(np.float32), z0, 1.0, 30, seed=3)
     np.testing.assert_array_equal(first[0], again[0])
-    fresh = run_dream(make_dream(rnn, dropout=0.3), params.astype(np.float32), z0, 1.0, 30, seed=3)
+    fresh = run_dream(make_dream(rnn, spec=DreamSpec(dropout=0.3)), params.astype(np.float32),
+                      z0, 1.0, 30, seed=3)
     assert not np.allclose(first[0], fresh[0])
-    off = run_dream(make_dream(rnn, dropout=0.0, mask_per_dream=True),
+    off = run_dream(make_dream(rnn, spec=DreamSpec(dropout=0.0, dropout_mask="dream")),
                     params.astype(np.float32), z0, 1.0, 30, seed=3)
     plain = run_dream(make_dream(rnn), params.astype(np.float32), z0, 1.0, 30, seed=3)
     np.testing.assert_array_equal(off[0], plain[0])

@@ -111,7 +111,7 @@ def test_controller_collection_is_deterministic_and_noise_changes_it(smoke_run, 
 
     root, _ = smoke_run
     world = load_world(Layout(root / "data", root / "results", "smoke"))
-    spec = Controller("zh", world["z_size"], world["hidden_size"])
+    spec = Controller("zh", world.z_size, world.hidden_size)
     params = np.load(root / "results" / "smoke" / "controller-dream" / "best.npy")
     runs = {}
     for label, noise in (("a", 0.3), ("b", 0.3), ("quiet", 0.0)):

@@ -3,6 +3,8 @@ and action noise, read from the controller's manifest through evaluation.load_tr
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from worldmodels.core.artifacts import Layout
@@ -14,11 +16,12 @@ def test_the_dream_shown_is_the_dream_scored(smoke_run):
 
     root, _ = smoke_run
     layout = Layout(root / "data", root / "results", "smoke")
-    world, (spec, flat, config) = load_for_show(layout, "dream", "zh", "best")
-    world = dict(world, dropout=0.1, action_noise=0.2)  # as a controller trained with them
-    latents, returns, lengths = dream_episodes(world, spec, flat, 1.0, 30, seed=3, count=4)
-    scorer = DreamScorer(world, 1.0, 30, 3, spec, 0.1, 0.2, world["pay_as_track"],
-                         world["dropout_mask"])
+    world, (spec, flat, dreamt) = load_for_show(layout, "dream", "zh", "best")
+    # as a controller trained with them
+    dreamt = dataclasses.replace(dreamt, dropout=0.1, action_noise=0.2, max_steps=30)
+    latents, returns, lengths = dream_episodes(world, dreamt, spec, flat, seed=3, count=4,
+                                               temperature=1.0)
+    scorer = DreamScorer(world, dreamt, 3, spec, 1.0, 30)
     scored, scored_lengths = scorer.run(np.repeat(flat[None], 4, axis=0), SHOW_STAGE_KEY)
     np.testing.assert_array_equal(lengths, scored_lengths)
     np.testing.assert_allclose(returns[np.arange(4), lengths], scored, rtol=1e-5, atol=1e-5)

@@ -9,6 +9,7 @@ import numpy as np
 from worldmodels.config import DreamSpec
 from worldmodels.core.artifacts import Layout, require_manifest
 from worldmodels.model.agent import make_agent_step
+from worldmodels.model.world import World
 from worldmodels.scoring.evaluation import load_trained
 
 
@@ -18,18 +19,19 @@ class Agent:
     the agent's ``noise_seed`` (the run seed of `worldmodels evaluate --seed`), V's sampling
     noise and the action noise are the draws the real evaluation makes for that episode."""
 
-    def __init__(self, world: dict, controller, params: np.ndarray, env_id: str,
+    def __init__(self, world: World, controller, params: np.ndarray, dreamt: DreamSpec,
                  noise_seed: int = 0, noise: float = 0.0):
-        self.world, self.controller, self.env_id = world, controller, env_id
+        self.world, self.controller, self.env_id = world, controller, world.env_id
+        self.dreamt = dreamt  # how C was dreamt: dream() dreams so
         self.env = controller.env
         self.params = np.asarray(params, np.float32)[None]
         self.noise_seed, self.noise = noise_seed, noise
-        self._step = make_agent_step(world["vae"], world["rnn"], controller)
+        self._step = make_agent_step(world.vae, world.rnn, controller)
         self.reset()
 
     def reset(self, seed: int | None = None) -> None:
         """A blank memory (h, c) and the noise streams of the episode on track ``seed``."""
-        H = self.world["hidden_size"]
+        H = self.world.hidden_size
         self.h, self.c = np.zeros((1, H), np.float32), np.zeros((1, H), np.float32)
         self._eps = np.random.default_rng(None if seed is None else [self.noise_seed, seed])
         self._shake = np.random.default_rng(
@@ -40,7 +42,7 @@ class Agent:
         frame; TakeCover: the move for a (120, 160, 3) screen), and M's memory advanced by
         it."""
         frame = self.env.preprocess(observation)[None]
-        eps = self._eps.standard_normal(self.world["z_size"]).astype(np.float32)[None]
+        eps = self._eps.standard_normal(self.world.z_size).astype(np.float32)[None]
         action, self.h, self.c = (x.numpy() for x in self._step(frame, self.h, self.c,
                                                                  self.params, eps))
         action = action[0]
@@ -68,12 +70,11 @@ class Agent:
         """``count`` dreams inside M, run as C was trained (burn-in, dropout, action noise,
         pay-as-track), at
         ``temperature`` (default: the one C was trained at): returns (count,), lengths
-        (count,) and z (count, T+1, Z) to decode with ``agent.world["vae"].decode``."""
+        (count,) and z (count, T+1, Z) to decode with ``agent.world.vae.decode``."""
         from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer
 
-        temperature = temperature or self.world["train_temperature"]
-        scorer = DreamScorer.as_trained(self.world, temperature, max_steps, seed,
-                                        self.controller)
+        scorer = DreamScorer(self.world, self.dreamt, seed, self.controller, temperature,
+                             max_steps)
         params = np.repeat(self.params, count, axis=0)
         returns, lengths, z, _, z0 = scorer.run(params, EVALUATE_STAGE_KEY, record=True)
         return {"returns": returns, "lengths": lengths,
@@ -98,7 +99,6 @@ def load_agent(name: str, results_dir="results", data_dir="data", round: int | N
     directory = layout.controller(trained_in, variant)
     manifest = require_manifest(directory, f"controller trained in the {trained_in}",
                                 f"train-controller --where {trained_in} --variant {variant}")
-    world, controller, flat = load_trained(layout, manifest, directory, params, variant,
-                                           need_vae=True, dreams=True)
-    world["train_temperature"] = float(DreamSpec.from_manifest(manifest).temperature)
-    return Agent(world, controller, flat, world["env_id"], noise_seed, noise)
+    world, controller, flat, dreamt = load_trained(layout, manifest, directory, params, variant,
+                                                   need_vae=True, dreams=True)
+    return Agent(world, controller, flat, dreamt, noise_seed, noise)

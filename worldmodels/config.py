@@ -154,12 +154,6 @@ class ControllerConfig:
 
 
 
-def trained_temperature(controller_config: dict) -> float:
-    """The dream temperature a controller was trained at, read from its manifest's config: the
-    one rule every stage that dreams a trained C follows (a manifest without the field: the
-    training default)."""
-    return float(DreamSpec.from_config(controller_config).temperature)
-
 @dataclass(frozen=True)
 class DreamSpec:
     """How a controller was dreamt: the dream options it was trained with, read from its

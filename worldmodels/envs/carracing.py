@@ -171,5 +171,60 @@ def preprocess_frame(observation: np.ndarray) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+# What a CarRacing-v3 track pays: -0.1 a frame, and 1,000 in all for its tiles (1,000 / N for
+# each of its N tiles); the episode terminates when the last tile is reached.
+FRAME_COST = 0.1
+TRACK_TOTAL = 1000.0
+
+
+def pay_as_track(reward, paid, tile_value: float):
+    """The env's bookkeeping applied to M's predicted ``reward`` of one step, given the tile
+    reward ``paid`` so far: the step's tile gain is read as at most one tile (``tile_value``)
+    and what would take the total past 1,000 is not paid; losses (leaving the playfield) are
+    kept. Returns (reward, paid'). Works on NumPy arrays and tensors alike."""
+    above = reward + FRAME_COST
+    gain = _minimum(_clip(above, 0.0, tile_value), TRACK_TOTAL - paid)
+    return -FRAME_COST + gain + _minimum(above, 0.0), paid + gain
+
+
+def _clip(x, low, high):
+    if _is_tensor(x):
+        import tensorflow as tf
+
+        return tf.clip_by_value(x, low, high)
+    return np.clip(x, low, high)
+
+
+def _minimum(x, y):
+    if _is_tensor(x):
+        import tensorflow as tf
+
+        return tf.minimum(x, y)
+    return np.minimum(x, y)
+
+
+def _is_tensor(x) -> bool:
+    """A TensorFlow tensor, told without importing TensorFlow (this module must not)."""
+    return type(x).__module__.startswith("tensorflow")
+
+
+# 1,000 / the tile count of a typical CarRacing-v3 track (about 300 tiles): used only when no
+# collected step reached a new tile.
+TYPICAL_TILE_VALUE = 1000.0 / 300
+
+
+def tile_value(rewards, lengths) -> float:
+    """What one new tile pays on the collected tracks, 1,000 / N (N the track's tile count):
+    in each episode, the smallest step reward above -0.1 is one tile less the frame's 0.1;
+    the median over episodes. Rows of ``rewards`` are read one at a time (streamed)."""
+    per_episode = []
+    for row, length in enumerate(lengths):
+        gains = np.asarray(rewards[row, : int(length)], np.float64) + 0.1
+        gains = gains[gains > 1e-3]
+        if len(gains):
+            per_episode.append(gains.min())
+    return float(np.median(per_episode)) if per_episode else TYPICAL_TILE_VALUE
+
+
 SPEC = CarRacing()
 POLICIES = tuple(SPEC.policies)

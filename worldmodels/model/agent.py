@@ -15,12 +15,16 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from worldmodels.core.workers import WorkerCrashes
+
+if TYPE_CHECKING:
+    from worldmodels.model.world import World
 from worldmodels.envs import get_env
 from worldmodels.errors import WorldModelsError
 from worldmodels.model.controller import Controller
@@ -68,14 +72,14 @@ class AgentSetup:
     rnn_weights: tuple
 
     @classmethod
-    def from_world(cls, world: dict, controller: Controller | None, max_steps: int,
+    def from_world(cls, world: World, controller: Controller | None, max_steps: int,
                    noise_seed: int) -> AgentSetup:
         """The setup of ``controller`` (default: the linear one on [z, h]) in the world's env."""
-        rnn = world["rnn"]
-        return cls(world["env_id"], max_steps, world["z_size"], world["hidden_size"],
+        rnn = world.rnn
+        return cls(world.env_id, max_steps, world.z_size, world.hidden_size,
                    rnn.mixtures,
                    controller.variant if controller is not None else "zh", noise_seed,
-                   tuple(world["vae"].get_weights()), tuple(rnn.get_weights()))
+                   tuple(world.vae.get_weights()), tuple(rnn.get_weights()))
 
     @cached_property
     def key(self) -> str:
@@ -266,7 +270,7 @@ def run_real_episodes(backend, setup: AgentSetup, params: np.ndarray, seeds: lis
     return returns
 
 
-def collect_with_controller(directory: Path, world: dict, controller, params: np.ndarray,
+def collect_with_controller(directory: Path, world: World, controller, params: np.ndarray,
                             seeds: list[int], first_index: int, noise: float,
                             max_steps: int, label: str, workers: int | None = None,
                             ray_address: str | None = None, progress: bool = True) -> dict:
@@ -282,7 +286,7 @@ def collect_with_controller(directory: Path, world: dict, controller, params: np
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = CollectConfig(env_id=world["env_id"], max_steps=max_steps, policy=label)
+    config = CollectConfig(env_id=world.env_id, max_steps=max_steps, policy=label)
     indices = [first_index + i for i in range(len(seeds))]
     done = {i: 0.0 for i, index in enumerate(indices) if episode_path(directory, index).exists()}
     setup = AgentSetup.from_world(world, controller, max_steps, noise_seed=first_index)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from worldmodels.config import DreamSpec
+from worldmodels.envs.carracing import TRACK_TOTAL, pay_as_track
 from worldmodels.model.controller import Controller
 from worldmodels.model.rnn import MDNRNN
 
@@ -36,46 +38,24 @@ def sample_next_z(predictions: dict, temperature, seed):
                          tf.cast(temperature, tf.float32))
 
 
-# What a CarRacing-v3 track pays: -0.1 a frame, and 1,000 in all for its tiles (1,000 / N for
-# each of its N tiles); the episode terminates when the last tile is reached.
-FRAME_COST = 0.1
-TRACK_TOTAL = 1000.0
-
-
-def pay_as_track(reward, paid, tile_value: float):
-    """The env's bookkeeping applied to M's predicted ``reward`` of one step, given the tile
-    reward ``paid`` so far: the step's tile gain is read as at most one tile (``tile_value``)
-    and what would take the total past 1,000 is not paid; losses (leaving the playfield) are
-    kept. Returns (reward, paid'). Works on NumPy arrays and tensors alike."""
-    above = reward + FRAME_COST
-    gain = _minimum(_clip(above, 0.0, tile_value), TRACK_TOTAL - paid)
-    return -FRAME_COST + gain + _minimum(above, 0.0), paid + gain
-
-
-def _clip(x, low, high):
-    return tf.clip_by_value(x, low, high) if tf.is_tensor(x) else np.clip(x, low, high)
-
-
-def _minimum(x, y):
-    return tf.minimum(x, y) if tf.is_tensor(x) else np.minimum(x, y)
-
-
-def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float = 0.0,
-               action_noise: float = 0.0, tile_value: float = 0.0, mask_per_dream: bool = False,
-               steer_penalty: float = 0.0, record: bool = False):
+def make_dream(rnn: MDNRNN, controller: Controller | None = None, spec: DreamSpec | None = None,
+               tile_value: float = 0.0, record: bool = False):
     """A compiled function (params (B, P), z0 (B, Z), h0 and c0 (B, H) or None for a blank
     memory, temperature, max_steps, seed (2,)) ->
     (returns (B,), lengths (B,)) that rolls every agent out inside M until its sampled done or
-    ``max_steps``. ``controller`` defaults to the linear one on [z, h]. With ``dropout`` > 0,
+    ``max_steps``. ``controller`` defaults to the linear one on [z, h]. ``spec``
+    (``config.DreamSpec``, default: every option off) says how C was dreamt; its temperature,
+    burn-in and steps are the caller's (``run_dream``'s arguments). With ``dropout`` > 0,
     M's heads read its output through a fresh dropout mask at every step of every dream (MC
     dropout: the dream is most random where M's training data say least). With
     ``action_noise`` > 0, Gaussian noise of that std is added to C's actions at every step
     and clipped to the action box, as `evaluate --noise` drives in the real env. With
-    ``tile_value`` > 0 the dream pays as a track does (``pay_as_track``): no dream can return
-    more than 1,000 less 0.1 a step, and a dream whose tiles reach 1,000 ends (the lap is
-    done). With ``mask_per_dream``, each dream draws its dropout mask once and keeps it to its
-    end (one model sampled per dream, as Dropout's Dream Land did) instead of a fresh mask at
-    every step. With ``steer_penalty`` > 0, each step's score also loses that times
+    ``pay_as_track`` and the collected tracks' ``tile_value`` the dream pays as a track does
+    (``envs.carracing.pay_as_track``): no dream can return more than 1,000 less 0.1 a step,
+    and a dream whose tiles reach 1,000 ends (the lap is done). With ``dropout_mask``
+    "dream", each dream draws its dropout mask once and keeps it to its end (one model
+    sampled per dream, as Dropout's Dream Land did) instead of a fresh mask at every step.
+    With ``steer_penalty`` > 0, each step's score also loses that times
     |steer_t - steer_t-1| of C's own steering (before the action noise; nothing at the first
     step): smooth control, against the bang-bang zigzag. With ``record``, it also returns
     every dream's z (B, T, Z) and rewards (B, T) of steps 1..T (zero after the dream's done),
@@ -87,6 +67,10 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, dropout: float
     where M's done probability passes it instead of by a draw."""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
+    spec = spec or DreamSpec()
+    dropout, action_noise, steer_penalty = spec.dropout, spec.action_noise, spec.steer_penalty
+    mask_per_dream = spec.dropout_mask == "dream"
+    tile_value = tile_value if spec.pay_as_track else 0.0
     env = controller.env
     low, high = tf.constant(env.low), tf.constant(env.high)
 

@@ -1,11 +1,53 @@
-"""Loading trained V and M together, checking that they fit each other."""
+"""A trained world: V and M loaded together, checked to fit each other, with where their
+dreams start (``World``, ``load_world``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from worldmodels.core.artifacts import Layout, require_manifest
 from worldmodels.errors import WorldModelsError
+
+if TYPE_CHECKING:
+    from worldmodels.envs.base import EnvSpec
+    from worldmodels.model.rnn import MDNRNN
+    from worldmodels.model.vae import ConvVAE
+
+
+@dataclass(frozen=True, eq=False)
+class World:
+    """A trained V and M, the env their data came from, and where their dreams start. How a
+    controller dreams in it (temperature, dropout, ...) is not the world's: see
+    ``config.DreamSpec``."""
+
+    env: EnvSpec
+    """The env the rollouts were collected in (every later stage runs it)."""
+    vae_manifest: dict
+    rnn_manifest: dict
+    z_size: int
+    hidden_size: int
+    rnn: MDNRNN
+    vae: ConvVAE | None
+    """None when loaded without V (a dream needs only M)."""
+    mu0: np.ndarray
+    """V's posterior of every collected episode's first frame: (episodes, Z) ..."""
+    logvar0: np.ndarray
+    """... and its log-variance: dreams from a blank memory start there."""
+    tile_value: float
+    """What one new tile pays on the collected tracks (CarRacing; see
+    ``envs.carracing.tile_value``)."""
+    burn_in: int = 0
+    """Real steps M reads before a dream starts (0: from a first frame)."""
+    starts: dict | None = None
+    """With a burn-in: mu and logvar of its first burn_in + 1 steps and its first burn_in
+    actions, of every collected episode longer than that."""
+
+    @property
+    def env_id(self) -> str:
+        return self.env.id
 
 
 def check_world(layout: Layout) -> tuple[dict, dict]:
@@ -58,16 +100,16 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 100_000
 
 
-def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> dict:
-    """The trained V (optional) and M of an experiment, their manifests, and the first-frame
-    posteriors of the series (dream starts), after ``check_world``. With ``burn_in`` > 0, also
-    ``starts``: mu and logvar of the first burn_in + 1 steps and the first burn_in actions of
-    every episode longer than that (dreams that start after a burn-in)."""
+def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> World:
+    """The trained V (optional) and M of an experiment, after ``check_world``, with the
+    first-frame posteriors of the series (dream starts), and with ``burn_in`` > 0 the starts
+    of dreams after a burn-in (``World.starts``)."""
     vae_manifest, rnn_manifest = check_world(layout)
     from worldmodels.core.device import start_tensorflow
 
     start_tensorflow()
     from worldmodels.data.store import require_series
+    from worldmodels.envs.carracing import tile_value
     from worldmodels.model.rnn import load_rnn
     from worldmodels.model.vae import load_vae
 
@@ -79,47 +121,23 @@ def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> dict:
             f"M in {layout.rnn} reads actions of size {action_size} but the rollouts in "
             f"{layout.rollouts} are {env.id}'s (size {env.action_size}): re-run "
             "`worldmodels encode` and `worldmodels train-rnn`")
-    world = {
-        "env_id": env.id,
-        "env": env,
-        "vae_manifest": vae_manifest,
-        "rnn_manifest": rnn_manifest,
-        "z_size": z_size,
-        "hidden_size": int(rnn_manifest["config"]["hidden_size"]),
-        "rnn": load_rnn(layout.rnn, z_size, rnn_manifest["config"], env.action_size),
-        "vae": load_vae(layout.vae, z_size) if need_vae else None,
-    }
     with require_series(layout.series, vae_manifest["run_id"], z_size) as series:
-        world["mu0"] = np.asarray(series["mu"][:, 0])
-        world["logvar0"] = np.asarray(series["logvar"][:, 0])
-        world["burn_in"] = burn_in
-        world["tile_value"] = tile_value(series["rewards"], series["lengths"][()])
-        if burn_in:
-            long_enough = np.flatnonzero(series["lengths"][()] > burn_in)
-            if len(long_enough) == 0:
-                raise WorldModelsError(f"no collected episode is longer than the burn-in of "
-                                       f"{burn_in} steps: use a shorter --burn-in")
-            world["starts"] = {
-                "mu": np.asarray(series["mu"][:, : burn_in + 1])[long_enough],
-                "logvar": np.asarray(series["logvar"][:, : burn_in + 1])[long_enough],
-                "actions": np.asarray(series["actions"][:, :burn_in])[long_enough],
-            }
-    return world
+        starts = _burn_in_starts(series, burn_in) if burn_in else None
+        return World(
+            env=env, vae_manifest=vae_manifest, rnn_manifest=rnn_manifest, z_size=z_size,
+            hidden_size=int(rnn_manifest["config"]["hidden_size"]),
+            rnn=load_rnn(layout.rnn, z_size, rnn_manifest["config"], env.action_size),
+            vae=load_vae(layout.vae, z_size) if need_vae else None,
+            mu0=np.asarray(series["mu"][:, 0]), logvar0=np.asarray(series["logvar"][:, 0]),
+            tile_value=tile_value(series["rewards"], series["lengths"][()]),
+            burn_in=burn_in, starts=starts)
 
 
-# 1,000 / the tile count of a typical CarRacing-v3 track (about 300 tiles): used only when no
-# collected step reached a new tile.
-TYPICAL_TILE_VALUE = 1000.0 / 300
-
-
-def tile_value(rewards, lengths) -> float:
-    """What one new tile pays on the collected tracks, 1,000 / N (N the track's tile count):
-    in each episode, the smallest step reward above -0.1 is one tile less the frame's 0.1;
-    the median over episodes. Rows of ``rewards`` are read one at a time (streamed)."""
-    per_episode = []
-    for row, length in enumerate(lengths):
-        gains = np.asarray(rewards[row, : int(length)], np.float64) + 0.1
-        gains = gains[gains > 1e-3]
-        if len(gains):
-            per_episode.append(gains.min())
-    return float(np.median(per_episode)) if per_episode else TYPICAL_TILE_VALUE
+def _burn_in_starts(series, burn_in: int) -> dict:
+    long_enough = np.flatnonzero(series["lengths"][()] > burn_in)
+    if len(long_enough) == 0:
+        raise WorldModelsError(f"no collected episode is longer than the burn-in of "
+                               f"{burn_in} steps: use a shorter --burn-in")
+    return {"mu": np.asarray(series["mu"][:, : burn_in + 1])[long_enough],
+            "logvar": np.asarray(series["logvar"][:, : burn_in + 1])[long_enough],
+            "actions": np.asarray(series["actions"][:, :burn_in])[long_enough]}

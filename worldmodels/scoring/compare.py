@@ -62,8 +62,8 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
     from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer
 
     started = time.time()
-    world, spec, flat = load_trained(layout, controller_manifest, directory, params_name,
-                                     variant, need_vae=True, dreams=True)
+    world, spec, flat, dreamt = load_trained(layout, controller_manifest, directory,
+                                             params_name, variant, need_vae=True, dreams=True)
     params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
     key = dict(comparison_key(controller_manifest, params_name, variant, config, seed),
@@ -73,7 +73,7 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
         partial = read_json(partial_path)
         log(f"compare: continuing from {partial_path}")
 
-    scorer = DreamScorer.as_trained(world, config.temperatures[0], config.max_steps, seed, spec)
+    scorer = DreamScorer(world, dreamt, seed, spec, max_steps=config.max_steps)
     for temperature in config.temperatures:
         label = f"{temperature:g}"
         if label not in partial["dream"]:
@@ -82,10 +82,9 @@ def compare(layout: Layout, controller_manifest: dict, directory: Path, params_n
             write_json(partial_path, partial)
         dream = partial["dream"][label]
         log(f"dream τ={label}: {np.mean(dream['scores']):.1f} ± {np.std(dream['scores']):.1f}")
-    _dropout_sweep(world, spec, params, config, seed, controller_manifest, partial,
-                   partial_path, log)
+    _dropout_sweep(world, dreamt, spec, params, config, seed, partial, partial_path, log)
     real_scores = _run_real(world, spec, params, seeds, config, seed, partial, partial_path,
-                            progress)
+                            progress, dreamt.action_noise)
     return _result(partial, real_scores, seeds, controller_manifest, directory, config, world,
                    time.time() - started)
 
@@ -94,18 +93,19 @@ def dropout_label(dropout: float) -> str:
     return f"dropout={dropout:g}"
 
 
-def _dropout_sweep(world, spec, params, config, seed, controller_manifest, partial,
+def _dropout_sweep(world, dreamt: DreamSpec, spec, params, config, seed, partial,
                    partial_path, log) -> None:
     """The dream at each of ``config.dropouts`` (at the trained temperature), into
     ``partial["dream"]``; the starts and noise are those of the temperature sweep."""
-    from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer, dream_options
+    import dataclasses
 
-    temperature = float(DreamSpec.from_manifest(controller_manifest).temperature)
+    from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer
+
     for dropout in config.dropouts:
         label = dropout_label(dropout)
         if label not in partial["dream"]:
-            scorer = DreamScorer(world, temperature, config.max_steps, seed, spec,
-                                 **dict(dream_options(world), dropout=dropout))
+            scorer = DreamScorer(world, dataclasses.replace(dreamt, dropout=dropout), seed,
+                                 spec, max_steps=config.max_steps)
             scores, lengths = scorer.run(params, EVALUATE_STAGE_KEY)
             partial["dream"][label] = {"scores": scores.tolist(), "lengths": lengths.tolist()}
             write_json(partial_path, partial)
@@ -113,7 +113,8 @@ def _dropout_sweep(world, spec, params, config, seed, controller_manifest, parti
         log(f"dream {label}: {np.mean(dream['scores']):.1f} ± {np.std(dream['scores']):.1f}")
 
 
-def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, progress):
+def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, progress,
+              noise: float):
     from worldmodels.scoring.evaluation import run_real
 
     done = {int(i): score for i, score in partial["real"].items()}
@@ -126,7 +127,7 @@ def _run_real(world, spec, params, seeds, config, seed, partial, partial_path, p
 
     # A controller evolved with action noise in the dream drives with it in the real env too.
     return run_real(world, spec, params, seeds, config, seed, progress, "compare (real)", done,
-                    save, noise=world["action_noise"])
+                    save, noise=noise)
 
 
 def _result(partial, real_scores, seeds, controller_manifest, directory, config, world, wall):
@@ -140,7 +141,7 @@ def _result(partial, real_scores, seeds, controller_manifest, directory, config,
     key = {k: v for k, v in partial["key"].items() if k != "flat"}
     return {
         "key": key,
-        "env": world["env_id"],
+        "env": world.env_id,
         "controller": str(directory),
         "trained_in": controller_manifest["config"]["where"],
         "train_temperature": controller_manifest["config"].get("temperature"),

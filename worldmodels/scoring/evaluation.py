@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.config import EvaluateConfig, trained_temperature
+from worldmodels.config import DreamSpec, EvaluateConfig
 from worldmodels.core.artifacts import VERSION, Layout, code_commit, read_json, write_json
 from worldmodels.core.device import device_name
 from worldmodels.core.tensorboard import Board
 from worldmodels.data.collect import episode_seeds
 from worldmodels.errors import WorldModelsError
 from worldmodels.model.controller import Controller
-from worldmodels.model.world import load_world
-from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer, RealScorer, dream_options
+from worldmodels.model.world import World, load_world
+from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer, RealScorer
 
 SELECTED = "selected"  # --params selected: the candidate `worldmodels select` chose
 SELECTION = "selection.json"  # beside it in the controller's folder: how it was chosen
@@ -28,27 +28,26 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
     from ``seed``, disjoint from collection and training seeds. In the real env, each finished
     episode is saved to ``partial_path`` and a re-run skips the episodes found there."""
-    world, spec, flat = load_trained(layout, controller_manifest, directory, params_name,
-                                     variant, need_vae=(where == "real"),
-                                     dreams=(where == "dream"))
-    burn_in = world["burn_in"]
+    world, spec, flat, dreamt = load_trained(layout, controller_manifest, directory,
+                                             params_name, variant,
+                                             need_vae=(where == "real"),
+                                             dreams=(where == "dream"))
+    burn_in = world.burn_in
     params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
-    result = {"env": world["env_id"], "where": where, "episodes": config.episodes,
+    result = {"env": world.env_id, "where": where, "episodes": config.episodes,
               "controller": str(directory), "params": params_name, "variant": variant,
               # Real scores depend on float-level details of the code: say which code and
               # which trained controller made them.
               "controller_run_id": controller_manifest.get("run_id"), "version": VERSION,
               "code": code_commit(), "seeds": seeds}
     if where == "dream":
-        temperature = config.temperature if config.temperature is not None else \
-            trained_temperature(controller_manifest["config"])
-        scorer = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec)
+        scorer = DreamScorer(world, dreamt, seed, spec, config.temperature, config.max_steps)
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
-        result.update(temperature=temperature, lengths=lengths.tolist(), seeds=[seed],
-                      burn_in=burn_in, dropout=world["dropout"],
-                      action_noise=world["action_noise"])
+        result.update(temperature=scorer.temperature, lengths=lengths.tolist(), seeds=[seed],
+                      burn_in=burn_in, dropout=dreamt.dropout,
+                      action_noise=dreamt.action_noise)
     else:
         scores, lengths = evaluate_real(world, params, seeds, config, seed, progress,
                                         partial_path, spec, ray_address)
@@ -115,25 +114,24 @@ def run_real(world, spec, params, seeds, config, seed, progress, desc, done, on_
 
 
 def load_trained(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
-                 variant: str, need_vae: bool, dreams: bool) -> tuple[dict, Controller,
-                                                                      np.ndarray]:
-    """The world a trained controller drives and the controller itself: refuses a controller
-    trained with another M or of another shape. With ``dreams``, the world's dreams start as
-    they did while C was trained (after the same burn-in), and ``world["dropout"]`` and
-    ``world["action_noise"]`` are the dream dropout and action noise C was trained with."""
-    burn_in = int(controller_manifest["config"].get("burn_in", 0)) if dreams else 0
-    world = load_world(layout, need_vae=need_vae, burn_in=burn_in)
-    # the dream options C was trained with (all off for a world that does not dream)
-    world.update(dream_options(controller_manifest["config"] if dreams else {}))
-    if controller_manifest["inputs"].get("rnn") != world["rnn_manifest"]["run_id"]:
+                 variant: str, need_vae: bool, dreams: bool
+                 ) -> tuple[World, Controller, np.ndarray, DreamSpec]:
+    """The world a trained controller drives, the controller's shape, its parameters and how
+    it was dreamt: refuses a controller trained with another M or of another shape. With
+    ``dreams``, the ``DreamSpec`` is the one C was trained in (read from its manifest) and the
+    world's dreams start as they did then (after the same burn-in); without, every dream
+    option is off (the world does not dream)."""
+    dreamt = DreamSpec.from_manifest(controller_manifest) if dreams else DreamSpec()
+    world = load_world(layout, need_vae=need_vae, burn_in=dreamt.burn_in)
+    if controller_manifest["inputs"].get("rnn") != world.rnn_manifest["run_id"]:
         raise WorldModelsError(
             f"the controller in {directory} was trained with another M than {layout.rnn}: "
             "re-run `worldmodels train-controller`"
         )
     if params_name == SELECTED:
         check_selection(directory, controller_manifest)
-    spec = Controller(variant, world["z_size"], world["hidden_size"], world["env_id"])
-    return world, spec, load_controller(Path(directory) / f"{params_name}.npy", spec)
+    spec = Controller(variant, world.z_size, world.hidden_size, world.env_id)
+    return world, spec, load_controller(Path(directory) / f"{params_name}.npy", spec), dreamt
 
 
 def check_selection(directory: Path, controller_manifest: dict) -> dict:

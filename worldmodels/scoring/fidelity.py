@@ -23,24 +23,26 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.config import FidelityConfig, trained_temperature
+from worldmodels.config import DreamSpec, FidelityConfig
 from worldmodels.core.artifacts import VERSION, code_commit
 from worldmodels.data.collect import episode_seeds
-from worldmodels.model.dream import pay_as_track
-from worldmodels.scoring.scorers import FIDELITY_STAGE_KEY, dream_options
+from worldmodels.envs.carracing import pay_as_track
+from worldmodels.model.world import World
+from worldmodels.scoring.scorers import FIDELITY_STAGE_KEY
 
 IMPOSSIBLE_RETURN = 930.0  # CarRacing-v3's most (EnvSpec.max_return): results that predate it
 RANKING_CALL_SEED = 10**6  # the ranking's dreams: apart from every training generation's
 
 
-def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConfig,
-                     seed: int, temperature: float, progress: bool = True,
+def measure_fidelity(world: World, dreamt: DreamSpec, spec, params: np.ndarray,
+                     config: FidelityConfig, seed: int, progress: bool = True,
                      ray_address: str | None = None, candidates: np.ndarray | None = None,
                      trials: int = 1) -> dict:
-    """The fidelity figures of M for the controller ``params`` (see the module docstring).
-    ``world`` comes from ``evaluation.load_trained(..., need_vae=True, dreams=True)``:
-    it carries the dream options the controller was trained with. With ``candidates`` (and
-    ``config.candidate_episodes``), also how the dream ranks them (``_ranking``)."""
+    """The fidelity figures of M for the controller ``params`` (see the module docstring),
+    in the dream ``dreamt`` (the one it was trained in) and with its action noise in the real
+    env. ``world`` comes from ``evaluation.load_trained(..., need_vae=True, dreams=True)``.
+    With ``candidates`` (and ``config.candidate_episodes``), also how the dream ranks them
+    (``_ranking``)."""
     from worldmodels.core.workers import make_backend
     from worldmodels.model.agent import episode_tasks
 
@@ -48,17 +50,19 @@ def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConf
     ranked = candidates is not None and config.candidate_episodes > 0
     tasks = max(len(seeds), len(candidates) * config.candidate_episodes if ranked else 0)
     with make_backend(config.workers, ray_address, len(episode_tasks(tasks))) as backend:
-        episodes = _real_episodes(backend, world, spec, params, seeds, config, seed, progress)
-        ranking = _ranking(backend, world, spec, candidates, config, seed, temperature, trials,
+        episodes = _real_episodes(backend, world, spec, params, seeds, config, seed, progress,
+                                  dreamt.action_noise)
+        ranking = _ranking(backend, world, dreamt, spec, candidates, config, seed, trials,
                            progress) if ranked else None
-    tile_value = world["tile_value"] if world["pay_as_track"] else 0.0
+    tile_value = world.tile_value if dreamt.pay_as_track else 0.0
     per_episode = [_along_real_path(world, episode, tile_value) for episode in episodes]
-    dream_returns, dream_lengths = _dreams(world, spec, params, config, seed, temperature)
+    dream_returns, dream_lengths = _dreams(world, dreamt, spec, params, config, seed)
     real_returns = np.array([e["rewards"].sum() for e in episodes])
     result = {
-        "version": VERSION, "code": code_commit(), "seeds": seeds, "temperature": temperature,
-        "dream_options": {"burn_in": world["burn_in"], **dream_options(world)},
-        "tile_value": world["tile_value"], "max_return": world["env"].max_return,
+        "version": VERSION, "code": code_commit(), "seeds": seeds,
+        "temperature": dreamt.temperature,
+        "dream_options": {"burn_in": world.burn_in, **dreamt.options()},
+        "tile_value": world.tile_value, "max_return": world.env.max_return,
         "max_steps": config.max_steps,
         "real": {"returns": real_returns.tolist(),
                  "lengths": [len(e["rewards"]) for e in episodes]},
@@ -71,19 +75,19 @@ def measure_fidelity(world: dict, spec, params: np.ndarray, config: FidelityConf
     return result
 
 
-def _real_episodes(backend, world, spec, params, seeds, config, seed, progress) -> list:
+def _real_episodes(backend, world, spec, params, seeds, config, seed, progress,
+                   noise: float) -> list:
     from worldmodels.model.agent import AgentSetup, run_real_episodes
 
     recorded = {}
     setup = AgentSetup.from_world(world, spec, config.max_steps, seed)
     flat = np.repeat(params[None], len(seeds), axis=0).astype(np.float32)
     run_real_episodes(backend, setup, flat, seeds, progress=progress, desc="fidelity",
-                      record="episode", on_recorded=recorded.__setitem__,
-                      noise=world["action_noise"])
+                      record="episode", on_recorded=recorded.__setitem__, noise=noise)
     return [recorded[i] for i in range(len(seeds))]
 
 
-def _ranking(backend, world, spec, candidates, config, seed, temperature, trials,
+def _ranking(backend, world, dreamt, spec, candidates, config, seed, trials,
              progress) -> dict:
     """The candidates scored in the dream C was trained in (``trials`` dreams each, as a
     generation of training is) and on the first ``candidate_episodes`` fidelity tracks each
@@ -91,12 +95,12 @@ def _ranking(backend, world, spec, candidates, config, seed, temperature, trials
     the candidate the dream ranks first beside the best and the mean real score."""
     from worldmodels.scoring.scorers import DreamScorer, RealScorer
 
-    dream = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec).fitness(
+    dream = DreamScorer(world, dreamt, seed, spec, max_steps=config.max_steps).fitness(
         candidates, RANKING_CALL_SEED, trials)
     tracks = episode_seeds(seed, config.candidate_episodes, FIDELITY_STAGE_KEY)
     params = np.repeat(candidates, len(tracks), axis=0)
     scorer = RealScorer(world, backend, seed, config.max_steps, progress,
-                        controller=spec, noise=world["action_noise"])
+                        controller=spec, noise=dreamt.action_noise)
     returns = scorer.run(params, tracks * len(candidates), desc="fidelity: candidates")
     real = returns.reshape(len(candidates), len(tracks)).mean(axis=1)
     return {"candidates": len(candidates), "trials": trials, "tracks": tracks,
@@ -133,19 +137,19 @@ def _encode(vae, frames: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(mus).astype(np.float32)
 
 
-def _along_real_path(world: dict, episode: dict, tile_value: float) -> dict:
+def _along_real_path(world: World, episode: dict, tile_value: float) -> dict:
     """M read along one real episode: its reward and done heads against the env's."""
     import tensorflow as tf
 
-    z = _encode(world["vae"], episode["frames"])
+    z = _encode(world.vae, episode["frames"])
     episode["z"] = z
     inputs = np.concatenate([z[:-1], episode["actions"]], -1)[None]
-    predictions, _ = world["rnn"](tf.constant(inputs, tf.float32))
+    predictions, _ = world.rnn(tf.constant(inputs, tf.float32))
     reward = predictions["reward"].numpy()[0].astype(np.float64)
     p_done = tf.sigmoid(predictions["done_logit"]).numpy()[0].astype(np.float64)
     real = episode["rewards"].astype(np.float64)
     ended = episode["terminations"].astype(bool)
-    env = world.get("env")
+    env = world.env
     if env is not None and env.step_reward is not None:
         reward = np.full_like(reward, env.step_reward)  # the dream pays this, not the head
     if env is not None and env.done_threshold is not None:
@@ -167,14 +171,14 @@ def _along_real_path(world: dict, episode: dict, tile_value: float) -> dict:
     }
 
 
-def _open_loop(world: dict, episodes: list, horizons: tuple, stride: int) -> dict:
+def _open_loop(world: World, episodes: list, horizons: tuple, stride: int) -> dict:
     """k-step open-loop z error from every ``stride``-th real step, normalised by z's
     variance over the episodes; beside it the error of predicting no change."""
     import tensorflow as tf
 
     from worldmodels.model.rnn import open_loop
 
-    rnn, K = world["rnn"], max(horizons)
+    rnn, K = world.rnn, max(horizons)
     all_z = np.concatenate([e["z"] for e in episodes])
     variance = float(all_z.var(axis=0).mean())
     starts, states = [], []
@@ -215,10 +219,10 @@ def _states_along(rnn, inputs):
     return np.stack(hs).astype(np.float32), np.stack(cs).astype(np.float32)
 
 
-def _dreams(world, spec, params, config, seed, temperature):
+def _dreams(world, dreamt, spec, params, config, seed):
     from worldmodels.scoring.scorers import DreamScorer
 
-    scorer = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec)
+    scorer = DreamScorer(world, dreamt, seed, spec, max_steps=config.max_steps)
     flat = np.repeat(params[None], config.dream_episodes, axis=0).astype(np.float32)
     return scorer.run(flat, call_seed=FIDELITY_STAGE_KEY)
 
@@ -352,10 +356,9 @@ def run_fidelity(layout, controller: dict, config: FidelityConfig, seed: int,
 
     directory = layout.controller("dream", variant)
     path = fidelity_path(layout, variant, params_name)
-    world, spec, flat = load_trained(layout, controller, directory, params_name, variant,
-                                     need_vae=True, dreams=True)
-    temperature = trained_temperature(controller["config"])
-    result = measure_fidelity(world, spec, flat, config, seed, temperature, progress,
+    world, spec, flat, dreamt = load_trained(layout, controller, directory, params_name,
+                                             variant, need_vae=True, dreams=True)
+    result = measure_fidelity(world, dreamt, spec, flat, config, seed, progress,
                               ray_address, next_candidates(directory, controller),
                               int(controller["config"].get("trials", 1)))
     result.update(fidelity_key(config, seed, controller), controller=str(directory),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.config import ResolutionConfig, to_dict, trained_temperature
+from worldmodels.config import ResolutionConfig, to_dict
 from worldmodels.core.artifacts import VERSION, Layout, code_commit, write_json
 from worldmodels.data.collect import episode_seeds
 from worldmodels.scoring.evaluation import evaluate_real, load_trained
@@ -78,16 +78,15 @@ def measure(layout: Layout, controller_manifest: dict, directory: Path,
     from worldmodels.scoring.scorers import DreamScorer
 
     started = time.time()
-    world, spec, best = load_trained(layout, controller_manifest, directory, "best", variant,
-                                     need_vae=True, dreams=True)
+    world, spec, best, dreamt = load_trained(layout, controller_manifest, directory, "best",
+                                             variant, need_vae=True, dreams=True)
     rows, params = candidates(directory, best, config.every, config.population)
     tracks = episode_seeds(seed, config.episodes, RESOLUTION_STAGE_KEY)
     flat = np.repeat(params, len(tracks), axis=0).astype(np.float32)
     returns, _ = evaluate_real(world, flat, tracks * len(rows), config, seed, progress,
                                partial_path, spec, ray_address, desc="resolution: real")
     returns = np.asarray(returns, dtype=float).reshape(len(rows), len(tracks))
-    temperature = trained_temperature(controller_manifest["config"])
-    scorer = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec)
+    scorer = DreamScorer(world, dreamt, seed, spec, max_steps=config.max_steps)
     dream = np.stack([scorer.fitness(params, RESOLUTION_CALL_SEED + k, config.dream_episodes)
                       for k in range(config.dream_seeds)])
     real = returns.mean(axis=1)
@@ -99,7 +98,7 @@ def measure(layout: Layout, controller_manifest: dict, directory: Path,
               "pooled": list(range(len(rows)))}
     chosen = int(np.argmax(dream.mean(axis=0)))
     result = {"controller_run_id": controller_manifest.get("run_id"), "variant": variant,
-              "env_id": world["env_id"], "temperature": temperature,
+              "env_id": world.env_id, "temperature": scorer.temperature,
               "config": to_dict(config), "seed": seed, "tracks": tracks, "candidates": rows,
               "correlations": correlations(dream, real, groups),
               "real_split_half": {name: split_half(returns, index)

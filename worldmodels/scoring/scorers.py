@@ -4,10 +4,16 @@ by evaluation."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from worldmodels.data.collect import episode_seeds
 from worldmodels.model.dream import burn_in_starts, initial_latents, make_dream, run_dream
+
+if TYPE_CHECKING:
+    from worldmodels.config import DreamSpec
+    from worldmodels.model.world import World
 
 TRAIN_STAGE_KEY = 1
 EVALUATE_STAGE_KEY = 2
@@ -18,42 +24,21 @@ SELECT_STAGE_KEY = 6  # the validation tracks `worldmodels select` chooses a con
 RESOLUTION_STAGE_KEY = 7  # the validation tracks of `worldmodels resolution`
 RECHECK_CALL_SEED = 2 * 10**6  # + generation: the rollouts a generation's top is rescored on
 
-# The ControllerConfig fields that shape the dream C is scored in (besides its temperature and
-# burn-in): read from C's manifest wherever a dream must be the one C was trained in.
-DREAM_OPTIONS = ("dropout", "action_noise", "pay_as_track", "dropout_mask", "steer_penalty")
-
-
-def dream_options(config) -> dict:
-    """The dream options of a ControllerConfig, or of a manifest's config dict (an option the
-    manifest predates takes its default, from ``DreamSpec``: off)."""
-    from worldmodels.config import DreamSpec
-
-    if isinstance(config, dict):
-        config = {key: config[key] for key in DREAM_OPTIONS if key in config}
-    return DreamSpec.from_config(config).options()
-
-
 class DreamScorer:
-    """Mean dream return of candidates over ``trials`` dreams each, all in one batch."""
+    """Mean dream return of candidates over ``trials`` dreams each, all in one batch, in the
+    dream ``spec`` describes (``config.DreamSpec``: how the controller is or was dreamt) at
+    ``temperature`` and for ``max_steps`` (default: the spec's). The world's burn-in is the
+    spec's (``load_world(burn_in=spec.burn_in)``)."""
 
-    def __init__(self, world: dict, temperature: float, max_steps: int, seed: int,
-                 controller=None, dropout: float = 0.0, action_noise: float = 0.0,
-                 pay_as_track: bool = False, dropout_mask: str = "step",
-                 steer_penalty: float = 0.0):
-        self.world, self.temperature, self.max_steps = world, temperature, max_steps
-        self.seed = seed
-        tile_value = world["tile_value"] if pay_as_track else 0.0
-        self.options = (controller, dropout, action_noise, tile_value, dropout_mask == "dream",
-                        steer_penalty)
-        self.dream = make_dream(world["rnn"], *self.options)
-
-    @classmethod
-    def as_trained(cls, world: dict, temperature: float, max_steps: int, seed: int,
-                   controller) -> DreamScorer:
-        """The dream a controller was trained in: its ``DREAM_OPTIONS``, as
-        ``evaluation.load_trained`` read them from its manifest into ``world`` (the burn-in is
-        the world's own)."""
-        return cls(world, temperature, max_steps, seed, controller, **dream_options(world))
+    def __init__(self, world: World, spec: DreamSpec, seed: int, controller=None,
+                 temperature: float | None = None, max_steps: int | None = None):
+        if world.burn_in != spec.burn_in:
+            raise ValueError(f"a world loaded for a burn-in of {world.burn_in} steps cannot "
+                             f"dream as a spec of {spec.burn_in}")
+        self.world, self.spec, self.seed, self.controller = world, spec, seed, controller
+        self.temperature = spec.temperature if temperature is None else temperature
+        self.max_steps = spec.max_steps if max_steps is None else max_steps
+        self.dream = make_dream(world.rnn, controller, spec, world.tile_value)
 
     def run(self, params: np.ndarray, call_seed: int, temperature: float | None = None,
             record: bool = False) -> tuple[np.ndarray, ...]:
@@ -63,15 +48,14 @@ class DreamScorer:
         ``dream.make_dream``) and its start z."""
         rng = np.random.default_rng([self.seed, call_seed])
         temperature = self.temperature if temperature is None else temperature
-        burn_in = self.world.get("burn_in", 0)
+        burn_in = self.world.burn_in
         if burn_in:
-            z0, state, _ = burn_in_starts(self.world["rnn"], self.world["starts"], len(params),
-                                          rng)
+            z0, state, _ = burn_in_starts(self.world.rnn, self.world.starts, len(params), rng)
         else:
-            z0, _ = initial_latents(self.world["mu0"], self.world["logvar0"], len(params), rng)
+            z0, _ = initial_latents(self.world.mu0, self.world.logvar0, len(params), rng)
             state = None
-        dream = make_dream(self.world["rnn"], *self.options, record=True) if record else \
-            self.dream
+        dream = make_dream(self.world.rnn, self.controller, self.spec, self.world.tile_value,
+                           record=True) if record else self.dream
         # The burn-in steps count against the episode's time limit, as in the real env.
         outputs = run_dream(dream, params, z0, temperature, self.max_steps - burn_in,
                             seed=int(rng.integers(2**31)), state=state)
@@ -88,7 +72,7 @@ class RealScorer:
     generation are shared by all candidates and differ between generations. Episodes run on
     ``backend`` (``worldmodels.core.workers``), each worker with its own V and M."""
 
-    def __init__(self, world: dict, backend, seed: int, max_steps: int,
+    def __init__(self, world: World, backend, seed: int, max_steps: int,
                  progress: bool = False, controller=None, noise: float = 0.0):
         from worldmodels.model.agent import AgentSetup
 
@@ -142,13 +126,14 @@ def describe_training(spec, config) -> list[str]:
     return lines
 
 
-def evolve_controller(world: dict, config, seed: int, directory, spec,
+def evolve_controller(world: World, config, seed: int, directory, spec,
                       ray_address: str | None = None, progress: bool = True) -> list[dict]:
     """CMA-ES over ``spec``'s parameters for ``config`` (a ControllerConfig), scored in the
     dream or the real env, with the real checks it asks for; continues from the CMA-ES state in
     ``directory``. Returns the history, one row per generation."""
     from contextlib import nullcontext
 
+    from worldmodels.config import DreamSpec
     from worldmodels.core.workers import make_backend
     from worldmodels.model.evolution import evolve
 
@@ -161,7 +146,7 @@ def evolve_controller(world: dict, config, seed: int, directory, spec,
             world, backend, seed, config.max_steps, controller=spec,
             noise=config.action_noise)
         scorer = real if config.where == "real" else DreamScorer(
-            world, config.temperature, config.max_steps, seed, spec, **dream_options(config))
+            world, DreamSpec.from_config(config), seed, spec)
         check_fn = (lambda best, mean: real.check(best, mean, config.real_episodes)) \
             if checking else None
         recheck_fn = (lambda top, g: scorer.fitness(top[None], RECHECK_CALL_SEED + g,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.config import DreamSpec, SelectConfig, to_dict
+from worldmodels.config import SelectConfig, to_dict
 from worldmodels.core.artifacts import VERSION, Layout, code_commit, write_json
 from worldmodels.data.collect import episode_seeds
 from worldmodels.errors import WorldModelsError
@@ -65,8 +65,9 @@ def select(layout: Layout, controller_manifest: dict, directory: Path, config: S
     from worldmodels.core.figures import plot_selection, read_rows
 
     started = time.time()
-    world, spec, best = load_trained(layout, controller_manifest, directory, "best", variant,
-                                     need_vae=True, dreams=config.dream_episodes > 0)
+    world, spec, best, dreamt = load_trained(layout, controller_manifest, directory, "best",
+                                             variant, need_vae=True,
+                                             dreams=config.dream_episodes > 0)
     rows, params = candidates(directory, best, config.every)
     tracks = episode_seeds(seed, config.episodes, SELECT_STAGE_KEY)
     flat = np.repeat(params, len(tracks), axis=0).astype(np.float32)
@@ -82,7 +83,7 @@ def select(layout: Layout, controller_manifest: dict, directory: Path, config: S
               "config": to_dict(config), "seed": seed, "tracks": tracks, "candidates": rows,
               "chosen": chosen, "selected": {k: rows[chosen][k] for k in
                                              ("generation", "kind", "mean", "std")},
-              **_dream_order(world, spec, params, real, rows, controller_manifest, config, seed),
+              **_dream_order(world, dreamt, spec, params, real, rows, config, seed),
               "version": VERSION, "code": code_commit(), "wall_seconds": time.time() - started}
     write_json(Path(directory) / SELECTION, result)
     history = Path(directory) / "history.csv"
@@ -93,8 +94,7 @@ def select(layout: Layout, controller_manifest: dict, directory: Path, config: S
     return result
 
 
-def _dream_order(world, spec, params, real, rows, controller_manifest, config,
-                 seed) -> dict:
+def _dream_order(world, dreamt, spec, params, real, rows, config, seed) -> dict:
     """Each candidate scored in the dream C was trained in (``config.dream_episodes`` dreams,
     at its temperature; into ``rows``), and whether the dream orders the candidates as the
     validation tracks do: Spearman's rank correlation, and the real score of the dream's
@@ -104,8 +104,7 @@ def _dream_order(world, spec, params, real, rows, controller_manifest, config,
     from worldmodels.scoring.fidelity import spearman
     from worldmodels.scoring.scorers import DreamScorer
 
-    temperature = float(DreamSpec.from_manifest(controller_manifest).temperature)
-    dream = DreamScorer.as_trained(world, temperature, config.max_steps, seed, spec).fitness(
+    dream = DreamScorer(world, dreamt, seed, spec, max_steps=config.max_steps).fitness(
         params, SELECT_CALL_SEED, config.dream_episodes)
     for row, score in zip(rows, dream):
         row["dream"] = float(score)

@@ -207,7 +207,7 @@ def _collect_round(layout, config, seed, progress_data, round_number, workers, r
     from worldmodels.model.controller import Controller
     from worldmodels.scoring.evaluation import load_controller
 
-    spec = Controller("zh", world["z_size"], world["hidden_size"], world["env_id"])
+    spec = Controller("zh", world.z_size, world.hidden_size, world.env_id)
     params = load_controller(layout.controller("dream") / "best.npy", spec)
     first = progress_data["base"] + (round_number - 1) * config.episodes
     result = collect_with_controller(
@@ -298,8 +298,8 @@ def _controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_ad
     adopt_state(directory, state, manifest["run_id"], forget_best=fresh)
     checking = controller_config.real_every > 0
     world = load_world(layout, need_vae=checking, burn_in=controller_config.burn_in)
-    spec = Controller(inputs["variant"], world["z_size"], world["hidden_size"],
-                      world["env_id"])
+    spec = Controller(inputs["variant"], world.z_size, world.hidden_size,
+                      world.env_id)
     history = evolve_controller(world, controller_config, old["seed"], directory, spec,
                                 ray_address, progress)
     plot_controller_history(history, directory / "history.png",

@@ -149,7 +149,7 @@ def temperatures(layout: Layout, preset: Preset, seed: int = 0, force: bool = Fa
     import dataclasses
 
     from worldmodels.model.world import experiment_env
-    from worldmodels.scoring.scorers import temperatures as table
+    from worldmodels.scoring import temperatures as table
 
     started = time.time()
     config = validate(preset.compare)

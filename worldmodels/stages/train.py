@@ -250,7 +250,7 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
     # With force, the outputs go only now (every check above has passed), under the lock.
     manifest = _begin(directory, "train-controller", to_dict(config), seed, inputs, force, log,
                       clear=lambda: _clear_controller(directory))
-    spec = Controller(variant, world["z_size"], world["hidden_size"], world["env_id"])
+    spec = Controller(variant, world.z_size, world.hidden_size, world.env_id)
     for line in describe_training(spec, config):
         log(line)
     history = evolve_controller(world, config, seed, directory, spec, ray_address, progress)

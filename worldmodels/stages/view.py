@@ -72,15 +72,14 @@ def show(layout: Layout, collect_config: CollectConfig, seed: int = 0, variant: 
 
         vae = load_vae(layout.vae, vae_manifest["config"]["z_size"])
     else:
-        vae = world["vae"]
+        vae = world.vae
     written = draw.draw_vae(vae, episode["frames"], directory)
     if world:
-        written.append(draw.draw_open_loop(vae, world["rnn"], episode, directory))
+        written.append(draw.draw_open_loop(vae, world.rnn, episode, directory))
     if dreamer:
-        spec, flat, trained = dreamer
+        spec, flat, dreamt = dreamer
         path = directory / f"dream-{output_stem(trained_in, variant, params)}.gif"
-        path, record = draw.draw_dream(world, spec, flat, temperature or trained["temperature"],
-                                       trained["max_steps"], seed, path)
+        path, record = draw.draw_dream(world, dreamt, spec, flat, seed, path, temperature)
         log(f"dream GIF: {draw.describe_dream(record)}")
         written += [path, path.with_suffix(".json")]
     written += draw.draw_curves(layout, directory)

@@ -51,8 +51,8 @@ def enjoy(layout: Layout, trained_in: str, variant: str, params_name: str,
     directory = layout.controller(trained_in, variant)
     manifest = require_manifest(directory, f"controller trained in the {trained_in}",
                                 f"train-controller --where {trained_in} --variant {variant}")
-    world, spec, flat = load_trained(layout, manifest, directory, params_name, variant,
-                                     need_vae=True, dreams=False)
+    world, spec, flat, _ = load_trained(layout, manifest, directory, params_name, variant,
+                                        need_vae=True, dreams=False)
     setup = AgentSetup.from_world(world, spec, config.max_steps, seed)
     worker = setup.build()
     name = f"{trained_in}{variant_suffix(variant)}-{params_name}" + (
@@ -65,15 +65,15 @@ def enjoy(layout: Layout, trained_in: str, variant: str, params_name: str,
             if i not in chosen:
                 continue
             label = f"seed{s}" if track_seed is not None else f"track{i}"
-            record = {"env": world["env_id"], "max_steps": config.max_steps, "seed": s,
+            record = {"env": world.env_id, "max_steps": config.max_steps, "seed": s,
                       "run_seed": seed, "episode_index": None if track_seed is not None else i,
                       "task": task if track_seed is None else [], "return": value,
                       "length": steps, "params": params_name, "variant": variant,
                       "controller": str(directory), "noise": config.noise,
                       "controller_run_id": manifest.get("run_id"), "round": layout.round,
                       "version": VERSION, "code": code_commit()}
-            record.update(write_videos(world["vae"], recorded, config, s, layout.runs / "enjoy",
-                                       f"{name}-{label}", gif, progress, world["env_id"]))
+            record.update(write_videos(world.vae, recorded, config, s, layout.runs / "enjoy",
+                                       f"{name}-{label}", gif, progress, world.env_id))
             write_json(layout.runs / "enjoy" / f"{name}-{label}.json", record)
             written.append(record)
     return written

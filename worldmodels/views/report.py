@@ -408,7 +408,7 @@ class Report:
 
     def temperatures(self) -> str:
         """The paper's temperature table, when `worldmodels temperatures` made it."""
-        from worldmodels.scoring.scorers import temperatures
+        from worldmodels.scoring import temperatures
 
         table = _load(self.layout.runs / "temperatures" / "table.json")
         if table is None:

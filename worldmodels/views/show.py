@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from worldmodels.core.figures import (
     step_caption,
     write_gif,
 )
+
+if TYPE_CHECKING:
+    from worldmodels.model.world import World
 
 RECONSTRUCTED = 10  # frames in the reconstruction grid
 TRAVERSED_DIMS = 5  # latent dimensions swept
@@ -101,15 +105,15 @@ def draw_open_loop(vae, rnn, episode: dict, directory: Path) -> Path:
                       [f"+{s + 1}" for s in shown])
 
 
-def dream_episodes(world: dict, spec, flat: np.ndarray, temperature: float, max_steps: int,
-                   seed: int, count: int = DREAMS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``count`` dreams driven by the controller ``flat``, run by the dream C was trained in
-    (``world``'s burn-in, dropout, action noise and pay-as-track, from
-    ``evaluation.load_trained``). Returns
-    z (count, T+1, Z), cumulative returns (count, T+1) and lengths (count,)."""
+def dream_episodes(world: World, dreamt: DreamSpec, spec, flat: np.ndarray, seed: int,
+                   count: int = DREAMS, temperature: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` dreams driven by the controller ``flat`` in the dream ``dreamt`` (the one C
+    was trained in, from ``evaluation.load_trained``), at ``temperature`` (default: its
+    own). Returns z (count, T+1, Z), cumulative returns (count, T+1) and lengths (count,)."""
     from worldmodels.scoring.scorers import SHOW_STAGE_KEY, DreamScorer
 
-    scorer = DreamScorer.as_trained(world, temperature, max_steps, seed, spec)
+    scorer = DreamScorer(world, dreamt, seed, spec, temperature)
     params = np.repeat(flat[None], count, axis=0).astype(np.float32)
     _, lengths, z, rewards, z0 = scorer.run(params, SHOW_STAGE_KEY, record=True)
     latents = np.concatenate([z0[:, None], z], axis=1)
@@ -118,8 +122,9 @@ def dream_episodes(world: dict, spec, flat: np.ndarray, temperature: float, max_
 
 
 def load_for_show(layout: Layout, trained_in: str, variant: str, params: str, log=print):
-    """The world behind the pictures of M and C, and (spec, params, config) of the controller
-    that drives the dream GIF, from ``evaluation.load_trained`` (the dream it was trained in);
+    """The world behind the pictures of M and C, and (spec, params, dream spec) of the
+    controller that drives the dream GIF, from ``evaluation.load_trained`` (the dream it was
+    trained in);
     each None, with a line saying why, when its stage has not run."""
     from worldmodels.errors import WorldModelsError
     from worldmodels.model.world import check_world, load_world
@@ -138,28 +143,25 @@ def load_for_show(layout: Layout, trained_in: str, variant: str, params: str, lo
         return load_world(layout, need_vae=True), None
     controller = read_json(manifest)
     try:
-        world, spec, flat = load_trained(layout, controller, directory, params, variant,
-                                         need_vae=True, dreams=True)
+        world, spec, flat, dreamt = load_trained(layout, controller, directory, params,
+                                                 variant, need_vae=True, dreams=True)
     except WorldModelsError as error:
         log(f"skipped the dream GIF: {error}")
         return load_world(layout, need_vae=True), None
-    temperature = DreamSpec.from_manifest(controller).temperature
-    config = {**controller["config"], "temperature": temperature}
-    return world, (spec, flat, config)
+    return world, (spec, flat, dreamt)
 
 
-def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_steps: int,
-               seed: int, path: Path) -> tuple[Path, dict]:
+def draw_dream(world: World, dreamt: DreamSpec, spec, flat: np.ndarray, seed: int, path: Path,
+               temperature: float | None = None) -> tuple[Path, dict]:
     """A GIF of a dream episode decoded through V: the longest of DREAMS dreams (many of M's
     dreams end within a few steps, which makes a GIF of a few frames), with the lengths of all
     of them written beside it (PATH.json) so that the choice is on record."""
-    from worldmodels.scoring.scorers import dream_options
-
-    latents, returns, lengths = dream_episodes(world, spec, flat, temperature, max_steps, seed)
+    latents, returns, lengths = dream_episodes(world, dreamt, spec, flat, seed,
+                                               temperature=temperature)
     pick = int(np.argmax(lengths))
     length = int(lengths[pick])
     latents, returns = latents[pick, : length + 1], returns[pick, : length + 1]
-    vae = world["vae"]
+    vae = world.vae
     frames = np.concatenate([vae.decode(latents[i:i + 200]).numpy()
                              for i in range(0, len(latents), 200)])
     every = 2 if len(frames) > 200 else 1
@@ -168,8 +170,9 @@ def draw_dream(world: dict, spec, flat: np.ndarray, temperature: float, max_step
         picks.append(len(frames) - 1)
     captions = [step_caption(t, returns[t]) for t in picks]
     write_gif(frames[picks], path, captions, fps=50 // every)
-    record = {"dreams": len(lengths), "rule": "longest", "temperature": temperature,
-              "burn_in": world.get("burn_in", 0), **dream_options(world),
+    record = {"dreams": len(lengths), "rule": "longest",
+              "temperature": dreamt.temperature if temperature is None else temperature,
+              "burn_in": world.burn_in, **dreamt.options(),
               "lengths": lengths.tolist(), "median_length": float(np.median(lengths)),
               "chosen": pick, "chosen_length": length, "chosen_return": float(returns[-1]),
               "frames_shown_every": every, "seed": seed}
