@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.artifacts import VERSION, Layout, code_commit, write_json
+from worldmodels.artifacts import (
+    VERSION,
+    WORLD_INPUTS,
+    Layout,
+    code_commit,
+    input_run_ids,
+    write_json,
+)
 from worldmodels.collect import episode_seeds
 from worldmodels.config import DreamSpec, SelectConfig, to_dict
 from worldmodels.errors import WorldModelsError
@@ -79,6 +86,7 @@ def select(layout: Layout, controller_manifest: dict, directory: Path, config: S
     chosen = int(np.argmax(real))
     save_array(Path(directory) / "selected.npy", params[chosen])
     result = {"controller_run_id": controller_manifest.get("run_id"), "variant": variant,
+              "inputs": input_run_ids(layout, WORLD_INPUTS),
               "config": to_dict(config), "seed": seed, "tracks": tracks, "candidates": rows,
               "chosen": chosen, "selected": {k: rows[chosen][k] for k in
                                              ("generation", "kind", "mean", "std")},
