@@ -68,6 +68,9 @@ class Layout:
     temperature: float | None = None
     """None: the experiment's own C; T: the C that `worldmodels temperatures` trained in the
     dream at temperature T (the paper's table), with its evaluations."""
+    outputs: Path | None = None
+    """None: scores and videos go in the experiment; a folder: they go there instead (an agent
+    run from the bundle of `worldmodels export`, unpacked elsewhere: RESULTS/NAME)."""
 
     def __post_init__(self):
         # Checked before anything is written or deleted: every path below stays in its root.
@@ -138,7 +141,7 @@ class Layout:
 
     @property
     def evaluations(self) -> Path:
-        return self.controllers / "evaluate"
+        return (Path(self.outputs) if self.outputs else self.controllers) / "evaluate"
 
 
 @contextmanager
