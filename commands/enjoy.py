@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from .options import (
+    agent_option,
+    agent_run,
     echo,
     params_option,
     progress_enabled,
@@ -27,11 +29,19 @@ from .options import (
 @click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
               help="The M and C that `iterate` kept after this round (default: the latest).")
 @click.option("--gif", is_flag=True, help="Also write a GIF (every second frame, half size).")
+@agent_option
 def enjoy_command(run, trained_in, variant, params, episode_index, episode_count, track_seed,
-                  round_number, gif):
-    """Film the agent on real tracks; write RESULTS/NAME/enjoy/*.mp4 and *.json."""
+                  round_number, gif, agent):
+    """Film the agent on real tracks; write RESULTS/NAME/enjoy/*.mp4 and *.json. With --agent
+    agent.tar, the agent of that bundle, into RESULTS/agent/enjoy/."""
     from worldmodels import stages
 
+    if agent:
+        with agent_run(run, agent) as (layout, index):
+            echo(stages.enjoy(layout, run.config, run.seed, index["trained_in"],
+                              index["variant"], params, episode_index, episode_count,
+                              track_seed, round_number, gif, progress_enabled()))
+        return
     echo(stages.enjoy(run.layout, run.config, run.seed, trained_in, variant, params,
                       episode_index, episode_count, track_seed, round_number, gif,
                       progress_enabled()))

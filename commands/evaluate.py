@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from .options import (
+    agent_option,
+    agent_run,
     echo,
     force_option,
     params_option,
@@ -24,12 +26,21 @@ from .options import (
 @params_option
 @click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
               help="The M and C that `iterate` kept after this round (default: the latest).")
+@agent_option
 @ray_option
 @force_option
-def evaluate_command(run, where, trained_in, variant, params, round_number, ray_address, force):
+def evaluate_command(run, where, trained_in, variant, params, round_number, agent, ray_address,
+                     force):
     """Score a trained agent; write RESULTS/NAME/evaluate/*.json (--noise: *-noiseSTD.json).
-    An evaluation of the same controller with other options is replaced only with --force."""
+    An evaluation of the same controller with other options is replaced only with --force.
+    With --agent agent.tar, the agent of that bundle, into RESULTS/agent/evaluate/."""
     from worldmodels import stages
 
+    if agent:
+        with agent_run(run, agent) as (layout, index):
+            echo(stages.evaluate(layout, run.config, run.seed, where, index["trained_in"],
+                                 index["variant"], params, round_number, force, ray_address,
+                                 progress_enabled()))
+        return
     echo(stages.evaluate(run.layout, run.config, run.seed, where, trained_in, variant, params,
                          round_number, force, ray_address, progress_enabled()))

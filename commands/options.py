@@ -204,7 +204,8 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
         def command(**options):
             from worldmodels.errors import WorldModelsError
 
-            run = _run(options, section, name not in DOES_NOT_MAKE)
+            # (a bundle's agent, --agent, is scored without making an experiment)
+            run = _run(options, section, name not in DOES_NOT_MAKE and not options.get("agent"))
             click.get_current_context().meta["worldmodels.run"] = run
             from worldmodels.stages import preset_note
 
@@ -270,6 +271,31 @@ def complete_hints(text: str) -> str:
         return f"`worldmodels {stage}{rest}{''.join(' ' + m for m in missing)}`"
 
     return _HINT.sub(complete, text)
+
+
+def agent_option(command):
+    """--agent: run the agent of a bundle of `worldmodels export` instead of an experiment's."""
+    return click.option(
+        "--agent", type=click.Path(dir_okay=False, exists=True), default=None,
+        help="Run the agent of this bundle (a tar file of `worldmodels export`) instead of an "
+        "experiment's: it is checked, unpacked to a temporary folder (removed after) and its "
+        "controller run (--controller and --variant are the bundle's); what this command "
+        "writes goes to RESULTS/NAME as usual, NAME being the bundle's file name without "
+        ".tar (agent.tar: results/agent) unless --name is given.")(command)
+
+
+def agent_run(run, agent):
+    """The layout (and bundle index) an --agent command runs: the bundle unpacked for the
+    block, its outputs in RESULTS/NAME (NAME: --name, or the bundle's file name)."""
+    from click.core import ParameterSource
+
+    from worldmodels.core.artifacts import Layout
+    from worldmodels.core.bundle import agent_layout, default_name
+
+    named = click.get_current_context().get_parameter_source("name") != ParameterSource.DEFAULT
+    outputs = run.layout if named else Layout(run.layout.data_dir, run.layout.results_dir,
+                                              default_name(agent))
+    return agent_layout(Path(agent), outputs)
 
 
 def progress_enabled() -> bool:

@@ -76,3 +76,49 @@ def test_a_bundle_that_is_not_what_export_wrote_is_refused(bundle, tmp_path, cas
         open_bundle(bad, into)
     assert not (tmp_path / "outside.npy").exists()
     assert not list(into.rglob("best.npy")) if case != "checksum" else True
+
+
+@pytest.fixture
+def own_tmp(tmp_path, monkeypatch):
+    """The folder Python's temporary files go to, for this test alone (to see what is left)."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_load_agent_removes_the_bundle_it_unpacked(bundle, own_tmp):
+    agent = load_agent(str(bundle))
+    assert list(own_tmp.iterdir()) == []
+    assert agent.episode(seed=5, max_steps=10)["steps"] == 10  # loaded in memory: it still acts
+
+
+def test_evaluate_and_enjoy_run_a_bundle_with_no_experiment_folder(smoke_run, bundle, tmp_path,
+                                                                   own_tmp):
+    root, _ = smoke_run
+    home = json.loads((root / "results" / "smoke" / "evaluate" / "real-dream-best.json")
+                      .read_text())
+    away = ["--preset", "smoke", "--data-dir", tmp_path / "data", "--results-dir",
+            tmp_path / "results", "--seed", 0]
+    output = invoke("evaluate", *away, "--agent", bundle).output
+    path = tmp_path / "results" / "agent" / "evaluate" / "real-dream-best.json"
+    assert f"wrote {path}" in output
+    result = json.loads(path.read_text())
+    assert result["scores"] == home["scores"] and result["seeds"] == home["seeds"]
+    assert result["controller_run_id"] == home["controller_run_id"]
+    assert list(own_tmp.iterdir()) == []  # the unpacked bundle is gone
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results" / "default").exists()
+    # Run again: the same agent's result is complete, as for an experiment's own.
+    assert "evaluate: complete in" in invoke("evaluate", *away, "--agent", bundle).output
+
+    output = invoke("enjoy", *away, "--agent", bundle, "--name", "mine").output
+    record = json.loads((tmp_path / "results" / "mine" / "enjoy" / "dream-best-track0.json")
+                        .read_text())
+    assert "wrote" in output and record["return"] == home["scores"][0]
+    assert list(own_tmp.iterdir()) == []
+
+    # An experiment's own folder does not take another agent's scores.
+    refused = invoke("evaluate", *common(root), "--agent", bundle, expect_ok=False)
+    assert refused.exit_code != 0 and "is an experiment of its own" in refused.output

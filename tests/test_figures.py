@@ -76,3 +76,22 @@ def test_the_fidelity_histogram_has_labelled_axes(drawn):
 def test_a_dream_gif_caption_never_reads_minus_zero():
     assert figures.step_caption(7, np.float32(-0.3)) == "t=7 R=0"
     assert figures.step_caption(8, -12.6) == "t=8 R=-13"
+
+
+def test_each_series_of_c_history_is_drawn_once(drawn):
+    rows = [dict(row, recheck=9.0 * row["generation"], best_so_far=9.0 * row["generation"],
+                 real_best=3.0 * row["generation"] if row["generation"] % 2 == 0 else "",
+                 real_mean=2.0 * row["generation"] if row["generation"] % 2 == 0 else "")
+            for row in history(4)]
+    figures.plot_controller_history(rows, "unused.png", "four generations")
+    axis = drawn[0].axes[0]
+    labels = [line.get_label() for line in axis.get_lines()]
+    assert labels == ["dream fitness: population mean", "dream fitness: best so far",
+                      "real env: best so far", "real env: CMA-ES mean"]
+    assert len(axis.collections) == 1  # the band of candidates, worst to best
+    assert len(set(axis.get_legend_handles_labels()[1])) == 5
+    figures.plot_selection([{"kind": "mean", "generation": 2, "mean": 1.0, "std": 0.0,
+                             "returns": [1.0]}], 0, rows, "unused.png", "select")
+    means = [line for line in drawn[1].axes[0].get_lines()
+             if line.get_label() == "dream fitness: population mean"]
+    assert len(means) == 1 and list(means[0].get_ydata()) == [r["mean"] for r in rows]

@@ -92,10 +92,16 @@ def load_agent(name: str, results_dir="results", data_dir="data", round: int | N
     from worldmodels.core import bundle
 
     if bundle.is_bundle(name):  # a file of `worldmodels export`: checked, then unpacked
-        root, index = bundle.open_bundle(name)
-        name, data_dir, results_dir = bundle.NAME, root / "data", root / "results"
-        trained_in, variant = index["trained_in"], index["variant"]
-    layout = Layout(data_dir, results_dir, name).at_round(round or 0)
+        with bundle.opened(name) as (root, index):  # (removed once V, M and C are loaded)
+            layout = Layout(root / "data", root / "results", bundle.NAME)
+            return _load(layout.at_round(round or 0), params, index["variant"],
+                         index["trained_in"], noise_seed, noise)
+    return _load(Layout(data_dir, results_dir, name).at_round(round or 0), params, variant,
+                 trained_in, noise_seed, noise)
+
+
+def _load(layout: Layout, params: str, variant: str, trained_in: str, noise_seed: int,
+          noise: float) -> Agent:
     directory = layout.controller(trained_in, variant)
     manifest = require_manifest(directory, f"controller trained in the {trained_in}",
                                 f"train-controller --where {trained_in} --variant {variant}")

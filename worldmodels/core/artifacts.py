@@ -68,6 +68,9 @@ class Layout:
     temperature: float | None = None
     """None: the experiment's own C; T: the C that `worldmodels temperatures` trained in the
     dream at temperature T (the paper's table), with its evaluations."""
+    outputs: Path | None = None
+    """None: scores and videos go in the experiment; a folder: they go there instead (an agent
+    run from the bundle of `worldmodels export`, unpacked elsewhere: RESULTS/NAME)."""
 
     def __post_init__(self):
         # Checked before anything is written or deleted: every path below stays in its root.
@@ -138,7 +141,7 @@ class Layout:
 
     @property
     def evaluations(self) -> Path:
-        return self.controllers / "evaluate"
+        return (Path(self.outputs) if self.outputs else self.controllers) / "evaluate"
 
 
 @contextmanager
@@ -372,6 +375,44 @@ def options_differ(manifest: dict, config: dict, seed: int, inputs: dict) -> lis
     if manifest.get("inputs") != _normalise(inputs):
         differ.append("inputs")
     return differ
+
+
+STAGE_INPUTS = {"train-vae": ("rollouts",), "encode": ("rollouts", "vae"),
+                "train-rnn": ("series", "vae"), "train-controller": ("vae", "rnn")}
+"""The input stages whose run ids each training stage's manifest records (by these names)."""
+WORLD_INPUTS = ("vae", "rnn")
+"""The inputs of a controller's scores (evaluate, compare, fidelity, select, resolution)."""
+
+
+def input_run_ids(layout: Layout, names) -> dict:
+    """The run ids the input stages ``names`` (rollouts, series, vae, rnn) of ``layout`` have
+    now, as their manifests say (None for one not made or unreadable)."""
+    folders = {"rollouts": layout.rollouts, "series": layout.series_dir, "vae": layout.vae,
+               "rnn": layout.rnn}
+    ids = {}
+    for name in names:
+        path = folders[name] / "manifest.json"
+        try:
+            ids[name] = read_json(path).get("run_id") if path.exists() else None
+        except WorldModelsError:
+            ids[name] = None  # a damaged manifest: the stage that reads it says so
+    return ids
+
+
+def remade(recorded, current: dict) -> list[str]:
+    """The inputs in ``current`` (name -> run id now) whose run id is not the one ``recorded``
+    (a manifest's or a result's inputs) holds: they were re-made since, so what was made of
+    them is stale. An input not made now (None) is not counted: the stage's checks say so."""
+    recorded = recorded if isinstance(recorded, dict) else {}
+    return [name for name, run_id in current.items()
+            if run_id is not None and recorded.get(name) != run_id]
+
+
+def stale_line(stage: str, where, inputs: list[str]) -> str:
+    """The one line a stale stage says before it runs again."""
+    which = (f"its input {inputs[0]} was" if len(inputs) == 1
+             else f"its inputs {', '.join(inputs)} were")
+    return f"{stage}: stale in {where}: {which} re-made since; re-running"
 
 
 _LOCKS: dict[str, int] = {}  # stage directory -> the open file descriptor of its lock

@@ -15,6 +15,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from worldmodels.core.artifacts import Layout, require_manifest
@@ -120,7 +121,8 @@ def open_bundle(path: Path, into: Path | None = None) -> tuple[Path, dict]:
             raise WorldModelsError(f"{path}: {INDEX} is not a bundle index") from None
         if index.get("format") != FORMAT or set(listed) != set(names) - {INDEX} or any(
                 not name.startswith(("data/" + NAME + "/", "results/" + NAME + "/"))
-                for name in listed):
+                for name in listed) or index.get("trained_in") not in ("dream", "real") \
+                or index.get("variant") not in ("zh", "z", "z-hidden"):
             raise WorldModelsError(f"{path}: its members do not match {INDEX}")
         root = Path(into) if into else Path(tempfile.mkdtemp(prefix="worldmodels-agent-"))
         try:
@@ -130,6 +132,38 @@ def open_bundle(path: Path, into: Path | None = None) -> tuple[Path, dict]:
                 shutil.rmtree(root, ignore_errors=True)
             raise
     return root, index
+
+
+@contextmanager
+def opened(path: Path):
+    """The bundle ``path`` checked and unpacked (``open_bundle``) into a temporary folder that
+    is removed when the block ends, however it ends: yields (folder, index)."""
+    root, index = open_bundle(path)
+    try:
+        yield root, index
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def default_name(path: Path) -> str:
+    """The experiment name a bundle's scores go under without --name: its file name without
+    the extension (agent.tar -> agent)."""
+    name = Path(path).name
+    return name[: -len(".tar")] if name.endswith(".tar") else Path(name).stem or name
+
+
+@contextmanager
+def agent_layout(path: Path, outputs: Layout):
+    """The experiment of the bundle ``path``, unpacked for the block (``opened``), whose scores
+    and videos go to the experiment folder of ``outputs`` (RESULTS/NAME) instead: yields
+    (layout, index). A folder holding an experiment of its own (a trained V) is refused: its
+    scores are not to be mixed with another agent's."""
+    target = outputs.experiment
+    if (target / "vae" / "manifest.json").exists():
+        raise WorldModelsError(f"{target} is an experiment of its own: give the agent's scores "
+                               "another --name")
+    with opened(path) as (root, index):
+        yield Layout(root / "data", root / "results", NAME, outputs=target), index
 
 
 def _extract(tar, entries, listed: dict, root: Path, path: Path) -> None:

@@ -65,7 +65,8 @@ def write_events(layout: Layout, name: str, result: dict) -> None:
     """The returns (histogram), lengths and mean of an evaluation as TensorBoard events in
     RESULTS/NAME/evaluate/tensorboard/, tagged with the evaluation's file name, at step N for
     the M and C kept after `iterate`'s round N (0: the experiment's own)."""
-    with Board(layout.experiment / "evaluate") as board:
+    with Board((Path(layout.outputs) if layout.outputs else layout.experiment) / "evaluate") \
+            as board:
         board.scalars({"mean": result["mean"]}, layout.round, prefix=f"{name}/")
         board.histogram(f"{name}/returns", result["scores"], layout.round)
         board.histogram(f"{name}/lengths", result["lengths"], layout.round)

@@ -351,7 +351,7 @@ def run_fidelity(layout, controller: dict, config: FidelityConfig, seed: int,
     manifest) and write it to ``fidelity_path`` (JSON and PNG); returns (json path, result).
     Whether an earlier measurement is kept, and that the folder is writable, is the stage's
     call (`stages.fidelity`)."""
-    from worldmodels.core.artifacts import write_json
+    from worldmodels.core.artifacts import WORLD_INPUTS, input_run_ids, write_json
     from worldmodels.scoring.evaluation import load_trained
 
     directory = layout.controller("dream", variant)
@@ -362,7 +362,8 @@ def run_fidelity(layout, controller: dict, config: FidelityConfig, seed: int,
                               ray_address, next_candidates(directory, controller),
                               int(controller["config"].get("trials", 1)))
     result.update(fidelity_key(config, seed, controller), controller=str(directory),
-                  params=params_name, variant=variant)
+                  params=params_name, variant=variant,
+                  inputs=input_run_ids(layout, WORLD_INPUTS))
     plot_fidelity(result, path.with_suffix(".png"))
     write_json(path, result)
     return path, result

@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels.config import ResolutionConfig, to_dict
-from worldmodels.core.artifacts import VERSION, Layout, code_commit, write_json
+from worldmodels.core.artifacts import (
+    VERSION,
+    WORLD_INPUTS,
+    Layout,
+    code_commit,
+    input_run_ids,
+    write_json,
+)
 from worldmodels.data.collect import episode_seeds
 from worldmodels.scoring.evaluation import evaluate_real, load_trained
 from worldmodels.scoring.fidelity import spearman
@@ -98,7 +105,8 @@ def measure(layout: Layout, controller_manifest: dict, directory: Path,
               "pooled": list(range(len(rows)))}
     chosen = int(np.argmax(dream.mean(axis=0)))
     result = {"controller_run_id": controller_manifest.get("run_id"), "variant": variant,
-              "env_id": world.env_id, "temperature": scorer.temperature,
+              "inputs": input_run_ids(layout, WORLD_INPUTS), "env_id": world.env_id,
+              "temperature": scorer.temperature,
               "config": to_dict(config), "seed": seed, "tracks": tracks, "candidates": rows,
               "correlations": correlations(dream, real, groups),
               "real_split_half": {name: split_half(returns, index)

@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels.config import SelectConfig, to_dict
-from worldmodels.core.artifacts import VERSION, Layout, code_commit, write_json
+from worldmodels.core.artifacts import (
+    VERSION,
+    WORLD_INPUTS,
+    Layout,
+    code_commit,
+    input_run_ids,
+    write_json,
+)
 from worldmodels.data.collect import episode_seeds
 from worldmodels.errors import WorldModelsError
 from worldmodels.model.evolution import STATE, Evolution, load_state, replay, save_array
@@ -80,6 +87,7 @@ def select(layout: Layout, controller_manifest: dict, directory: Path, config: S
     chosen = int(np.argmax(real))
     save_array(Path(directory) / "selected.npy", params[chosen])
     result = {"controller_run_id": controller_manifest.get("run_id"), "variant": variant,
+              "inputs": input_run_ids(layout, WORLD_INPUTS),
               "config": to_dict(config), "seed": seed, "tracks": tracks, "candidates": rows,
               "chosen": chosen, "selected": {k: rows[chosen][k] for k in
                                              ("generation", "kind", "mean", "std")},

@@ -74,10 +74,29 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int):
+def _stale(directory: Path, stage: str, current: dict, log) -> bool:
+    """Whether the run of ``stage`` in ``directory`` was made of inputs re-made since (their
+    run ids now, ``current``, differ from those its manifest recorded): then it says so with
+    ``log`` and is to run again as with --force (its own outputs replaced under its lock).
+    Not while an unfinished round of `iterate` re-made them (``_complete`` says so)."""
+    from worldmodels.core.artifacts import remade, stale_line
+
+    path = Path(directory) / "manifest.json"
+    if not path.exists():
+        return False
+    which = remade(read_json(path).get("inputs"), current)
+    if not which or _iterating(directory, stage):
+        return False
+    log(stale_line(stage, directory, which))
+    return True
+
+
+def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int,
+              current: dict | None = None):
     """The result of a stage found complete (saying so when the options asked for differ from
-    its run's), or None when it is to run: checked before anything is removed or started."""
-    from worldmodels.core.artifacts import options_differ
+    its run's), or None when it is to run: checked before anything is removed or started.
+    ``current``: its inputs' run ids now (a stale stage is never complete: ``_stale``)."""
+    from worldmodels.core.artifacts import options_differ, remade
 
     path = Path(directory) / "manifest.json"
     if force or not path.exists():
@@ -85,6 +104,14 @@ def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int)
     old = read_json(path)
     if old.get("status") != "complete" or _missing(directory, stage)(old):
         return None
+    which = remade(old.get("inputs"), current or {})
+    if which and (number := _iterating(directory, stage)):
+        return _skipped(stage, directory, (
+            f"{stage}: in {directory}, iterate's round {number} is unfinished and re-made its "
+            f"input {', '.join(which)}: run `worldmodels iterate` to finish the round (--force "
+            "would start this stage over)"))
+    if which:
+        return None  # stale (``_stale`` said so): it runs again
     differ = options_differ(old, config, seed, old.get("inputs", {}))
     rounds = _iterated(directory, stage)
     if differ and rounds:
@@ -113,6 +140,22 @@ def _iterated(directory: Path, stage: str) -> int:
     except (WorldModelsError, AttributeError):
         return 0  # a damaged record: iterate itself says so
     return len(rounds) if isinstance(rounds, list) else 0
+
+
+def _iterating(directory: Path, stage: str) -> int:
+    """The round `iterate` has left unfinished in the experiment of ``directory`` when it is
+    the M or the C that iterate trains further (0 otherwise): mid-round, iterate has re-made
+    their inputs (series, then M) and goes on from there, so they are not stale."""
+    directory = Path(directory)
+    if not ((stage == "train-rnn" and directory.name == "rnn") or
+            (stage == "train-controller" and directory.name == "controller-dream")):
+        return 0
+    path = directory.parent / "iterate" / "rounds.json"
+    try:
+        current = read_json(path).get("current") if path.exists() else None
+    except (WorldModelsError, AttributeError):
+        return 0  # a damaged record: iterate itself says so
+    return int(current.get("round", 1)) if isinstance(current, dict) else 0
 
 
 def _missing(directory: Path, stage: str):
@@ -259,15 +302,39 @@ def _scoring(directory: Path, stage: str, lock: str, force: bool, partial: Path 
 
 
 def _kept(path: Path, force: bool, same, log,
-          earlier: str = "an earlier run of the controller") -> dict | None:
+          earlier: str = "an earlier run of the controller", world=None) -> dict | None:
     """The complete result at ``path`` a scoring stage keeps instead of running again: one of
     the same controller and settings (``same(old)`` -> (same controller, same settings)).
     One of the same controller with other settings is refused without ``force``; one of
-    another controller is replaced (said with ``log``). None: run."""
+    another controller is replaced (said with ``log``). ``world``: (stage, the run ids of V
+    and M now, the controller's manifest): a result made with another V or M (recorded in
+    its ``inputs``; one without them, with those C was trained with) is stale, said with
+    ``log``, and its finished episodes (``partial``, a sibling file) are dropped. None: run."""
     if force or not path.exists():
         return None
     old = read_json(path)
-    return old if _refuse_other(path, *same(old), log, earlier) else None
+    same_controller, same_settings = same(old)
+    if same_controller and world is not None and _stale_result(path, old, *world, log):
+        return None  # (another C's result is replaced as such by ``_refuse_other``)
+    return old if _refuse_other(path, same_controller, same_settings, log, earlier) else None
+
+
+def _stale_result(path: Path, old: dict, stage: str, current: dict, controller: dict,
+                  log) -> bool:
+    from worldmodels.core.artifacts import remade, stale_line
+
+    which = remade(old.get("inputs", controller.get("inputs")), current)
+    if which and remade(controller.get("inputs"), current):
+        # C itself was trained in the old world: it has to be trained again first.
+        raise WorldModelsError(
+            f"{stale_line(stage, path, which).rsplit(';', 1)[0]}, and the controller "
+            f"scored there was trained with the old ones: re-run `worldmodels "
+            f"train-controller` (it is stale too), then `worldmodels {stage}`")
+    if which:
+        log(stale_line(stage, path, which))
+        # Its finished episodes (if a run was killed) drove the old V and M: dropped too.
+        path.with_name(path.stem + ".partial.json").unlink(missing_ok=True)
+    return bool(which)
 
 
 def _chosen(selection: dict | None) -> tuple | None:

@@ -14,7 +14,9 @@ from worldmodels.config import (
     validate,
 )
 from worldmodels.core.artifacts import (
+    WORLD_INPUTS,
     Layout,
+    input_run_ids,
     read_json,
     refuse_link,
     require_manifest,
@@ -69,6 +71,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     refuse_link(path), refuse_link(partial)  # before any episode runs, not when writing
     selection = check_selection(directory, controller) if params == SELECTED else None
     chosen = _chosen(selection["selected"]) if selection else None
+    world = input_run_ids(layout, WORLD_INPUTS)
     with _scoring(layout.evaluations, "evaluate", f".{path.stem}.lock", force, partial):
         old = _kept(path, force, lambda old: (
             old.get("controller_run_id") == controller.get("run_id")
@@ -77,7 +80,8 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
             # not dream, so its temperature is no option of it)
             _settings({"noise": 0.0, **(old.get("config") or {})}, where)
             == _settings(to_dict(config), where) and old.get("seed") == seed),
-            log, "an earlier run of the controller or an earlier selection")
+            log, "an earlier run of the controller or an earlier selection",
+            ("evaluate", world, controller))
         if old is not None:
             return _skipped("evaluate", path, f"evaluate: complete in {path} ({old['mean']:.1f} "
                                               f"± {old['std']:.1f}); add --force to redo it")
@@ -86,6 +90,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
                                 progress, partial_path=partial, variant=variant,
                                 ray_address=ray_address)
         result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started,
+                      inputs=world,
                       **({"round": round} if round else {}))
         if selection:  # real episodes chose it: never the pure dream figure
             result["selection"] = {"label": "dream-trained, real-selected",
@@ -123,13 +128,16 @@ def compare(layout: Layout, config: CompareConfig, seed: int = 0, trained_in: st
     for name in (path, partial, *(output / f"{stem}.{ext}" for ext in ("csv", "md", "png"))):
         refuse_link(name)  # before any episode runs, not when writing
     key = comparison_key(controller, params, variant, config, seed)
+    world = input_run_ids(layout, WORLD_INPUTS)
     with _scoring(output, "compare", f".{stem}.lock", force, partial):
         if _kept(path, force, lambda old: ((old.get("key") or {}).get("controller")
-                                           == key["controller"], old.get("key") == key), log):
+                                           == key["controller"], old.get("key") == key), log,
+                 world=("compare", world, controller)):
             return _skipped("compare", path)
         setup_tensorflow(seed)
         result = run_compare(layout, controller, directory, params, variant, config, seed,
                              partial, progress=progress, log=log)
+        result["inputs"] = world
         written = write_comparison(result, output, stem)
     done = _done("compare", started,
                  f"compare: real {result['real']['mean']:.1f} ± {result['real']['std']:.1f} "
@@ -203,7 +211,8 @@ def fidelity(layout: Layout, config, seed: int = 0, variant: str = "zh", params:
     with _scoring(path.parent, "fidelity", f".{path.stem}.lock", force):
         old = _kept(path, force, lambda old: (
             old.get("controller_run_id") == key["controller_run_id"],
-            {k: old.get(k) for k in key} == key), log)
+            {k: old.get(k) for k in key} == key), log,
+            world=("fidelity", input_run_ids(layout, WORLD_INPUTS), controller))
         if old is not None:
             return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force "
                                               f"to redo it\n{_fidelity_line(old['summary'])}")
@@ -231,7 +240,8 @@ def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: in
     directory, controller = _trained(layout, "dream", variant)
     path, partial = directory / SELECTION, directory / "selection.partial.json"
     with _scoring(directory, "select", ".selection.lock", force, partial):
-        old = _kept(path, force, lambda old: _same_run(old, controller, config, seed), log)
+        old = _kept(path, force, lambda old: _same_run(old, controller, config, seed), log,
+                    world=("select", input_run_ids(layout, WORLD_INPUTS), controller))
         if old is not None:
             return _skipped("select", path, f"select: complete in {path} ({describe(old)}, "
                                             f"{old['selected']['mean']:.1f} on validation "
@@ -269,7 +279,8 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
     directory, controller = _trained(layout, "dream", variant)
     path, partial = directory / RESOLUTION, directory / "resolution.partial.json"
     with _scoring(directory, "resolution", ".resolution.lock", force, partial):
-        old = _kept(path, force, lambda old: _same_run(old, controller, config, seed), log)
+        old = _kept(path, force, lambda old: _same_run(old, controller, config, seed), log,
+                    world=("resolution", input_run_ids(layout, WORLD_INPUTS), controller))
         if old is not None:
             return _skipped("resolution", path, f"resolution: complete in {path}; add "
                                                 f"--force to redo it\n{headline(old)}")

@@ -29,6 +29,7 @@ from worldmodels.stages.base import (
     _complete,
     _done,
     _reads,
+    _stale,
     check_seed,
     say,
     setup_tensorflow,
@@ -93,7 +94,9 @@ def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = Fa
         paths = paths[: config.max_episodes]
     paths = validate_episodes(paths, skip_corrupt, warn=log)
     ensure_writable(layout.vae)
-    if done := _complete(layout.vae, "train-vae", force, to_dict(config), seed):
+    current = {"rollouts": rollouts["run_id"]}
+    force = force or _stale(layout.vae, "train-vae", current, log)
+    if done := _complete(layout.vae, "train-vae", force, to_dict(config), seed, current):
         return done
     setup_tensorflow(seed)
     from worldmodels.model.vae import ConvVAE, read_episode, reconstruction_grid
@@ -133,8 +136,10 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
     vae = require_manifest(layout.vae, "trained V", "train-vae")
     paths = validate_episodes(paths, skip_corrupt, warn=log)
     ensure_writable(layout.series_dir)
+    current = {"rollouts": rollouts["run_id"], "vae": vae["run_id"]}
+    force = force or _stale(layout.series_dir, "encode", current, log)
     if done := _complete(layout.series_dir, "encode", force,
-                         {"z_size": int(vae["config"]["z_size"])}, seed):
+                         {"z_size": int(vae["config"]["z_size"])}, seed, current):
         return done
     setup_tensorflow(seed)
     from worldmodels.model.vae import encode_series, load_vae
@@ -168,7 +173,9 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
         raise WorldModelsError(f"the series in {layout.series_dir} was made by another V than "
                                f"{layout.vae}: re-run `worldmodels encode`")
     ensure_writable(layout.rnn)
-    if done := _complete(layout.rnn, "train-rnn", force, to_dict(config), seed):
+    current = {"series": series_manifest["run_id"], "vae": vae["run_id"]}
+    force = force or _stale(layout.rnn, "train-rnn", current, log)
+    if done := _complete(layout.rnn, "train-rnn", force, to_dict(config), seed, current):
         return done
     setup_tensorflow(seed)
     with require_series(layout.series) as series:
@@ -242,7 +249,9 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
     directory = layout.controller(config.where, variant)
     ensure_writable(directory)
     inputs = _controller_inputs(layout, variant)
-    if done := _complete(directory, "train-controller", force, to_dict(config), seed):
+    current = {name: inputs[name] for name in ("vae", "rnn")}
+    force = force or _stale(directory, "train-controller", current, log)
+    if done := _complete(directory, "train-controller", force, to_dict(config), seed, current):
         return done
     setup_tensorflow(seed, threads=1 if config.where == "real" else None)
     world = load_world(layout, need_vae=(config.where == "real" or checking),

@@ -57,6 +57,7 @@ def enjoy(layout: Layout, trained_in: str, variant: str, params_name: str,
     worker = setup.build()
     name = f"{trained_in}{variant_suffix(variant)}-{params_name}" + (
         f"-noise{config.noise:g}" if config.noise else "")
+    folder = (Path(layout.outputs) if layout.outputs else layout.runs) / "enjoy"
     written = []
     for task, seeds, chosen in plan(config.episodes, seed, episode_index, episodes, track_seed):
         runs = run_agent_episodes(worker, [(s, flat, "episode" if i in chosen else False,
@@ -72,9 +73,9 @@ def enjoy(layout: Layout, trained_in: str, variant: str, params_name: str,
                       "controller": str(directory), "noise": config.noise,
                       "controller_run_id": manifest.get("run_id"), "round": layout.round,
                       "version": VERSION, "code": code_commit()}
-            record.update(write_videos(world.vae, recorded, config, s, layout.runs / "enjoy",
+            record.update(write_videos(world.vae, recorded, config, s, folder,
                                        f"{name}-{label}", gif, progress, world.env_id))
-            write_json(layout.runs / "enjoy" / f"{name}-{label}.json", record)
+            write_json(folder / f"{name}-{label}.json", record)
             written.append(record)
     return written
 

@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 
 from worldmodels.config import get_preset
-from worldmodels.core.artifacts import Layout, read_json, write_text
+from worldmodels.core.artifacts import (
+    STAGE_INPUTS,
+    WORLD_INPUTS,
+    Layout,
+    input_run_ids,
+    read_json,
+    remade,
+    write_text,
+)
 from worldmodels.envs import ENVS, get_env
 from worldmodels.model.controller import HIDDEN_UNITS
 
@@ -74,6 +82,16 @@ class Report:
     def command(self, stage: str, *options: str) -> str:
         return _command(self.preset, self.name, stage, *options)
 
+    def stale(self, stage: str, recorded) -> str:
+        """"" or, for a result of ``stage`` (a training stage, or a score of C: "world")
+        made of inputs (``recorded``) re-made since, the words that say so."""
+        names = WORLD_INPUTS if stage == "world" else STAGE_INPUTS.get(stage, ())
+        which = remade(recorded, input_run_ids(self.layout, names))
+        if not which:
+            return ""
+        return (f"stale (its input {which[0]} was re-made since)" if len(which) == 1 else
+                f"stale (its inputs {', '.join(which)} were re-made since)")
+
     def controllers(self, variant: str) -> list[tuple[str, dict]]:
         """(where trained, complete manifest) of every trained controller of ``variant``."""
         found = []
@@ -98,7 +116,11 @@ class Report:
         best = self.layout.controller(where, variant) / "best.npy"
         if best.exists() and os.path.getmtime(path) < os.path.getmtime(best):
             return None, f"out of date (C was trained again since): {command} --force"
-        return read_json(path), ""
+        result = read_json(path)
+        controller = _load(self.layout.controller(where, variant) / "manifest.json") or {}
+        if stale := self.stale("world", result.get("inputs", controller.get("inputs"))):
+            return None, f"{stale}: {command}"
+        return result, ""
 
     def carracing_rows(self) -> list[str]:
         rows = []
@@ -128,7 +150,7 @@ class Report:
             _score(real, "episodes") if real else real_note,
             (_score(dream, "dreams") + f", τ = {dream['temperature']:g}") if dream
             else dream_note,
-            where,
+            self.trained_where(where, variant, manifest),
             f"{config['temperature']:g}" if where == "dream" else "—",
             str(generations),
             self.last_check(history, config),
@@ -136,6 +158,14 @@ class Report:
             _seconds(real.get("wall_seconds")) if real else "—",
         ]
         return "| " + " | ".join(cells) + " |"
+
+    def trained_where(self, where: str, variant: str, manifest: dict) -> str:
+        """Where C was trained, and whether it is stale (V or M re-made since)."""
+        stale = self.stale("train-controller", manifest.get("inputs"))
+        if not stale:
+            return where
+        options = ["--where", where] + (["--variant", variant] if variant != "zh" else [])
+        return f"{where}; C {stale}: {self.command('train-controller', *options)}"
 
     @staticmethod
     def last_check(history: Path, config: dict) -> str:
@@ -307,6 +337,9 @@ class Report:
             manifest = _load(directory / "manifest.json")
             if not manifest or manifest.get("status") != "complete":
                 lines.append(f"- {label}: not run: {self.command(stage)}")
+                continue
+            if stale := self.stale(stage, manifest.get("inputs")):
+                lines.append(f"- {label}: {stale}: {self.command(stage)}")
                 continue
             summary = manifest.get("summary", {})
             losses = ", ".join(f"{term} {summary[term]:.3f}" for term in terms if term in summary)

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.core.artifacts import write_csv, write_json
+from worldmodels.core.artifacts import STAGE_INPUTS, WORLD_INPUTS, remade, write_csv, write_json
 
 STAGES = (("collect", ("data", "rollouts")), ("train-vae", ("results", "vae")),
           ("encode", ("data", "series")), ("train-rnn", ("results", "rnn")),
           ("train-controller", ("results", "controller-dream")))
 NOT_RECIPE = {"workers"}  # config fields that do not change a result
+MADE_BY = {"rollouts": "collect", "series": "encode", "vae": "train-vae", "rnn": "train-rnn"}
+"""The stage that makes each input a manifest records."""
 
 
 def _load(path: Path) -> dict | None:
@@ -51,9 +53,7 @@ def describe(data_dir: Path, results_dir: Path, name: str,
     dream = _load(roots["results"] / "evaluate" / f"{dream_name}.json")
     fidelity = _load(roots["results"] / "fidelity" / "dream-best.json") or {}
     pipeline = _load(roots["results"] / "pipeline.json") or {}
-    states = {stage: (manifest or {}).get("status", "missing")
-              for stage, manifest in manifests.items()}
-    states["evaluate"] = "complete" if real else "missing"
+    states = _states(manifests, real)
     recipe = {stage: {k: v for k, v in (m or {}).get("config", {}).items() if k not in NOT_RECIPE}
               for stage, m in manifests.items()}
     if real:
@@ -80,6 +80,24 @@ def describe(data_dir: Path, results_dir: Path, name: str,
         "recipe": hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()
                                  ).hexdigest()[:8],
     }
+
+
+def _states(manifests: dict, real: dict | None) -> dict:
+    """Each stage's state: its manifest's status ("missing" without one), or "stale" for a
+    complete one made of inputs re-made since (the evaluation: with another V or M)."""
+    now = {name: (manifests[stage] or {}).get("run_id") for name, stage in MADE_BY.items()}
+    states = {}
+    for stage, manifest in manifests.items():
+        states[stage] = (manifest or {}).get("status", "missing")
+        if states[stage] == "complete" and remade(
+                manifest.get("inputs"), {name: now[name] for name in STAGE_INPUTS.get(stage, ())}):
+            states[stage] = "stale"
+    controller = manifests["train-controller"] or {}
+    states["evaluate"] = "complete" if real else "missing"
+    if real and remade(real.get("inputs", controller.get("inputs")),
+                       {name: now[name] for name in WORLD_INPUTS}):
+        states["evaluate"] = "stale"
+    return states
 
 
 def pool(rows: list[dict]) -> list[dict]:
