@@ -69,17 +69,26 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="worldmodels")
+@click.option("--debug", is_flag=True,
+              help="Show the traceback of every error, user errors too (for a bug report; "
+                   "the same as WORLDMODELS_DEBUG=1).")
 @click.pass_context
-def main(context):
+def main(context, debug):
     """World Models (Ha & Schmidhuber, 2018) on CarRacing-v3 and ViZDoom's TakeCover, in stages
     that talk through files.
 
     Typical run: collect -> train-vae -> encode -> train-rnn -> train-controller -> evaluate,
     or all of them with `worldmodels pipeline --preset small` (TakeCover: --preset doom-small).
     """
+    import os
+
     from worldmodels.core.tasks import StopOnSignals
 
     from . import PROGRAM, ignore_stop_signals
+    from .options import DEBUG
+
+    if debug:  # the environment carries it to worker processes too
+        os.environ[DEBUG] = "1"
 
     # SIGTERM, SIGINT and SIGHUP end every command with one line, workers or not (backends
     # started by the command add their own handlers, which end their workers first); once it

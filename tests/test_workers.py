@@ -69,3 +69,17 @@ def test_worldmodels_debug_keeps_the_traceback_of_a_user_error(tmp_path, monkeyp
     monkeypatch.setenv("WORLDMODELS_DEBUG", "1")
     with pytest.raises(WorldModelsError):
         invoke(*args, expect_ok=False)
+
+
+def test_the_debug_flag_keeps_the_traceback_of_a_user_error(tmp_path):
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "worldmodels_cli"]
+    tail = ["evaluate", *map(str, common(tmp_path, name="nothing-here"))]
+    plain = subprocess.run(args + tail, capture_output=True, text=True, timeout=300)
+    debug = subprocess.run(args + ["--debug"] + tail, capture_output=True, text=True,
+                           timeout=300)
+    assert plain.returncode != 0 and "Traceback" not in plain.stderr
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    assert "WorldModelsError" in debug.stderr
