@@ -64,7 +64,10 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, spec: DreamSpe
     The env of ``controller`` (``EnvSpec``) says how the dream pays and ends: with a
     ``step_reward`` (TakeCover: 1), each step survived pays that instead of M's predicted
     reward; with a ``done_threshold`` (TakeCover: 0.5, as the paper read it), a dream ends
-    where M's done probability passes it instead of by a draw."""
+    where M's done probability passes it instead of by a draw.
+
+    (Longer than most functions here: its body is the one compiled while-loop of the dream,
+    every agent and every step, which reads best whole.)"""
     if controller is None:
         controller = Controller("zh", rnn.z_size, rnn.hidden_size)
     spec = spec or DreamSpec()
