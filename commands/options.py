@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from worldmodels.config import CHOICES, PRESET_NAMES, SECTIONS, field_docs, get_preset, range_of
+from worldmodels.model.controller import VARIANTS
 
 
 class Number(click.ParamType):
@@ -307,7 +308,7 @@ force_option = click.option("--force", is_flag=True,
                             help="Redo the stage even if its outputs are complete; replace a "
                                  "result made with other options.")
 variant_option = click.option(
-    "--variant", type=click.Choice(["zh", "z", "z-hidden"]), default="zh", show_default=True,
+    "--variant", type=click.Choice(VARIANTS), default="zh", show_default=True,
     help="Controller inputs, as in the paper's CarRacing table: zh = [z, h] (full world "
          "model), z = V only, z-hidden = V only with 40 tanh hidden units.")
 trained_in_option = click.option(
