@@ -60,3 +60,25 @@ def test_episode_arrays_line_up():
     assert T == 30
     assert episode["frames"].shape == (T + 1, 64, 64, 3)
     assert episode["rewards"].shape == episode["terminations"].shape == (T,)
+
+
+def test_the_recover_policy_leaves_the_road_and_finds_it_again():
+    import gymnasium as gym
+
+    from worldmodels.envs.carracing import RecoverPolicy
+
+    env = gym.make("CarRacing-v3")
+    observation, _ = env.reset(seed=3)
+    policy = RecoverPolicy(np.random.default_rng(3))
+    trace = []  # (phase, all four wheels off the road) each step
+    for _ in range(700):
+        observation, *_ = env.step(policy.act(observation))
+        phase = "away" if policy.away else ("back" if policy.back else "drive")
+        trace.append((phase, all(not w.tiles for w in env.unwrapped.car.wheels)))
+    env.close()
+    first_away = next(t for t, (phase, _) in enumerate(trace) if phase == "away")
+    assert first_away > 50  # not during the zoom-in
+    left = [t for t, (phase, off) in enumerate(trace) if phase == "away" and off]
+    assert left, "an excursion takes the car off the road"
+    back_on = [t for t, (phase, off) in enumerate(trace) if t > left[0] and not off]
+    assert back_on, "and it finds the road again"

@@ -73,6 +73,32 @@ def test_rnn_loss_ignores_masked_steps():
         np.testing.assert_allclose(float(changed[key]), float(base[key]), rtol=1e-6)
 
 
+def test_rnn_loss_charges_over_prediction_of_the_reward_more():
+    steps = 4
+    predictions = {"logits": tf.zeros((1, steps, 2, 3)), "mu": tf.zeros((1, steps, 2, 3)),
+                   "logstd": tf.zeros((1, steps, 2, 3)), "done_logit": tf.zeros((1, steps))}
+    targets = {"z": tf.zeros((1, steps, 2)), "reward": tf.fill((1, steps), 1.0),
+               "done": tf.zeros((1, steps))}
+    mask = tf.ones((1, steps))
+
+    def reward_loss(predicted, over):
+        config = RnnConfig(reward_over_weight=over)
+        return float(rnn_loss(dict(predictions, reward=tf.fill((1, steps), predicted)), targets,
+                              mask, config)["reward"])
+
+    assert reward_loss(1.5, 1.0) == reward_loss(0.5, 1.0) == 0.25  # plain squared error
+    assert reward_loss(1.5, 5.0) == 5 * 0.25 and reward_loss(0.5, 5.0) == 0.25
+
+
+def test_a_field_added_later_is_no_difference_at_its_default():
+    from worldmodels.core.artifacts import options_differ
+
+    old = {"config": {"epochs": 3}, "seed": 0, "inputs": {}}  # written before the field
+    assert options_differ(old, {"epochs": 3, "reward_over_weight": 1.0}, 0, {}) == []
+    assert options_differ(old, {"epochs": 3, "reward_over_weight": 5.0}, 0, {}) == \
+        ["config.reward_over_weight"]
+
+
 def test_rnn_step_matches_the_sequence_call():
     # The dream steps the LSTM cell; training runs the whole sequence: they must agree.
     model = MDNRNN(4, 16, 2)

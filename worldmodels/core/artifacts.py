@@ -367,7 +367,14 @@ def options_differ(manifest: dict, config: dict, seed: int, inputs: dict) -> lis
     """What of config (by field), seed and inputs differ from those ``manifest`` was run with;
     empty when the same. A command says "complete, but the options differ: add --force to
     apply them" when a complete stage's list is not empty."""
+    from dataclasses import MISSING
+
+    from worldmodels.config import field_default
+
     old, new = _comparable(manifest.get("config")), _comparable(config)
+    # a field added since the manifest was written: it ran with that field's default
+    added = {key: field_default(key) for key in set(new) - set(old)}
+    old.update(_normalise({key: value for key, value in added.items() if value is not MISSING}))
     differ = [f"config.{key}" for key in sorted(set(old) | set(new))
               if old.get(key) != new.get(key)]
     if manifest.get("seed") != seed:

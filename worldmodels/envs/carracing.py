@@ -120,9 +120,62 @@ class RallyPolicy(PilotPolicy):
         return action
 
 
+class RecoverPolicy(RallyPolicy):
+    """The rally driver, leaving the road on purpose and finding it again: after the zoom-in
+    (step 50), an excursion starts with probability 1/200 per step: 10-40 steps of hard
+    steering to one side (0.6-1.0) with gas 0.3-1.0, which takes the car onto the grass and
+    often spins it; then it turns towards the road pixels in view (on the spot while none
+    are) until the car is back on the road (at most 200 steps) and the rally driver takes
+    over. M learns from it what leaving the road
+    costs (no tiles, the -100 of leaving the playfield) and what recovering looks like:
+    things a careful driver's data hardly hold."""
+
+    def __init__(self, rng):
+        super().__init__(rng)
+        self.step, self.away, self.back, self.side = 0, 0, 0, 0.0
+        self.steer, self.push = 0.0, 0.0
+
+    def act(self, observation):
+        action = super().act(observation)  # the rally driver's draws, every step
+        self.step += 1
+        rng = self.rng
+        if self.away == 0 and self.back == 0 and self.step > 50 and rng.random() < 1 / 200:
+            self.away = int(rng.integers(10, 41))
+            self.side = 1.0 if rng.random() < 0.5 else -1.0
+            self.steer, self.push = rng.uniform(0.6, 1.0), rng.uniform(0.3, 1.0)
+        if self.away > 0:
+            self.away -= 1
+            self.back = 200 if self.away == 0 else 0
+            return np.array([self.side * self.steer, self.push, 0.0], dtype=np.float32)
+        if self.back > 0:
+            under = _road(observation[66:77, 44:52]).mean()  # the car's own pixels
+            self.back = 0 if under > 0.5 else self.back - 1
+            if self.back:
+                return self._towards_road(observation)
+        return action
+
+    def _towards_road(self, observation) -> np.ndarray:
+        """Slowly towards the road pixels in view; turning on the spot, away from the side
+        the excursion went, while none are."""
+        columns = np.nonzero(_road(observation[:84]))[1]
+        if columns.size > 10:
+            steer = float(np.clip(2.0 * (columns.mean() - 48.0) / 48.0, -1.0, 1.0))
+        else:
+            steer = -self.side
+        return np.array([steer, 0.2, 0.0], dtype=np.float32)
+
+
+def _road(pixels) -> np.ndarray:
+    """Where ``pixels`` (rows of a frame) show road: the pilot's grey test."""
+    pixels = pixels.astype(np.int16)
+    red, green = pixels[..., 0], pixels[..., 1]
+    return (np.abs(red - green) < 15) & (green > 80) & (green < 130)
+
+
 _POLICIES = {
     "pilot": PilotPolicy,
     "rally": RallyPolicy,
+    "recover": RecoverPolicy,
     "biased": BiasedPolicy,
     "brownian": BrownianPolicy,
     "random": RandomPolicy,

@@ -154,13 +154,16 @@ def mdn_log_prob(logits, mu, logstd, target):
 
 
 def rnn_loss(predictions: dict, targets: dict, mask, config: RnnConfig) -> dict:
-    """Masked mean losses: MDN negative log-likelihood per latent dimension, reward MSE, and the
-    done cross-entropy with the rare positive class weighted."""
+    """Masked mean losses: MDN negative log-likelihood per latent dimension, reward MSE (a step
+    M over-predicts weighted ``config.reward_over_weight``), and the done cross-entropy with
+    the rare positive class weighted."""
     steps = tf.maximum(tf.reduce_sum(mask), 1.0)
     log_prob = mdn_log_prob(predictions["logits"], predictions["mu"], predictions["logstd"],
                             targets["z"])
     mdn = -tf.reduce_sum(tf.reduce_mean(log_prob, axis=-1) * mask) / steps
-    reward = tf.reduce_sum(tf.square(predictions["reward"] - targets["reward"]) * mask) / steps
+    error = predictions["reward"] - targets["reward"]
+    over = tf.where(error > 0, config.reward_over_weight, 1.0)  # predicted more than paid
+    reward = tf.reduce_sum(over * tf.square(error) * mask) / steps
     done_terms = tf.nn.weighted_cross_entropy_with_logits(
         labels=targets["done"], logits=predictions["done_logit"],
         pos_weight=config.done_pos_weight,
