@@ -39,8 +39,9 @@ class CollectConfig:
     max_steps: int = 1000
     """Time limit of an episode (CarRacing-v3's own limit is 1000)."""
     policy: str = "pilot"
-    """Exploration policy: pilot, rally, biased, brownian or random on CarRacing; repeat or
-    random on TakeCover (see worldmodels.envs)."""
+    """Exploration policy: pilot, rally, recover (rally leaving the road and finding it
+    again), biased, brownian or random on CarRacing; repeat or random on TakeCover (see
+    worldmodels.envs)."""
     workers: int | None = None
     """Worker processes; None means one per core."""
 

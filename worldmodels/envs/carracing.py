@@ -12,8 +12,8 @@ about 500-850 with little noise, lower with more). The pilot never brakes and ke
 below 0.3, so an M trained on its data cannot know what braking or full throttle do, and a
 controller evolved in that M's dream brakes freely (it costs nothing there). ``rally`` is the
 pilot with the whole action box exercised: a Brownian throttle around a per-episode target,
-bursts of braking (with and without gas), and per-step jitter. All policies are seeded per
-episode.
+bursts of braking (with and without gas), and per-step jitter; ``recover`` is the rally driver
+leaving the road on purpose and finding it again. All policies are seeded per episode.
 """
 
 from __future__ import annotations
@@ -172,16 +172,6 @@ def _road(pixels) -> np.ndarray:
     return (np.abs(red - green) < 15) & (green > 80) & (green < 130)
 
 
-_POLICIES = {
-    "pilot": PilotPolicy,
-    "rally": RallyPolicy,
-    "recover": RecoverPolicy,
-    "biased": BiasedPolicy,
-    "brownian": BrownianPolicy,
-    "random": RandomPolicy,
-}
-
-
 class CarRacing(EnvSpec):
     """Gymnasium's CarRacing-v3, state pixels rendered headless."""
 
@@ -189,8 +179,8 @@ class CarRacing(EnvSpec):
     action_size = 3
     action_labels = ("steer", "gas", "brake")
     low, high = LOW, HIGH
-    policies = {"pilot": PilotPolicy, "rally": RallyPolicy, "biased": BiasedPolicy,
-                "brownian": BrownianPolicy, "random": RandomPolicy}
+    policies = {"pilot": PilotPolicy, "rally": RallyPolicy, "recover": RecoverPolicy,
+                "biased": BiasedPolicy, "brownian": BrownianPolicy, "random": RandomPolicy}
     episode_cap = 1000
     solved = 900.0
     max_return = 930.0  # every tile (1,000) less 0.1 a step over the fastest possible lap
