@@ -225,9 +225,11 @@ def test_pipeline_runs_each_variant_and_writes_the_report(smoke_run, tmp_path):
         for path in (tmp_path / "results" / "smoke").glob(pattern):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     output = invoke("pipeline", *args, "--variants", "zh,z").output
-    # collect, train-vae, encode, train-rnn; and zh's controller, trained (and iterated)
-    # before the variants' turn
-    assert output.count("complete, skipped") == 5
+    # collect, train-vae, encode, train-rnn; zh's controller is trained (and iterated) once,
+    # before the variants' turn, and not visited again (nor said to need --force)
+    assert output.count("complete, skipped") == 4
+    assert output.splitlines().count("== train-controller") == 1
+    assert "--force would start this stage over" not in output
     assert "== iterate: complete" not in output
     layout = Layout(tmp_path / "data", tmp_path / "results", "smoke")
     for variant in ("zh", "z"):
@@ -244,7 +246,7 @@ def test_pipeline_runs_each_variant_and_writes_the_report(smoke_run, tmp_path):
     assert "pipeline (smoke): done" in output.splitlines()[-1]
     assert "== round 1/1: controller" in output
     again = invoke("pipeline", *args, "--variants", "zh,z").output
-    assert again.count("complete, skipped") == 12  # every stage, fidelity and resolution included
+    assert again.count("complete, skipped") == 11  # every stage, fidelity and resolution included
     assert "pipeline (smoke): done" in again.splitlines()[-1]
     result = invoke("pipeline", *common(root), "--variants", "zh,x", expect_ok=False)
     assert result.exit_code != 0 and "--variants" in result.output

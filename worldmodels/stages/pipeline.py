@@ -52,11 +52,12 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
     timings_path = layout.experiment / "pipeline.json"
     timings = read_json(timings_path) if timings_path.exists() else {}
     # The zh controller comes before iterate, which trains it (and M) further; the variants'
-    # controllers are then trained in the final M's dream (zh's is complete and skipped).
+    # controllers are then trained in the final M's dream.
     steps = [(stage, "zh") for stage in PIPELINE[:PIPELINE.index("train-controller")]]
     if "zh" in variants and preset.iterate.rounds > 0:
         steps += [("train-controller", "zh"), ("iterate", "zh")]
-    steps += [(stage, variant) for variant in variants for stage in PER_VARIANT]
+    steps += [(stage, variant) for variant in variants for stage in PER_VARIANT
+              if (stage, variant) not in steps]
     if "zh" in variants:  # how far the final dream is from reality, for the report
         steps.append(("fidelity", "zh"))
         if preset.resolution.enabled:  # whether it ranks drivers as the real env does
