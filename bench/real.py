@@ -10,6 +10,23 @@ import numpy as np
 from .rows import Row, ratio_row
 
 
+def untrained_world(z_size: int, hidden_size: int, mixtures: int, env_id: str):
+    """A ``World`` of random-weight V and M of these sizes in ``env_id``: what the agent runs
+    costs the same as with trained weights. It has no dream starts (nothing was collected)."""
+    from worldmodels.envs import get_env
+    from worldmodels.model.rnn import MDNRNN
+    from worldmodels.model.vae import ConvVAE
+    from worldmodels.model.world import World
+
+    env = get_env(env_id)
+    no_starts = np.zeros((0, z_size), np.float32)
+    return World(env=env, vae_manifest={}, rnn_manifest={}, z_size=z_size,
+                 hidden_size=hidden_size,
+                 rnn=MDNRNN(z_size, hidden_size, mixtures, action_size=env.action_size),
+                 vae=ConvVAE(z_size), mu0=no_starts, logvar0=no_starts,
+                 tile_value=float("nan"))
+
+
 def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
     """The agent (untrained V, M and C of the paper's sizes, some gas so the car drives) over
     ``episodes`` real episodes on ``workers`` local worker processes, against the same worker
@@ -25,14 +42,11 @@ def bench_real(workers: int, episodes: int, max_steps: int, log) -> list[Row]:
         warm_up,
     )
     from worldmodels.model.controller import Controller
-    from worldmodels.model.rnn import MDNRNN
-    from worldmodels.model.vae import ConvVAE
 
     env_id = "CarRacing-v3"
     spec = Controller("zh", 32, 256)
-    world = {"vae": ConvVAE(32), "rnn": MDNRNN(32, 256, 5), "z_size": 32, "hidden_size": 256,
-             "env_id": env_id}
-    setup = AgentSetup.from_world(world, spec, max_steps, noise_seed=0)
+    setup = AgentSetup.from_world(untrained_world(32, 256, 5, env_id), spec, max_steps,
+                                  noise_seed=0)
     rng = np.random.default_rng(0)
     params = rng.normal(0, 0.1, (episodes, spec.param_count)).astype(np.float32)
     params[:, -2] += 1.0  # some gas, so that the car drives

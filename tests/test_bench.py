@@ -72,13 +72,10 @@ def test_real_episodes_do_not_depend_on_the_workers_or_on_resuming():
     from worldmodels.core.workers import LocalBackend
     from worldmodels.model.agent import AgentSetup, run_real_episodes
     from worldmodels.model.controller import Controller
-    from worldmodels.model.rnn import MDNRNN
-    from worldmodels.model.vae import ConvVAE
 
     spec = Controller("zh", 8, 16)
-    world = {"vae": ConvVAE(8), "rnn": MDNRNN(8, 16, 2), "z_size": 8, "hidden_size": 16,
-             "env_id": "CarRacing-v3"}
-    setup = AgentSetup.from_world(world, spec, 25, noise_seed=7)
+    setup = AgentSetup.from_world(real.untrained_world(8, 16, 2, "CarRacing-v3"), spec, 25,
+                                  noise_seed=7)
     params = np.random.default_rng(3).normal(0, 0.5, (6, spec.param_count)).astype(np.float32)
     seeds = [21, 22, 23, 24, 25, 26]
     scores, actions = [], []
