@@ -23,7 +23,7 @@ run: install
 	$(BIN)/worldmodels pipeline --preset $(PRESET) --name $(NAME)
 
 lint: install-test
-	$(BIN)/ruff check worldmodels commands tests
+	$(BIN)/ruff check worldmodels commands bench tests
 
 test: install-test lint
 	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --durations=25 tests

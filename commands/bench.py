@@ -25,7 +25,7 @@ def bench_command(targets, quick, workers, results_dir):
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from worldmodels.bench import TARGETS, write_bench
+    from worldmodels_bench.run import TARGETS, write_bench
 
     chosen = TARGETS if targets == "all" else tuple(t.strip() for t in targets.split(","))
     unknown = [t for t in chosen if t not in TARGETS]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import invoke
-from worldmodels import bench
 from worldmodels.data.prefetch import prefetch
+from worldmodels_bench import data, dream, real
 
 
 def _check(row):
@@ -34,26 +34,26 @@ def test_bench_rejects_unknown_targets(tmp_path):
 
 
 def test_bench_collect_stream_and_memory_on_tiny_runs(tmp_path):
-    rows = bench.bench_collect(tmp_path, workers=2, episodes=2, max_steps=30, log=print)
-    rows += bench.bench_stream(tmp_path, log=print, batches=10, rnn_batches=3)
-    rows += bench.bench_memory(tmp_path, episodes=2, copies=2, log=print)
+    rows = data.bench_collect(tmp_path, workers=2, episodes=2, max_steps=30, log=print)
+    rows += data.bench_stream(tmp_path, log=print, batches=10, rnn_batches=3)
+    rows += data.bench_memory(tmp_path, episodes=2, copies=2, log=print)
     assert len(rows) == 4
     for row in rows:
         _check(row)
 
 
 def test_bench_of_takecover_on_tiny_runs(tmp_path):
-    rows = bench.bench_collect(tmp_path, workers=2, episodes=2, max_steps=40, log=print,
+    rows = data.bench_collect(tmp_path, workers=2, episodes=2, max_steps=40, log=print,
                                env_id="VizdoomTakeCover-v1", policy="repeat")
-    rows += bench.bench_dream(2, 2, 20, 0, log=print, env_id="VizdoomTakeCover-v1")
+    rows += dream.bench_dream(2, 2, 20, 0, log=print, env_id="VizdoomTakeCover-v1")
     assert [row.target.split(":")[0] for row in rows] == ["doom-collect", "doom-dream"]
     for row in rows:
         _check(row)
 
 
 def test_bench_dream_and_real_on_tiny_runs():
-    rows = bench.bench_dream(population=2, trials=2, steps=30, naive_steps=30, log=print)
-    rows += bench.bench_real(workers=2, episodes=3, max_steps=30, log=print)
+    rows = dream.bench_dream(population=2, trials=2, steps=30, naive_steps=30, log=print)
+    rows += real.bench_real(workers=2, episodes=3, max_steps=30, log=print)
     assert len(rows) == 3
     for row in rows:
         _check(row)
@@ -61,7 +61,7 @@ def test_bench_dream_and_real_on_tiny_runs():
 
 def test_bench_ray_collect_on_a_tiny_run(tmp_path):
     pytest.importorskip("ray")
-    rows = bench.bench_ray_collect(tmp_path, workers=2, episodes=2, max_steps=15, log=print)
+    rows = data.bench_ray_collect(tmp_path, workers=2, episodes=2, max_steps=15, log=print)
     assert len(rows) == 1 and rows[0].unit == "frames/s"
     _check(rows[0])
     for backend in ("local", "ray"):  # both collected every episode
@@ -72,13 +72,10 @@ def test_real_episodes_do_not_depend_on_the_workers_or_on_resuming():
     from worldmodels.core.workers import LocalBackend
     from worldmodels.model.agent import AgentSetup, run_real_episodes
     from worldmodels.model.controller import Controller
-    from worldmodels.model.rnn import MDNRNN
-    from worldmodels.model.vae import ConvVAE
 
     spec = Controller("zh", 8, 16)
-    world = {"vae": ConvVAE(8), "rnn": MDNRNN(8, 16, 2), "z_size": 8, "hidden_size": 16,
-             "env_id": "CarRacing-v3"}
-    setup = AgentSetup.from_world(world, spec, 25, noise_seed=7)
+    setup = AgentSetup.from_world(real.untrained_world(8, 16, 2, "CarRacing-v3"), spec, 25,
+                                  noise_seed=7)
     params = np.random.default_rng(3).normal(0, 0.5, (6, spec.param_count)).astype(np.float32)
     seeds = [21, 22, 23, 24, 25, 26]
     scores, actions = [], []

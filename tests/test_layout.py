@@ -1,5 +1,6 @@
 """The library's layout: wings stacked from the env up to the stages, imports running only down
-(or within a wing), and no import circle. Read from the source with ``ast``; nothing is run."""
+(or within a wing), no import circle, and nothing in the library importing the CLI or the bench
+beside it. Read from the source with ``ast``; nothing is run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ ROOT = Path(worldmodels.__file__).parent
 
 # Bottom to top: a module may import from its own wing or from a wing below it.
 WINGS = ["errors", "envs", "config", "core", "data", "model", "scoring", "views", "stages",
-         "bench", "api", "__init__"]
+         "api", "__init__"]
+# Beside the library, importing it: the CLI (commands/) and the benchmark (bench/).
+BESIDE = ("worldmodels_cli", "worldmodels_bench")
 
 
 def _module(path: Path) -> str:
@@ -55,6 +58,21 @@ def _graph() -> dict[str, list[tuple[str, int, bool]]]:
 
 def test_every_module_belongs_to_a_known_wing():
     assert {_wing(module) for module in _graph()} <= set(WINGS)
+
+
+def test_the_library_imports_neither_the_cli_nor_the_bench():
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found += [f"{_module(path)}:{node.lineno} imports {name}" for name in names
+                      if name.split(".")[0] in BESIDE]
+    assert found == []
 
 
 def test_imports_run_down_through_the_wings():
