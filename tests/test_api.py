@@ -14,7 +14,7 @@ from worldmodels.data.store import list_episodes, read_episode
 
 STAGE_DIRS = ("rollouts", "series_dir", "vae", "rnn")
 VARY = ("scores", "mean", "std", "lengths", "controller", "controller_run_id", "wall_seconds",
-        "code")
+        "code", "inputs")
 
 
 def test_importing_load_agent_does_not_import_tensorflow():
