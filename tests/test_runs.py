@@ -69,3 +69,13 @@ def test_runs_writes_its_table_and_figure_and_filters_by_name(two_seeds):
     csv_text = invoke("runs", *common, "--csv").output
     assert csv_text.splitlines()[0].startswith("name,preset,seed,env")
     assert invoke("runs", *common, "--names", "nothing", expect_ok=False).exit_code != 0
+
+
+def test_runs_shows_the_resolution_a_run_measured(two_seeds):
+    common = ["--results-dir", two_seeds / "results", "--data-dir", two_seeds / "data"]
+    path = two_seeds / "results" / "s0" / "controller-dream" / "resolution.json"
+    path.write_text(json.dumps({"correlations": {"pooled": {"spearman_mean": 0.42}}}))
+    output = invoke("runs", *common, "--json").output
+    rows = {row["name"]: row for row in json.loads(output[output.index("{"):])["experiments"]}
+    assert rows["s0"]["rank_correlation"] == 0.42
+    assert "0.42" in invoke("runs", *common).output

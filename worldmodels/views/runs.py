@@ -43,8 +43,9 @@ def experiments(results_dir: Path, names: list[str] | None = None) -> list[str]:
 def describe(data_dir: Path, results_dir: Path, name: str,
              evaluation: str = "real-dream-best") -> dict:
     """One experiment's row: preset, seed, env, each stage's state, its real score (mean,
-    std, standard error, episodes), its dream score and the rank correlation fidelity measured
-    (None where not measured), and its recipe: a hash of every stage's config, seeds aside."""
+    std, standard error, episodes), its dream score, the dream's rank correlation with the
+    real order (`resolution`'s pooled Spearman, else fidelity's ranking; None where not
+    measured), and its recipe: a hash of every stage's config, seeds aside."""
     roots = {"data": Path(data_dir) / name, "results": Path(results_dir) / name}
     manifests = {stage: _load(roots[root] / folder / "manifest.json")
                  for stage, (root, folder) in STAGES}
@@ -52,6 +53,8 @@ def describe(data_dir: Path, results_dir: Path, name: str,
     dream_name = "dream-" + evaluation.split("-", 1)[-1].split("-noise")[0]
     dream = _load(roots["results"] / "evaluate" / f"{dream_name}.json")
     fidelity = _load(roots["results"] / "fidelity" / "dream-best.json") or {}
+    resolution = _load(roots["results"] / "controller-dream" / "resolution.json") or {}
+    pooled = (resolution.get("correlations") or {}).get("pooled") or {}
     pipeline = _load(roots["results"] / "pipeline.json") or {}
     states = _states(manifests, real)
     recipe = {stage: {k: v for k, v in (m or {}).get("config", {}).items() if k not in NOT_RECIPE}
@@ -76,7 +79,8 @@ def describe(data_dir: Path, results_dir: Path, name: str,
         "tracks": (real or {}).get("seeds", []),
         "scores": scores,
         "dream_mean": dream["mean"] if dream else None,
-        "rank_correlation": (fidelity.get("ranking") or {}).get("rank_correlation"),
+        "rank_correlation": pooled.get("spearman_mean",
+                                       (fidelity.get("ranking") or {}).get("rank_correlation")),
         "recipe": hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()
                                  ).hexdigest()[:8],
     }
