@@ -130,15 +130,7 @@ def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int,
 def _iterated(directory: Path, stage: str) -> int:
     """How many rounds of `iterate` trained the M or the C in ``directory`` further (0 for
     other stages or an experiment that did not iterate)."""
-    directory = Path(directory)
-    if not ((stage == "train-rnn" and directory.name == "rnn") or
-            (stage == "train-controller" and directory.name == "controller-dream")):
-        return 0
-    path = directory.parent / "iterate" / "rounds.json"
-    try:
-        rounds = read_json(path).get("rounds") if path.exists() else None
-    except (WorldModelsError, AttributeError):
-        return 0  # a damaged record: iterate itself says so
+    rounds = _iterate_record(directory, stage).get("rounds")
     return len(rounds) if isinstance(rounds, list) else 0
 
 
@@ -146,16 +138,24 @@ def _iterating(directory: Path, stage: str) -> int:
     """The round `iterate` has left unfinished in the experiment of ``directory`` when it is
     the M or the C that iterate trains further (0 otherwise): mid-round, iterate has re-made
     their inputs (series, then M) and goes on from there, so they are not stale."""
+    current = _iterate_record(directory, stage).get("current")
+    return int(current.get("round", 1)) if isinstance(current, dict) else 0
+
+
+def _iterate_record(directory: Path, stage: str) -> dict:
+    """`iterate`'s rounds.json of the experiment of ``directory`` when ``directory`` is the M
+    or the C iterate trains further; {} otherwise, or when it is missing or damaged (iterate
+    itself says so)."""
     directory = Path(directory)
     if not ((stage == "train-rnn" and directory.name == "rnn") or
             (stage == "train-controller" and directory.name == "controller-dream")):
-        return 0
+        return {}
     path = directory.parent / "iterate" / "rounds.json"
     try:
-        current = read_json(path).get("current") if path.exists() else None
-    except (WorldModelsError, AttributeError):
-        return 0  # a damaged record: iterate itself says so
-    return int(current.get("round", 1)) if isinstance(current, dict) else 0
+        record = read_json(path) if path.exists() else {}
+    except WorldModelsError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _missing(directory: Path, stage: str):
