@@ -15,7 +15,15 @@ from pathlib import Path
 
 import click
 
-from worldmodels.config import CHOICES, PRESET_NAMES, SECTIONS, field_docs, get_preset, range_of
+from worldmodels.config import (
+    CHOICES,
+    MIXTURES,
+    PRESET_NAMES,
+    SECTIONS,
+    field_docs,
+    get_preset,
+    range_of,
+)
 from worldmodels.model.controller import VARIANTS
 
 
@@ -52,7 +60,28 @@ class Numbers(Number):
         return tuple(super(Numbers, self).convert(part, parameter, context) for part in parts)
 
 
+class Mixture(click.ParamType):
+    """One of the choices, or several joined by + ('rally+recover')."""
+
+    name = "choice"
+
+    def __init__(self, choices):
+        self.choices = choices
+
+    def get_metavar(self, param, *args, **kwargs):
+        return "[" + "|".join(self.choices) + "][+...]"
+
+    def convert(self, value, parameter, context):
+        unknown = [part for part in str(value).split("+") if part not in self.choices]
+        if unknown:
+            self.fail(f"{unknown[0]!r} is not one of {', '.join(self.choices)} (several may be "
+                      "joined by +)", parameter, context)
+        return str(value)
+
+
 def _type(config_class, field: dataclasses.Field):
+    if field.name in MIXTURES:
+        return Mixture(CHOICES[field.name])
     if field.name in CHOICES:
         return click.Choice(CHOICES[field.name])
     kind = str(field.type)

@@ -83,3 +83,19 @@ def test_the_debug_flag_keeps_the_traceback_of_a_user_error(tmp_path):
     assert plain.returncode != 0 and "Traceback" not in plain.stderr
     assert debug.returncode != 0 and "Traceback" in debug.stderr
     assert "WorldModelsError" in debug.stderr
+
+
+def test_a_mixture_of_policies_gives_the_episodes_to_its_members_in_turn(tmp_path):
+    from worldmodels.data.collect import episode_seeds
+    from worldmodels.data.store import list_episodes, read_episode
+
+    invoke("collect", *common(tmp_path), "--policy", "pilot+recover", "--episodes", 3,
+           "--max-steps", 12, "--workers", 1)
+    episodes = [read_episode(path) for path in list_episodes(tmp_path / "data" / "smoke" /
+                                                             "rollouts")]
+    assert [str(e["attrs"]["policy"]) for e in episodes] == ["pilot", "recover", "pilot"]
+    seeds = episode_seeds(0, 3)
+    recover = run_episode("CarRacing-v3", 12, "recover", seeds[1])
+    np.testing.assert_array_equal(episodes[1]["actions"], recover["actions"])
+    refused = invoke("collect", *common(tmp_path), "--policy", "pilot+nope", expect_ok=False)
+    assert refused.exit_code != 0 and "'nope' is not one of" in refused.output

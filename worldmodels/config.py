@@ -41,7 +41,8 @@ class CollectConfig:
     policy: str = "pilot"
     """Exploration policy: pilot, rally, recover (rally leaving the road and finding it
     again), biased, brownian or random on CarRacing; repeat or random on TakeCover (see
-    worldmodels.envs)."""
+    worldmodels.envs). Policies joined by + take the episodes in turn: rally+recover gives
+    episode 0 to rally, 1 to recover, 2 to rally, ..."""
     workers: int | None = None
     """Worker processes; None means one per core."""
 
@@ -540,6 +541,8 @@ CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
            "policy": tuple(dict.fromkeys(name for env_id in ENVS
                                          for name in get_env(env_id).policies)),
            "env_id": tuple(ENVS)}
+MIXTURES = {"policy"}
+"""Choice fields whose value may join several choices with + (a mixture)."""
 SECTIONS = {field.name: field.type for field in dataclasses.fields(Preset)}
 """The preset's sections (collect, vae, rnn, ...) and the names of their config classes."""
 SECTION_OF_CLASS = {cls: section for section, cls in SECTIONS.items()}
@@ -596,8 +599,10 @@ def field_problem(config_class, name: str, value, kind: str | None = None) -> st
     bounds, choices = range_of(config_class, name), CHOICES.get(name)
     for item in value if isinstance(value, (tuple, list)) else (value,):
         if isinstance(item, str):
-            if choices and item not in choices:
-                return f"must be one of {', '.join(choices)}, got {_short(item)}"
+            parts = item.split("+") if name in MIXTURES else [item]
+            if choices and any(part not in choices for part in parts):
+                joined = " (or several joined by +)" if name in MIXTURES else ""
+                return f"must be one of {', '.join(choices)}{joined}, got {_short(item)}"
         elif not isinstance(item, bool):
             if bounds:
                 problem = bounds.problem(item)

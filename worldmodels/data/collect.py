@@ -23,6 +23,13 @@ def episode_seeds(seed: int, count: int, stage_key: int = STAGE_KEY) -> list[int
     return [int(s) for s in sequence.generate_state(count, dtype=np.uint32)]
 
 
+def episode_policy(policy: str, index: int) -> str:
+    """The policy of episode ``index``: a mixture ``a+b`` gives the episodes to its members
+    in turn."""
+    members = policy.split("+")
+    return members[index % len(members)]
+
+
 def run_episode(env_id: str, max_steps: int, policy_name: str, seed: int) -> dict:
     """Run one episode of the exploration policy; returns its arrays."""
     spec = get_env(env_id)
@@ -55,7 +62,8 @@ def collect_task(_, task) -> tuple:
     returns (return, length, None); without (Ray with no shared filesystem), it returns the
     arrays too, for the driver to write."""
     directory, index, seed, config = task
-    episode = run_episode(config.env_id, config.max_steps, config.policy, seed)
+    episode = run_episode(config.env_id, config.max_steps, episode_policy(config.policy, index),
+                          seed)
     total = float(episode["rewards"].sum())
     if directory is None:
         return total, len(episode["actions"]), episode
@@ -68,7 +76,7 @@ def write_collected(directory: Path, index: int, seed: int, config: CollectConfi
     """Write one collected episode as episode ``index`` of ``directory``."""
     write_episode(
         episode_path(directory, index), **episode,
-        env_id=config.env_id, seed=seed, policy=config.policy,
+        env_id=config.env_id, seed=seed, policy=episode_policy(config.policy, index),
         length=len(episode["actions"]), **{"return": float(episode["rewards"].sum())},
     )
 

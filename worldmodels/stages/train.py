@@ -45,9 +45,9 @@ def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = 
     started = time.time()
     validate(config), check_seed(seed), check_env_id(config.env_id)
     env = get_env(config.env_id)
-    if config.policy not in env.policies:
+    if any(policy not in env.policies for policy in config.policy.split("+")):
         raise WorldModelsError(f"policy {config.policy!r} does not play {env.id}; choose one of "
-                               f"{', '.join(env.policies)}")
+                               f"{', '.join(env.policies)} (or several joined by +)")
     ensure_writable(layout.rollouts)
     if done := _complete(layout.rollouts, "collect", force, to_dict(config), seed):
         return done
