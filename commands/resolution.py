@@ -18,9 +18,13 @@ from .options import (
 @variant_option
 @click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
               help="The C that `iterate` kept after this round (default: the latest).")
+@click.option("--judge-round", type=click.IntRange(min=1), default=None,
+              help="Dream the candidates in the M `iterate` kept after this round (one that "
+                   "C's later rounds were not evolved in) instead; written to "
+                   "resolution-judge-round-N.json, the real scores taken from resolution.json.")
 @ray_option
 @force_option
-def resolution_command(run, variant, round_number, ray_address, force):
+def resolution_command(run, variant, round_number, judge_round, ray_address, force):
     """Score C's checkpoints and a fresh population around its final mean on validation tracks
     of their own and in the dream C was trained in (under several dream seeds); write the rank
     correlation between the two orders (Spearman, ± over dream seeds; Kendall beside it) to
@@ -28,4 +32,4 @@ def resolution_command(run, variant, round_number, ray_address, force):
     from worldmodels import stages
 
     echo(stages.resolution(run.layout, run.config, run.seed, variant, round_number, force,
-                           ray_address, progress_enabled()))
+                           ray_address, progress_enabled(), judge_round=judge_round or 0))

@@ -88,6 +88,20 @@ def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, 
     assert f"{scores['mean']:.1f} ± {scores['std']:.1f} (1)" in row
     result = invoke("evaluate", *args, "--round", 7, expect_ok=False)
     assert result.exit_code != 0 and "round 7" in result.output.splitlines()[-1]
+    # resolution can dream the final C's candidates in round 1's M (a judge C's last round was
+    # not evolved in), reusing the real side of the run's own resolution.json
+    invoke("resolution", *args)
+    invoke("resolution", *args, "--judge-round", 1)
+    own = read_json(results / "controller-dream" / "resolution.json")
+    judged = read_json(results / "controller-dream" / "resolution-judge-round-1.json")
+    assert judged["judge"] == {"round": 1, "rnn_run_id": rnn["run_id"]}
+    assert ([r["real_tracks"] for r in judged["candidates"]]
+            == [r["real_tracks"] for r in own["candidates"]])
+    assert ([r["dream_seeds"] for r in judged["candidates"]]
+            != [r["dream_seeds"] for r in own["candidates"]])
+    assert (results / "controller-dream" / "resolution-judge-round-1.png").exists()
+    result = invoke("resolution", *args, "--judge-round", 5, expect_ok=False)
+    assert result.exit_code != 0 and "round 5" in result.output.splitlines()[-1]
     result = invoke("iterate", *args, "--rounds", "3", "--episodes", "3", expect_ok=False)
     assert result.exit_code != 0 and "other settings" in result.output.splitlines()[-1]
     # train-controller and train-rnn again (pipeline after iterate) explain instead of

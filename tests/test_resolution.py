@@ -9,7 +9,7 @@ import numpy as np
 
 from tests.conftest import copy_smoke, invoke
 from worldmodels.scoring.fidelity import spearman
-from worldmodels.scoring.resolution import correlations, kendall, split_half
+from worldmodels.scoring.resolution import correlations, kendall, readable, split_half
 
 
 def test_kendall_and_correlations_against_hand_counts():
@@ -26,6 +26,17 @@ def test_kendall_and_correlations_against_hand_counts():
     assert result["all"]["spearman_mean"] == 0.0 and result["all"]["spearman_std"] == 1.0
     returns = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
     assert split_half(returns, [0, 1, 2]) == 1.0 and split_half(returns[:, :1], [0, 1, 2]) is None
+
+
+def test_readable_is_the_ceiling_both_sides_noise_leaves():
+    rows = [{"kind": "mean", "dream_seeds": [float(i), float(i)]} for i in range(4)]
+    result = {"candidates": rows, "real_split_half": {"pooled": 0.5, "population": None}}
+    # the real side: split-half 0.5 stepped up to all tracks, 2 * 0.5 / 1.5; dream seeds agree
+    assert abs(readable(result, "pooled") - np.sqrt(2 / 3)) < 1e-12
+    assert readable(result, "population") is None
+    for i, row in enumerate(rows):  # dream seeds that order the candidates oppositely
+        row["dream_seeds"] = [float(i), float(-i)]
+    assert readable(result, "pooled") == 0.0
 
 
 def test_resolution_through_the_cli_and_in_the_report(smoke_run, tmp_path):
@@ -52,3 +63,4 @@ def test_resolution_through_the_cli_and_in_the_report(smoke_run, tmp_path):
     invoke("report", *args)
     report = (tmp_path / "results" / "smoke" / "REPORT.md").read_text()
     assert "## The dream's resolution" in report and "| pooled | 5 |" in report
+    assert "readable" in report

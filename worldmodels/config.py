@@ -380,9 +380,9 @@ def _small() -> Preset:
                                     action_noise=0.1, steer_penalty=0.5),
         evaluate=EvaluateConfig(episodes=100, noise=0.1),  # the policy scored in the dream
         compare=CompareConfig(episodes=20),
-        fidelity=FidelityConfig(episodes=8, dream_episodes=100, candidate_episodes=2),
+        fidelity=FidelityConfig(episodes=8, dream_episodes=100, candidate_episodes=0),
         select=SelectConfig(episodes=8, every=10, noise=0.1),
-        resolution=ResolutionConfig(noise=0.1),
+        resolution=ResolutionConfig(episodes=12, every=20, noise=0.1),
         iterate=IterateConfig(rounds=5, episodes=32, noise=0.1, rnn_epochs=50, generations=30),
     )
 

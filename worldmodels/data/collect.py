@@ -67,16 +67,17 @@ def collect_task(_, task) -> tuple:
     total = float(episode["rewards"].sum())
     if directory is None:
         return total, len(episode["actions"]), episode
-    write_collected(directory, index, seed, config, episode)
+    write_collected(directory, index, seed, config, episode, episode_policy(config.policy, index))
     return total, len(episode["actions"]), None
 
 
 def write_collected(directory: Path, index: int, seed: int, config: CollectConfig,
-                    episode: dict) -> None:
-    """Write one collected episode as episode ``index`` of ``directory``."""
+                    episode: dict, policy: str | None = None) -> None:
+    """Write one collected episode as episode ``index`` of ``directory``, labelled with
+    ``policy`` (default: the config's)."""
     write_episode(
         episode_path(directory, index), **episode,
-        env_id=config.env_id, seed=seed, policy=episode_policy(config.policy, index),
+        env_id=config.env_id, seed=seed, policy=policy or config.policy,
         length=len(episode["actions"]), **{"return": float(episode["rewards"].sum())},
     )
 
@@ -119,7 +120,8 @@ def _collect(directory, config, seed, progress, max_restarts, ray_address) -> di
             for index, (total, length, episode) in backend.run(
                     collect_task, tasks, max_crashes=max_restarts, on_crash=crashed):
                 if episode is not None:
-                    write_collected(directory, index, seeds[index], config, episode)
+                    write_collected(directory, index, seeds[index], config, episode,
+                                    episode_policy(config.policy, index))
                 returns.append(total)
                 lengths.append(length)
                 bar.update(1)

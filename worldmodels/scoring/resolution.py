@@ -12,7 +12,12 @@ dream's order and the real order, its mean and spread over the dream seeds, for 
 the population and all candidates pooled; Kendall's tau beside it (pycma's surrogate-assisted
 CMA-ES trusts a model only at tau >= 0.85). The real order is itself measured on a few tracks:
 its split-half rank correlation (odd tracks against even ones) says how much of the order the
-real side can resolve at all."""
+real side can resolve at all.
+
+A judge: the candidates may instead be dreamt in an M that C was not evolved in (the M `iterate`
+kept after an earlier round), to see whether the dream's order fails because C exploits its own
+M. The real side is then read from the run's ``RESOLUTION`` when it holds the same candidates.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from worldmodels.core.artifacts import (
     write_json,
 )
 from worldmodels.data.collect import episode_seeds
+from worldmodels.errors import WorldModelsError
 from worldmodels.scoring.evaluation import evaluate_real, load_trained
 from worldmodels.scoring.fidelity import spearman
 from worldmodels.scoring.scorers import RESOLUTION_STAGE_KEY
@@ -67,6 +73,31 @@ def correlations(dream: np.ndarray, real: np.ndarray, groups: dict) -> dict:
     return result
 
 
+def candidate_groups(rows: list[dict]) -> dict:
+    """The indices of the checkpoints, of the population and of all candidates."""
+    return {"checkpoints": [i for i, r in enumerate(rows) if r["kind"] != "population"],
+            "population": [i for i, r in enumerate(rows) if r["kind"] == "population"],
+            "pooled": list(range(len(rows)))}
+
+
+def readable(result: dict, name: str) -> float | None:
+    """The highest rank correlation this measurement could read for the group ``name`` if the
+    dream ordered the candidates exactly as the road does: the square root of the two sides'
+    reliabilities (Spearman's correction for attenuation). The real side's is its split-half
+    correlation stepped up to all its tracks (Spearman-Brown: 2h / (1 + h)); the dream side's,
+    the mean rank correlation between its dream seeds. None without a split-half."""
+    half = result["real_split_half"].get(name)
+    if half is None:
+        return None
+    real = max(0.0, 2 * half / (1 + half)) if half > -1 else 0.0
+    index = candidate_groups(result["candidates"])[name]
+    seeds = np.array([result["candidates"][i]["dream_seeds"] for i in index], dtype=float).T
+    pairs = [spearman(seeds[a], seeds[b]) for a in range(len(seeds))
+             for b in range(a + 1, len(seeds))]
+    dream = max(0.0, float(np.mean(pairs))) if pairs else 1.0
+    return float(np.sqrt(real * dream))
+
+
 def split_half(returns: np.ndarray, index) -> float | None:
     """Spearman between the candidates' mean real return on odd and on even tracks: how well
     the real side itself resolves their order (None with fewer than two tracks)."""
@@ -75,12 +106,20 @@ def split_half(returns: np.ndarray, index) -> float | None:
     return spearman(returns[index, 0::2].mean(axis=1), returns[index, 1::2].mean(axis=1))
 
 
+def judge_path(judge_round: int) -> str:
+    """The file name of the resolution judged by the M of ``judge_round``."""
+    return f"resolution-judge-round-{judge_round}.json"
+
+
 def measure(layout: Layout, controller_manifest: dict, directory: Path,
             config: ResolutionConfig, seed: int, variant: str = "zh", progress: bool = True,
-            partial_path: Path | None = None, ray_address: str | None = None) -> dict:
+            partial_path: Path | None = None, ray_address: str | None = None,
+            judge: Layout | None = None, known: dict | None = None) -> dict:
     """Score every candidate on the validation tracks and in the dream; write ``RESOLUTION``
-    and its plot into ``directory``; return the result. Finished real episodes are saved to
-    ``partial_path`` and a re-run skips them."""
+    (or, with a ``judge``, the candidates dreamt in the judge's M: ``judge_path``) and its plot
+    into ``directory``; return the result. Finished real episodes are saved to
+    ``partial_path`` and a re-run skips them; ``known``, an earlier result of the same
+    candidates, gives their real scores instead."""
     from worldmodels.core.figures import plot_resolution
     from worldmodels.scoring.scorers import DreamScorer
 
@@ -89,33 +128,62 @@ def measure(layout: Layout, controller_manifest: dict, directory: Path,
                                              variant, need_vae=True, dreams=True)
     rows, params = candidates(directory, best, config.every, config.population)
     tracks = episode_seeds(seed, config.episodes, RESOLUTION_STAGE_KEY)
-    flat = np.repeat(params, len(tracks), axis=0).astype(np.float32)
-    returns, _ = evaluate_real(world, flat, tracks * len(rows), config, seed, progress,
-                               partial_path, spec, ray_address, desc="resolution: real")
-    returns = np.asarray(returns, dtype=float).reshape(len(rows), len(tracks))
-    scorer = DreamScorer(world, dreamt, seed, spec, max_steps=config.max_steps)
+    if known is not None and [(r["kind"], r["generation"]) for r in known["candidates"]] != [
+            (r["kind"], r["generation"]) for r in rows]:
+        known = None  # other candidates than those rebuilt here: play them
+    if known is not None:
+        # Each track's return where the earlier result kept them; else its mean alone (the
+        # split-half cannot then be measured).
+        returns = np.array([row.get("real_tracks", [row["real"]]) for row in known["candidates"]],
+                           dtype=float)
+    else:
+        flat = np.repeat(params, len(tracks), axis=0).astype(np.float32)
+        returns, _ = evaluate_real(world, flat, tracks * len(rows), config, seed, progress,
+                                   partial_path, spec, ray_address, desc="resolution: real")
+        returns = np.asarray(returns, dtype=float).reshape(len(rows), len(tracks))
+    judged = world if judge is None else judge_world(judge, world, dreamt)
+    scorer = DreamScorer(judged, dreamt, seed, spec, max_steps=config.max_steps)
     dream = np.stack([scorer.fitness(params, RESOLUTION_CALL_SEED + k, config.dream_episodes)
                       for k in range(config.dream_seeds)])
     real = returns.mean(axis=1)
     for i, row in enumerate(rows):
-        row.update(real=float(real[i]), real_std=float(returns[i].std()),
+        row.update(real=float(real[i]), real_std=float(
+                       known["candidates"][i]["real_std"] if known and returns.shape[1] == 1
+                       else returns[i].std()),
+                   real_tracks=returns[i].tolist(),
                    dream=float(dream[:, i].mean()), dream_seeds=dream[:, i].tolist())
-    groups = {"checkpoints": [i for i, r in enumerate(rows) if r["kind"] != "population"],
-              "population": [i for i, r in enumerate(rows) if r["kind"] == "population"],
-              "pooled": list(range(len(rows)))}
+    groups = candidate_groups(rows)
     chosen = int(np.argmax(dream.mean(axis=0)))
     result = {"controller_run_id": controller_manifest.get("run_id"), "variant": variant,
               "inputs": input_run_ids(layout, WORLD_INPUTS), "env_id": world.env_id,
               "temperature": scorer.temperature,
               "config": to_dict(config), "seed": seed, "tracks": tracks, "candidates": rows,
               "correlations": correlations(dream, real, groups),
-              "real_split_half": {name: split_half(returns, index)
-                                  for name, index in groups.items()},
+              "real_split_half": ({name: split_half(returns, index)
+                                   for name, index in groups.items()}
+                                  if returns.shape[1] > 1 or known is None
+                                  else known["real_split_half"]),
               "real_of_dream_choice": float(real[chosen]), "real_best": float(real.max()),
               "version": VERSION, "code": code_commit(), "wall_seconds": time.time() - started}
-    write_json(Path(directory) / RESOLUTION, result)
-    plot_resolution(result, Path(directory) / "resolution.png")
+    name = RESOLUTION
+    if judge is not None:
+        result["judge"] = {"round": judge.round, "rnn_run_id": judged.rnn_manifest["run_id"]}
+        name = judge_path(judge.round)
+    write_json(Path(directory) / name, result)
+    plot_resolution(result, (Path(directory) / name).with_suffix(".png"))
     return result
+
+
+def judge_world(judge: Layout, world, dreamt):
+    """The world of the judge's M (its own checks refuse an M of another V), refused unless C
+    can read its state: the same z and hidden sizes as ``world``."""
+    from worldmodels.model.world import load_world
+
+    judged = load_world(judge, need_vae=False, burn_in=dreamt.burn_in)
+    if (judged.z_size, judged.hidden_size) != (world.z_size, world.hidden_size):
+        raise WorldModelsError(f"the judge's M in {judge.rnn} has another shape than the M C "
+                               "was evolved in")
+    return judged
 
 
 def headline(result: dict) -> str:
@@ -124,8 +192,10 @@ def headline(result: dict) -> str:
     for name in GROUPS:
         c = result["correlations"].get(name)
         if c is not None:
+            most = readable(result, name)
             parts.append(f"{name} {c['spearman_mean']:.2f} ± {c['spearman_std']:.2f} "
-                         f"(n={c['candidates']})")
+                         f"(n={c['candidates']}" + ("" if most is None else
+                                                    f", at most {most:.2f} readable") + ")")
     half = result["real_split_half"].get("pooled")
     return ("dream vs real rank correlation (Spearman, ± over dream seeds): " + ", ".join(parts)
             + (f"; the real order's own split-half: {half:.2f}" if half is not None else "")

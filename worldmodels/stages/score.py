@@ -5,6 +5,7 @@ controller and settings, and replaces one of another controller (``base._refuse_
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from worldmodels.config import (
     CompareConfig,
@@ -266,18 +267,25 @@ def select(layout: Layout, config, seed: int = 0, variant: str = "zh", round: in
 @_reads("resolution", _world_and("dream"))
 def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round: int = 0,
                force: bool = False, ray_address: str | None = None, progress: bool = True,
-               log=say) -> StageResult:
+               log=say, judge_round: int = 0) -> StageResult:
     """How the dream C was trained in ranks controllers against the real env (``config``: a
     ResolutionConfig): C's checkpoints and a fresh population around its final mean, on
     validation tracks of their own and under several dream seeds, into
-    RUNS/controller-dream[-VARIANT]/resolution.{json,png}."""
-    from worldmodels.scoring.resolution import RESOLUTION, headline, measure
+    RUNS/controller-dream[-VARIANT]/resolution.{json,png}. With ``judge_round``, the same
+    candidates dreamt in the M `iterate` kept after that round instead (an M that C's last
+    rounds were not evolved in), into resolution-judge-round-N.{json,png}; the real scores
+    come from resolution.json when it scored the same candidates."""
+    from worldmodels.scoring.resolution import RESOLUTION, headline, judge_path, measure
 
     started = time.time()
     validate(config), check_seed(seed)
+    judge = _at_round(layout, judge_round) if judge_round else None
     layout = _at_round(layout, round)
     directory, controller = _trained(layout, "dream", variant)
     path, partial = directory / RESOLUTION, directory / "resolution.partial.json"
+    known = _known_real(path, controller, config, seed) if judge else None
+    if judge:
+        path = directory / judge_path(judge_round)
     with _scoring(directory, "resolution", ".resolution.lock", force, partial):
         old = _kept(path, force, lambda old: _same_run(old, controller, config, seed), log,
                     world=("resolution", input_run_ids(layout, WORLD_INPUTS), controller))
@@ -286,9 +294,18 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
                                                 f"--force to redo it\n{headline(old)}")
         setup_tensorflow(seed)
         result = measure(layout, controller, directory, config, seed, variant, progress,
-                         partial, ray_address)
+                         partial, ray_address, judge, known)
     return _done("resolution", started, f"resolution: {headline(result)}",
-                 [path, directory / "resolution.png"], **result)
+                 [path, path.with_suffix(".png")], **result)
+
+
+def _known_real(path: Path, controller: dict, config, seed: int) -> dict | None:
+    """The run's own resolution result when it scored this run of C with the same settings,
+    for a judge to reuse its real scores; else None (the judge plays the candidates)."""
+    if not path.exists():
+        return None
+    old = read_json(path)
+    return old if all(_same_run(old, controller, config, seed)) else None
 
 
 def _settings(config: dict, where: str) -> dict:

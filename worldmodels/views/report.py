@@ -299,7 +299,7 @@ class Report:
 
     def resolution(self) -> str:
         """`worldmodels resolution`: whether the dream ranks controllers as the road does."""
-        from worldmodels.scoring.resolution import GROUPS
+        from worldmodels.scoring.resolution import GROUPS, readable
 
         lines = ["## The dream's resolution: does it rank drivers as the real env does?", ""]
         directory = self.layout.controller("dream", "zh")
@@ -312,18 +312,23 @@ class Report:
                   f"{result['config']['dream_seeds']} dream seeds of "
                   f"{result['config']['dream_episodes']} dreams). Rank correlation between "
                   "the two orders (mean ± std over the dream seeds); the real order's own "
-                  "split-half correlation says how much of it the validation tracks resolve.",
-                  "", "| candidates | n | Spearman | Kendall | real split-half |",
-                  "|---|---|---|---|---|"]
+                  "split-half correlation says how much of it the validation tracks resolve, "
+                  "and \"readable\" is the most this measurement could show if the dream "
+                  "ordered them exactly as the road does (both sides' noise: Spearman's "
+                  "correction for attenuation).",
+                  "", "| candidates | n | Spearman | Kendall | real split-half | readable |",
+                  "|---|---|---|---|---|---|"]
         for name in GROUPS:
             c = result["correlations"].get(name)
             if c is None:
                 continue
             half = result["real_split_half"].get(name)
             half = "—" if half is None else f"{half:.2f}"
+            most = readable(result, name)
+            most = "—" if most is None else f"{most:.2f}"
             lines.append(f"| {name} | {c['candidates']} | {c['spearman_mean']:.2f} ± "
                          f"{c['spearman_std']:.2f} | {c['kendall_mean']:.2f} ± "
-                         f"{c['kendall_std']:.2f} | {half} |")
+                         f"{c['kendall_std']:.2f} | {half} | {most} |")
         lines += ["", f"The dream's first choice drove {result['real_of_dream_choice']:.1f} on "
                   f"the validation tracks; the best candidate {result['real_best']:.1f}.", "",
                   "![resolution](controller-dream/resolution.png)", ""]
