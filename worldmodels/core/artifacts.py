@@ -71,6 +71,9 @@ class Layout:
     outputs: Path | None = None
     """None: scores and videos go in the experiment; a folder: they go there instead (an agent
     run from the bundle of `worldmodels export`, unpacked elsewhere: RESULTS/NAME)."""
+    agent: str | None = None
+    """The bundle file an agent was unpacked from (`--agent`): what its results name as their
+    controller, rather than the temporary folder it ran from."""
 
     def __post_init__(self):
         # Checked before anything is written or deleted: every path below stays in its root.
@@ -142,6 +145,11 @@ class Layout:
     @property
     def evaluations(self) -> Path:
         return (Path(self.outputs) if self.outputs else self.controllers) / "evaluate"
+
+    def controller_name(self, directory: Path) -> str:
+        """How results name the controller in ``directory``: its folder, or the bundle file
+        it was unpacked from."""
+        return self.agent or str(directory)
 
 
 @contextmanager

@@ -163,7 +163,8 @@ def agent_layout(path: Path, outputs: Layout):
         raise WorldModelsError(f"{target} is an experiment of its own: give the agent's scores "
                                "another --name")
     with opened(path) as (root, index):
-        yield Layout(root / "data", root / "results", NAME, outputs=target), index
+        yield Layout(root / "data", root / "results", NAME, outputs=target,
+                     agent=str(Path(path).resolve())), index
 
 
 def _extract(tar, entries, listed: dict, root: Path, path: Path) -> None:

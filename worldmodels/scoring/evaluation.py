@@ -36,7 +36,8 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
     params = np.repeat(flat[None], config.episodes, axis=0).astype(np.float32)
     seeds = episode_seeds(seed, config.episodes, EVALUATE_STAGE_KEY)
     result = {"env": world.env_id, "where": where, "episodes": config.episodes,
-              "controller": str(directory), "params": params_name, "variant": variant,
+              "controller": layout.controller_name(directory), "params": params_name,
+              "variant": variant,
               # Real scores depend on float-level details of the code: say which code and
               # which trained controller made them.
               "controller_run_id": controller_manifest.get("run_id"), "version": VERSION,

@@ -70,7 +70,7 @@ def enjoy(layout: Layout, trained_in: str, variant: str, params_name: str,
                       "run_seed": seed, "episode_index": None if track_seed is not None else i,
                       "task": task if track_seed is None else [], "return": value,
                       "length": steps, "params": params_name, "variant": variant,
-                      "controller": str(directory), "noise": config.noise,
+                      "controller": layout.controller_name(directory), "noise": config.noise,
                       "controller_run_id": manifest.get("run_id"), "round": layout.round,
                       "version": VERSION, "code": code_commit()}
             record.update(write_videos(world.vae, recorded, config, s, folder,
