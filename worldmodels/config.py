@@ -93,7 +93,9 @@ class RnnConfig:
     """How much more a step where M predicts more reward than the env paid costs than one where
     it predicts less (1: plain squared error). Above 1, M learns to be stingy where it is
     unsure, so the dream pays less for what it cannot tell apart (a 2025 CarRacing-v3
-    reproduction that trained C in the dream used 5)."""
+    reproduction that trained C in the dream used 5). M then learns the 1/(1 + w) expectile of
+    a step's reward, not its mean: with 5 on CarRacing's sparse tile rewards, the dream paid
+    nothing and C learned nothing (row R2 of results/EXPERIMENTS.md)."""
     done_weight: float = 1.0
     """Weight of the done (Bernoulli) loss."""
     done_pos_weight: float = 10.0
