@@ -77,5 +77,10 @@ def test_runs_shows_the_resolution_a_run_measured(two_seeds):
     path.write_text(json.dumps({"correlations": {"pooled": {"spearman_mean": 0.42}}}))
     output = invoke("runs", *common, "--json").output
     rows = {row["name"]: row for row in json.loads(output[output.index("{"):])["experiments"]}
-    assert rows["s0"]["rank_correlation"] == 0.42
+    assert rows["s0"]["rank_correlation"] == 0.42 and rows["s0"]["rank_readable"] is None
     assert "0.42" in invoke("runs", *common).output
+    # with the real split-half and the dream seeds, the most the figure could read beside it
+    candidates = [{"kind": "mean", "dream_seeds": [float(i), float(i)]} for i in range(4)]
+    path.write_text(json.dumps({"correlations": {"pooled": {"spearman_mean": 0.42}},
+                                "real_split_half": {"pooled": 0.5}, "candidates": candidates}))
+    assert "0.42 (≤ 0.82)" in invoke("runs", *common).output

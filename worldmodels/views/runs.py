@@ -81,9 +81,20 @@ def describe(data_dir: Path, results_dir: Path, name: str,
         "dream_mean": dream["mean"] if dream else None,
         "rank_correlation": pooled.get("spearman_mean",
                                        (fidelity.get("ranking") or {}).get("rank_correlation")),
+        "rank_readable": _readable(resolution),
         "recipe": hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()
                                  ).hexdigest()[:8],
     }
+
+
+def _readable(resolution: dict) -> float | None:
+    """The most `resolution`'s pooled figure could read (None where it cannot be told)."""
+    from worldmodels.scoring.resolution import readable
+
+    try:
+        return readable(resolution, "pooled")
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _states(manifests: dict, real: dict | None) -> dict:
@@ -151,7 +162,9 @@ def markdown(rows: list[dict], pooled: list[dict] | None) -> str:
             f"| {row['name']} | {row['preset'] or '—'} | {row['seed']} | {row['env'] or '—'} | "
             f"{stage_text} | {_number(row['dream_mean'])} | {_number(row['real_mean'])} ± "
             f"{_number(row['real_se'])} ({row['episodes']}) | "
-            f"{_number(row['rank_correlation'], 2)} | {row['recipe']} |")
+            f"{_number(row['rank_correlation'], 2)}"
+            + (f" (≤ {row['rank_readable']:.2f})" if row.get("rank_readable") is not None else "")
+            + f" | {row['recipe']} |")
     if pooled:
         lines += ["", "| recipe | experiments | seeds | real: mean over seeds ± s.e. | std "
                   "across seeds | each seed | dream |", "|---|---|---|---|---|---|---|"]
