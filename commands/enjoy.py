@@ -10,6 +10,7 @@ from .options import (
     echo,
     params_option,
     progress_enabled,
+    round_option,
     stage_command,
     trained_in_option,
     variant_option,
@@ -26,8 +27,7 @@ from .options import (
               show_default=True, help="Tracks to drive, from --episode-index on.")
 @click.option("--track-seed", type=click.IntRange(min=0),
               help="Drive the track of this env seed instead of `evaluate`'s.")
-@click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
-              help="The M and C that `iterate` kept after this round (default: the latest).")
+@round_option
 @click.option("--gif", is_flag=True, help="Also write a GIF (every second frame, half size).")
 @agent_option
 def enjoy_command(run, trained_in, variant, params, episode_index, episode_count, track_seed,

@@ -12,6 +12,7 @@ from .options import (
     params_option,
     progress_enabled,
     ray_option,
+    round_option,
     stage_command,
     trained_in_option,
     variant_option,
@@ -24,8 +25,7 @@ from .options import (
 @trained_in_option
 @variant_option
 @params_option
-@click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
-              help="The M and C that `iterate` kept after this round (default: the latest).")
+@round_option
 @agent_option
 @ray_option
 @force_option

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import click
-
 from .options import (
     echo,
     force_option,
     params_option,
     progress_enabled,
     ray_option,
+    round_option,
     stage_command,
     variant_option,
 )
@@ -18,8 +17,7 @@ from .options import (
 @stage_command("fidelity", "fidelity")
 @variant_option
 @params_option
-@click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
-              help="The M and C that `iterate` kept after this round (default: the latest).")
+@round_option
 @ray_option
 @force_option
 def fidelity_command(run, variant, params, round_number, ray_address, force):

@@ -348,6 +348,9 @@ params_option = click.option(
     show_default=True,
     help="The best candidate found, the final CMA-ES mean, or the one `worldmodels select` "
          "chose on real validation tracks (reported as dream-trained, real-selected).")
+round_option = click.option(
+    "--round", "round_number", type=click.IntRange(min=0), default=0,
+    help="The M and C that `iterate` kept after this round (default: the latest).")
 ray_option = click.option(
     "--ray-address", metavar="ADDRESS",
     help="Run the episodes on Ray instead of local worker processes: 'local' starts a private "

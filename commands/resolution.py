@@ -9,6 +9,7 @@ from .options import (
     force_option,
     progress_enabled,
     ray_option,
+    round_option,
     stage_command,
     variant_option,
 )
@@ -16,8 +17,7 @@ from .options import (
 
 @stage_command("resolution", "resolution")
 @variant_option
-@click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
-              help="The C that `iterate` kept after this round (default: the latest).")
+@round_option
 @click.option("--judge-round", type=click.IntRange(min=1), default=None,
               help="Dream the candidates in the M `iterate` kept after this round (one that "
                    "C's later rounds were not evolved in) instead; written to "

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import click
-
 from .options import (
     echo,
     force_option,
     progress_enabled,
     ray_option,
+    round_option,
     stage_command,
     variant_option,
 )
@@ -16,8 +15,7 @@ from .options import (
 
 @stage_command("select", "select")
 @variant_option
-@click.option("--round", "round_number", type=click.IntRange(min=0), default=0,
-              help="The C that `iterate` kept after this round (default: the latest).")
+@round_option
 @ray_option
 @force_option
 def select_command(run, variant, round_number, ray_address, force):
