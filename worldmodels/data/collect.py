@@ -62,12 +62,12 @@ def collect_task(_, task) -> tuple:
     returns (return, length, None); without (Ray with no shared filesystem), it returns the
     arrays too, for the driver to write."""
     directory, index, seed, config = task
-    episode = run_episode(config.env_id, config.max_steps, episode_policy(config.policy, index),
-                          seed)
+    policy = episode_policy(config.policy, index)
+    episode = run_episode(config.env_id, config.max_steps, policy, seed)
     total = float(episode["rewards"].sum())
     if directory is None:
         return total, len(episode["actions"]), episode
-    write_collected(directory, index, seed, config, episode, episode_policy(config.policy, index))
+    write_collected(directory, index, seed, config, episode, policy)
     return total, len(episode["actions"]), None
 
 
