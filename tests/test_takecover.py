@@ -59,6 +59,20 @@ def test_the_controllers_move_is_left_stay_or_right():
     np.testing.assert_array_equal(spec.squash_tf(raw).numpy(), spec.squash_numpy(raw))
 
 
+def test_wander_holds_its_moves_and_leans_per_episode():
+    spec = get_env(TAKECOVER)
+    leanings = []
+    for seed in range(40):
+        policy = spec.make_policy("wander", np.random.default_rng(seed))
+        moves = np.array([policy.act(None)[0] for _ in range(400)])
+        assert set(np.unique(moves)) <= {-1.0, 0.0, 1.0}
+        assert np.mean(moves[1:] == moves[:-1]) > 0.7  # moves are held, not redrawn a step
+        leanings.append(moves.mean())
+    leanings = np.abs(leanings)
+    # some episodes keep to one side, others roam as the paper's repeat does
+    assert (leanings > 0.6).sum() >= 4 and (leanings < 0.2).sum() >= 4
+
+
 def test_a_killed_process_leaves_no_game_and_no_shared_memory(tmp_path):
     script = textwrap.dedent("""
         import sys, time

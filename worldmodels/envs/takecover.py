@@ -146,6 +146,25 @@ class RepeatPolicy(Policy):
         return np.array([self.move], np.float32)
 
 
+class WanderPolicy(RepeatPolicy):
+    """The paper's held moves, drawn with a leaning of the episode's own: the chances of left,
+    stand and right come from a Dirichlet(0.4) draw at the episode's start, so some episodes
+    roam the room as ``repeat`` does and others drift to a wall and stay pressed against it
+    (where M of ``repeat`` data alone believes one survives: row T10 of
+    results/EXPERIMENTS.md)."""
+
+    def __init__(self, rng):
+        super().__init__(rng)
+        self.chances = rng.dirichlet([0.4, 0.4, 0.4])
+
+    def act(self, observation):
+        if self.left == 0:
+            self.move = int(self.rng.choice(3, p=self.chances)) - 1
+            self.left = int(self.rng.integers(1, 11))
+        self.left -= 1
+        return np.array([self.move], np.float32)
+
+
 class TakeCover(EnvSpec):
     """ViZDoom's TakeCover (scenario take_cover.wad, skill 4, +1 a step)."""
 
@@ -153,7 +172,7 @@ class TakeCover(EnvSpec):
     action_size = 1
     action_labels = ("move",)
     low, high = LOW, HIGH
-    policies = {"repeat": RepeatPolicy, "random": RandomPolicy}
+    policies = {"repeat": RepeatPolicy, "wander": WanderPolicy, "random": RandomPolicy}
     episode_cap = 2100
     step_reward = 1.0
     done_threshold = 0.5
