@@ -66,6 +66,14 @@ def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
         np.testing.assert_allclose(path_figures["real_return"], real, rtol=1e-5)
         assert path_figures["reward_mae"] >= 0 and 0 <= path_figures["dream_ends_early"] <= 1
     assert result["open_loop"]["horizons"] == [1, 5] and len(result["open_loop"]["model"]) == 2
+    # The env's constant behaviours, in the dream and on the first real track.
+    fixed = result["fixed_actions"]
+    assert set(fixed) == {"no gas", "straight, full gas", "hard left, full gas",
+                          "hard right, full gas"}
+    assert all(f["tracks"] == 1 for f in fixed.values())
+    # standing still: 60 steps at -0.1 each, and no tile but the one it starts on (< 10 a tile)
+    assert -0.1 * 60 <= fixed["no gas"]["real"] < 10 - 0.1 * 60
+    assert "fixed actions, dream / real: no gas" in output
     # The same measurement of the same controller is not redone.
     before = path.stat().st_mtime_ns
     assert "complete" in invoke("fidelity", *args).output

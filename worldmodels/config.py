@@ -261,6 +261,10 @@ class FidelityConfig:
     """Ranking: the candidates CMA-ES would score next (one population, from C's saved state)
     are scored in the dream as in training and on this many real tracks each; the rank
     correlation says whether the dream orders controllers as the real env does (0: off)."""
+    fixed_episodes: int = 8
+    """Fixed actions: each of the env's constant behaviours (``EnvSpec.fixed_actions``, e.g.
+    TakeCover's "always right") is scored on this many of the real tracks and in
+    ``dream_episodes`` dreams, to see whether the dream knows what it earns (0: off)."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
 
@@ -358,7 +362,7 @@ def _smoke() -> Preset:
         evaluate=EvaluateConfig(episodes=2, max_steps=60, workers=2),
         compare=CompareConfig(episodes=2, max_steps=60, workers=2),
         fidelity=FidelityConfig(episodes=2, dream_episodes=4, max_steps=60, horizons=(1, 5),
-                                open_loop_stride=10, workers=2),
+                                open_loop_stride=10, fixed_episodes=1, workers=2),
         select=SelectConfig(episodes=1, every=1, dream_episodes=2, max_steps=60, workers=2),
         resolution=ResolutionConfig(episodes=2, every=1, population=2, dream_seeds=2,
                                     dream_episodes=2, max_steps=60, workers=2),
@@ -536,7 +540,8 @@ RANGES = {
     "seed": Range(0, 2**31 - 1), "dropouts": RATE, "dream_episodes": Range(1, 1_000_000),
     "select.dream_episodes": Range(0, 1_000_000),
     "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),
-    "candidate_episodes": Range(0, 10_000), "every": Range(1, 1_000_000),
+    "candidate_episodes": Range(0, 10_000), "fixed_episodes": Range(0, 10_000),
+    "every": Range(1, 1_000_000),
     "resolution.population": Range(0, 100_000), "dream_seeds": Range(1, 1000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),

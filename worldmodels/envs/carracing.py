@@ -179,6 +179,9 @@ class CarRacing(EnvSpec):
     action_size = 3
     action_labels = ("steer", "gas", "brake")
     low, high = LOW, HIGH
+    fixed_actions = {"no gas": (0.0, -5.0, -5.0), "straight, full gas": (0.0, 5.0, -5.0),
+                     "hard left, full gas": (-5.0, 5.0, -5.0),
+                     "hard right, full gas": (5.0, 5.0, -5.0)}
     policies = {"pilot": PilotPolicy, "rally": RallyPolicy, "recover": RecoverPolicy,
                 "biased": BiasedPolicy, "brownian": BrownianPolicy, "random": RandomPolicy}
     episode_cap = 1000

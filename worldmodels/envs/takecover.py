@@ -178,6 +178,7 @@ class TakeCover(EnvSpec):
     done_threshold = 0.5
     solved = 750.0
     max_return = 2100.0  # one a step survived, up to the cap
+    fixed_actions = {"always left": (-5.0,), "stand still": (0.0,), "always right": (5.0,)}
 
     def make(self, max_steps: int, render_mode: str | None = None):
         return TakeCoverEnv(max_steps, render_mode)

@@ -64,6 +64,13 @@ class Controller:
         hidden = f", {HIDDEN_UNITS} tanh hidden units" if self.variant == "z-hidden" else ""
         return f"{self.variant} controller on {inputs}{hidden}, {self.param_count} parameters"
 
+    def constant(self, raw) -> np.ndarray:
+        """The parameters of the controller that outputs ``raw`` (before the squash) whatever
+        it sees: every weight zero, the last layer's bias ``raw``."""
+        flat = np.zeros(self.param_count, np.float32)
+        flat[-self.env.action_size:] = raw
+        return flat
+
     def features_numpy(self, z: np.ndarray, h: np.ndarray) -> np.ndarray:
         return np.concatenate([z, h], -1) if self.variant == "zh" else z
 

@@ -14,7 +14,10 @@ against what the env paid and when it ended:
   mixture's mean) and the real actions; the squared error against V's z, divided by the
   variance of z (1.0 is as bad as always guessing the mean frame), beside the error of
   "nothing changes" (z_t for z_{t+k});
-- the dream's return distribution for the same controller beside the real one.
+- the dream's return distribution for the same controller beside the real one;
+- fixed actions: each of the env's constant behaviours (``EnvSpec.fixed_actions``) in the
+  dream and on the first ``fixed_episodes`` real tracks: a dream that pays a trivial behaviour
+  far more than the env does holds an exploit C can find.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from worldmodels.scoring.scorers import FIDELITY_STAGE_KEY
 
 IMPOSSIBLE_RETURN = 930.0  # CarRacing-v3's most (EnvSpec.max_return): results that predate it
 RANKING_CALL_SEED = 10**6  # the ranking's dreams: apart from every training generation's
+FIXED_CALL_SEED = 10**6 + 1  # the fixed actions' dreams
 
 
 def measure_fidelity(world: World, dreamt: DreamSpec, spec, params: np.ndarray,
@@ -48,12 +52,14 @@ def measure_fidelity(world: World, dreamt: DreamSpec, spec, params: np.ndarray,
 
     seeds = episode_seeds(seed, config.episodes, FIDELITY_STAGE_KEY)
     ranked = candidates is not None and config.candidate_episodes > 0
-    tasks = max(len(seeds), len(candidates) * config.candidate_episodes if ranked else 0)
+    tasks = max(len(seeds), len(candidates) * config.candidate_episodes if ranked else 0,
+                len(spec.env.fixed_actions) * config.fixed_episodes)
     with make_backend(config.workers, ray_address, len(episode_tasks(tasks))) as backend:
         episodes = _real_episodes(backend, world, spec, params, seeds, config, seed, progress,
                                   dreamt.action_noise)
         ranking = _ranking(backend, world, dreamt, spec, candidates, config, seed, trials,
                            progress) if ranked else None
+        fixed = _fixed_actions(backend, world, dreamt, spec, config, seed, progress)
     tile_value = world.tile_value if dreamt.pay_as_track else 0.0
     per_episode = [_along_real_path(world, episode, tile_value) for episode in episodes]
     dream_returns, dream_lengths = _dreams(world, dreamt, spec, params, config, seed)
@@ -70,6 +76,7 @@ def measure_fidelity(world: World, dreamt: DreamSpec, spec, params: np.ndarray,
         "open_loop": _open_loop(world, episodes, config.horizons, config.open_loop_stride),
         "dream": {"returns": dream_returns.tolist(), "lengths": dream_lengths.tolist()},
         "ranking": ranking,
+        "fixed_actions": fixed,
     }
     result["summary"] = summarise(result)
     return result
@@ -108,6 +115,31 @@ def _ranking(backend, world, dreamt, spec, candidates, config, seed, trials,
             "rank_correlation": spearman(dream, real),
             "real_of_dream_choice": float(real[int(np.argmax(dream))]),
             "real_best": float(real.max()), "real_mean": float(real.mean())}
+
+
+def _fixed_actions(backend, world, dreamt, spec, config, seed, progress) -> dict | None:
+    """Each of the env's constant behaviours as a controller (``Controller.constant``), in
+    ``dream_episodes`` dreams of the dream C was trained in and on the first
+    ``fixed_episodes`` fidelity tracks (with C's action noise): {name: {dream, real, ...}}.
+    None when the env has none or ``fixed_episodes`` is 0."""
+    from worldmodels.scoring.scorers import DreamScorer, RealScorer
+
+    names = list(spec.env.fixed_actions)
+    if not names or config.fixed_episodes <= 0:
+        return None
+    params = np.stack([spec.constant(spec.env.fixed_actions[name]) for name in names])
+    dream = DreamScorer(world, dreamt, seed, spec, max_steps=config.max_steps).run(
+        np.repeat(params, config.dream_episodes, axis=0), FIXED_CALL_SEED)[0]
+    dream = dream.reshape(len(names), config.dream_episodes)
+    tracks = episode_seeds(seed, config.fixed_episodes, FIDELITY_STAGE_KEY)
+    scorer = RealScorer(world, backend, seed, config.max_steps, progress,
+                        controller=spec, noise=dreamt.action_noise)
+    real = scorer.run(np.repeat(params, len(tracks), axis=0), tracks * len(names),
+                      desc="fidelity: fixed actions").reshape(len(names), len(tracks))
+    return {name: {"raw": list(spec.env.fixed_actions[name]),
+                   "dream": float(d.mean()), "dream_std": float(d.std()),
+                   "real": float(r.mean()), "real_std": float(r.std()), "tracks": len(tracks)}
+            for name, d, r in zip(names, dream, real)}
 
 
 def spearman(x, y) -> float:
@@ -260,6 +292,10 @@ def summarise(result: dict) -> dict:
     if open_loop["model"]:
         summary["open_loop_error"] = dict(zip(map(str, open_loop["horizons"]),
                                               open_loop["model"]))
+    fixed = result.get("fixed_actions")
+    if fixed:
+        summary["fixed_actions"] = {name: {"dream": f["dream"], "real": f["real"]}
+                                    for name, f in fixed.items()}
     ranking = result.get("ranking")
     if ranking:
         summary["rank_correlation"] = ranking["rank_correlation"]

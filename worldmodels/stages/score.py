@@ -333,4 +333,12 @@ def _fidelity_line(s: dict) -> str:
             f"{s['dream_mean']:.1f} ± {s['dream_std']:.1f} "
             f"({100 * s['dreams_above_possible']:.0f} % of dreams pay more than an episode "
             f"can{limit}); M predicts {s['predicted_return_on_real_path']:.1f} along the real "
-            f"episodes{ranking}")
+            f"episodes{ranking}{_fixed_line(s)}")
+
+
+def _fixed_line(s: dict) -> str:
+    fixed = s.get("fixed_actions")
+    if not fixed:
+        return ""
+    return "\nfixed actions, dream / real: " + "; ".join(
+        f"{name} {f['dream']:.1f} / {f['real']:.1f}" for name, f in fixed.items())
