@@ -22,6 +22,7 @@ from worldmodels.config import (
     SECTIONS,
     field_docs,
     get_preset,
+    mixture_members,
     range_of,
 )
 from worldmodels.model.controller import VARIANTS
@@ -72,7 +73,7 @@ class Mixture(click.ParamType):
         return "[" + "|".join(self.choices) + "][+...]"
 
     def convert(self, value, parameter, context):
-        unknown = [part for part in str(value).split("+") if part not in self.choices]
+        unknown = [part for part in mixture_members(value) if part not in self.choices]
         if unknown:
             self.fail(f"{unknown[0]!r} is not one of {', '.join(self.choices)} (several may be "
                       "joined by +)", parameter, context)

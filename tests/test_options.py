@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from tests.conftest import common, invoke
 from worldmodels.config import (
     SECTIONS,
@@ -69,6 +71,16 @@ def test_bad_settings_are_one_line(tmp_path):
     bad.write_text("{not json")
     assert "cannot read settings" in _error("train-rnn", *args, "--config", bad)
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+def test_a_broken_yaml_file_is_one_line(tmp_path):
+    pytest.importorskip("yaml")  # PyYAML comes with ray, of the test extra
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rnn: {epochs: [1,\n")
+    assert "cannot read settings from" in _error("train-rnn", *common(tmp_path), "--config", bad)
+    good = tmp_path / "good.yaml"
+    good.write_text("rnn:\n  epochs: 3\n")
+    assert read_config_file(good) == {"rnn": {"epochs": 3}}
 
 
 def test_not_numbers_and_absurd_sizes_are_refused(tmp_path):

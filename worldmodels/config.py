@@ -550,6 +550,13 @@ CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
            "env_id": tuple(ENVS)}
 MIXTURES = {"policy"}
 """Choice fields whose value may join several choices with + (a mixture)."""
+
+
+def mixture_members(value: str) -> list[str]:
+    """The choices a mixture value joins: "rally+recover" -> ["rally", "recover"]."""
+    return str(value).split("+")
+
+
 SECTIONS = {field.name: field.type for field in dataclasses.fields(Preset)}
 """The preset's sections (collect, vae, rnn, ...) and the names of their config classes."""
 SECTION_OF_CLASS = {cls: section for section, cls in SECTIONS.items()}
@@ -606,7 +613,7 @@ def field_problem(config_class, name: str, value, kind: str | None = None) -> st
     bounds, choices = range_of(config_class, name), CHOICES.get(name)
     for item in value if isinstance(value, (tuple, list)) else (value,):
         if isinstance(item, str):
-            parts = item.split("+") if name in MIXTURES else [item]
+            parts = mixture_members(item) if name in MIXTURES else [item]
             if choices and any(part not in choices for part in parts):
                 joined = " (or several joined by +)" if name in MIXTURES else ""
                 return f"must be one of {', '.join(choices)}{joined}, got {_short(item)}"
@@ -754,6 +761,20 @@ def apply_sections(preset: Preset, sections: dict, origin: str) -> Preset:
     return dataclasses.replace(preset, **changes)
 
 
+def _load_yaml(path: Path, text: str):
+    """YAML's data (PyYAML's safe loader: no tags that build objects), or a one-line error."""
+    try:
+        import yaml
+    except ImportError:
+        raise WorldModelsError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); "
+                               "or give the settings as JSON or TOML") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:  # the base of PyYAML's parse and scan errors
+        reason = " ".join(str(error).split())[:120]
+        raise WorldModelsError(f"cannot read settings from {path}: {reason}") from None
+
+
 def read_config_file(path: Path) -> dict:
     """The sections of a settings file: JSON or TOML ({"rnn": {...}, ...}), YAML when PyYAML is
     installed, or a stage's manifest.json (its resolved config, for that stage's section)."""
@@ -765,12 +786,7 @@ def read_config_file(path: Path) -> dict:
 
             data = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError:
-                raise WorldModelsError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); "
-                                       "or give the settings as JSON or TOML") from None
-            data = yaml.safe_load(text)
+            data = _load_yaml(path, text)
         else:
             data = json.loads(text)
     except (OSError, ValueError) as error:  # tomllib's and json's errors are ValueErrors
@@ -778,11 +794,6 @@ def read_config_file(path: Path) -> dict:
         raise WorldModelsError(f"cannot read settings from {path}: {reason}") from None
     except RecursionError:
         raise WorldModelsError(f"cannot read settings from {path}: nested too deeply") from None
-    except Exception as error:  # noqa: BLE001 - PyYAML's errors share no base we import
-        if type(error).__module__.split(".")[0] != "yaml":
-            raise
-        reason = " ".join(str(error).split())[:120]
-        raise WorldModelsError(f"cannot read settings from {path}: {reason}") from None
     if not isinstance(data, dict):
         raise WorldModelsError(f"{path}: expected a table of sections, got {type(data).__name__}")
     if "stage" in data and "config" in data:  # a manifest: its stage's resolved config

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from worldmodels.config import CollectConfig
+from worldmodels.config import CollectConfig, mixture_members
 from worldmodels.core.artifacts import stage_lock
 from worldmodels.data.store import episode_path, list_episodes, write_episode
 from worldmodels.envs import get_env
@@ -26,7 +26,7 @@ def episode_seeds(seed: int, count: int, stage_key: int = STAGE_KEY) -> list[int
 def episode_policy(policy: str, index: int) -> str:
     """The policy of episode ``index``: a mixture ``a+b`` gives the episodes to its members
     in turn."""
-    members = policy.split("+")
+    members = mixture_members(policy)
     return members[index % len(members)]
 
 

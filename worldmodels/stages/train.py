@@ -12,6 +12,7 @@ from worldmodels.config import (
     ControllerConfig,
     RnnConfig,
     VaeConfig,
+    mixture_members,
     to_dict,
     validate,
 )
@@ -45,7 +46,7 @@ def collect(layout: Layout, config: CollectConfig, seed: int = 0, force: bool = 
     started = time.time()
     validate(config), check_seed(seed), check_env_id(config.env_id)
     env = get_env(config.env_id)
-    if any(policy not in env.policies for policy in config.policy.split("+")):
+    if any(policy not in env.policies for policy in mixture_members(config.policy)):
         raise WorldModelsError(f"policy {config.policy!r} does not play {env.id}; choose one of "
                                f"{', '.join(env.policies)} (or several joined by +)")
     ensure_writable(layout.rollouts)
