@@ -84,3 +84,9 @@ def test_runs_shows_the_resolution_a_run_measured(two_seeds):
     path.write_text(json.dumps({"correlations": {"pooled": {"spearman_mean": 0.42}},
                                 "real_split_half": {"pooled": 0.5}, "candidates": candidates}))
     assert "0.42 (≤ 0.82)" in invoke("runs", *common).output
+    # a file of another shape: the figure is shown, its ceiling not guessed
+    candidates[1]["dream_seeds"] = ["x", 1.0]
+    path.write_text(json.dumps({"correlations": {"pooled": {"spearman_mean": 0.42}},
+                                "real_split_half": {"pooled": 0.5}, "candidates": candidates}))
+    output = invoke("runs", *common).output
+    assert "0.42" in output and "(≤" not in output

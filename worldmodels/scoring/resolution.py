@@ -80,6 +80,26 @@ def candidate_groups(rows: list[dict]) -> dict:
             "pooled": list(range(len(rows)))}
 
 
+def readable_shape(result: dict) -> bool:
+    """Whether ``result`` holds what ``readable`` reads, in the shape `resolution` writes it:
+    the split-halves by group (numbers or None) and every candidate's kind and dream seeds
+    (the same count of numbers each)."""
+    halves, rows = result.get("real_split_half"), result.get("candidates")
+    if not isinstance(halves, dict) or not isinstance(rows, list):
+        return False
+    if not all(half is None or _number(half) for half in halves.values()):
+        return False
+    if not all(isinstance(row, dict) and isinstance(row.get("kind"), str)
+               and isinstance(row.get("dream_seeds"), list)
+               and all(_number(x) for x in row["dream_seeds"]) for row in rows):
+        return False
+    return len({len(row["dream_seeds"]) for row in rows}) <= 1
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def readable(result: dict, name: str) -> float | None:
     """The highest rank correlation this measurement could read for the group ``name`` if the
     dream ordered the candidates exactly as the road does: the square root of the two sides'

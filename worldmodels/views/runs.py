@@ -88,13 +88,11 @@ def describe(data_dir: Path, results_dir: Path, name: str,
 
 
 def _readable(resolution: dict) -> float | None:
-    """The most `resolution`'s pooled figure could read (None where it cannot be told)."""
-    from worldmodels.scoring.resolution import readable
+    """The most `resolution`'s pooled figure could read (None where it cannot be told: not
+    measured, or a file not in the shape `resolution` writes)."""
+    from worldmodels.scoring.resolution import readable, readable_shape
 
-    try:
-        return readable(resolution, "pooled")
-    except (KeyError, TypeError, ValueError):
-        return None
+    return readable(resolution, "pooled") if readable_shape(resolution) else None
 
 
 def _states(manifests: dict, real: dict | None) -> dict:
