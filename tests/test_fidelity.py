@@ -74,6 +74,9 @@ def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
     # standing still: 60 steps at -0.1 each, and no tile but the one it starts on (< 10 a tile)
     assert -0.1 * 60 <= fixed["no gas"]["real"] < 10 - 0.1 * 60
     assert "fixed actions, dream / real: no gas" in output
+    moves = summary["real_action_mean"]
+    assert set(moves) == {"steer", "gas", "brake"} and 0 <= moves["gas"] <= 1
+    assert "the controller's mean action on the real tracks: steer" in output
     # The same measurement of the same controller is not redone.
     before = path.stat().st_mtime_ns
     assert "complete" in invoke("fidelity", *args).output

@@ -48,8 +48,8 @@ class EnvSpec:
     fixed_actions: dict[str, tuple[float, ...]] = {}
     """Constant behaviours by name, each as C's raw output before the squash: `fidelity`
     scores them in the dream and the real env, to see whether the dream knows what a trivial
-    behaviour earns (a dream that pays "always right" 960 where the game pays 172 is one C
-    will exploit)."""
+    behaviour earns (a dream that pays "always right" 749 where the game pays 186 is one C
+    will exploit: row T10 of results/EXPERIMENTS.md)."""
 
     def make(self, max_steps: int, render_mode: str | None = None):
         """A gymnasium-style env with a time limit of ``max_steps``."""

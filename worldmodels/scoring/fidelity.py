@@ -71,7 +71,8 @@ def measure_fidelity(world: World, dreamt: DreamSpec, spec, params: np.ndarray,
         "tile_value": world.tile_value, "max_return": world.env.max_return,
         "max_steps": config.max_steps,
         "real": {"returns": real_returns.tolist(),
-                 "lengths": [len(e["rewards"]) for e in episodes]},
+                 "lengths": [len(e["rewards"]) for e in episodes],
+                 "action_mean": _action_means(world.env, episodes)},
         "along_real_path": per_episode,
         "open_loop": _open_loop(world, episodes, config.horizons, config.open_loop_stride),
         "dream": {"returns": dream_returns.tolist(), "lengths": dream_lengths.tolist()},
@@ -115,6 +116,14 @@ def _ranking(backend, world, dreamt, spec, candidates, config, seed, trials,
             "rank_correlation": spearman(dream, real),
             "real_of_dream_choice": float(real[int(np.argmax(dream))]),
             "real_best": float(real.max()), "real_mean": float(real.mean())}
+
+
+def _action_means(env, episodes: list) -> dict:
+    """Each action component's mean over every step of the real episodes, by its label (what
+    the controller does: TakeCover's move near +1 is "always right")."""
+    actions = np.concatenate([np.asarray(e["actions"]).reshape(-1, env.action_size)
+                              for e in episodes])
+    return {label: float(mean) for label, mean in zip(env.action_labels, actions.mean(axis=0))}
 
 
 def _fixed_actions(backend, world, dreamt, spec, config, seed, progress) -> dict | None:
@@ -273,6 +282,7 @@ def summarise(result: dict) -> dict:
     predicted = np.array([p["predicted_return"] for p in paths])
     summary = {
         "real_mean": float(real.mean()), "real_std": float(real.std()),
+        "real_action_mean": result["real"].get("action_mean"),
         "dream_mean": float(dream.mean()), "dream_std": float(dream.std()),
         "dream_minus_real": float(dream.mean() - real.mean()),
         "dreams_above_possible": float((dream > _most(result)).mean()),

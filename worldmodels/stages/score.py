@@ -337,8 +337,11 @@ def _fidelity_line(s: dict) -> str:
 
 
 def _fixed_line(s: dict) -> str:
+    moves = s.get("real_action_mean")
+    line = ("\nthe controller's mean action on the real tracks: " + ", ".join(
+        f"{label} {mean:+.2f}" for label, mean in moves.items())) if moves else ""
     fixed = s.get("fixed_actions")
-    if not fixed:
-        return ""
-    return "\nfixed actions, dream / real: " + "; ".join(
-        f"{name} {f['dream']:.1f} / {f['real']:.1f}" for name, f in fixed.items())
+    if fixed:
+        line += "\nfixed actions, dream / real: " + "; ".join(
+            f"{name} {f['dream']:.1f} / {f['real']:.1f}" for name, f in fixed.items())
+    return line
