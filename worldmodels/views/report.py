@@ -257,6 +257,7 @@ class Report:
                           f"{s['candidates_real_best']:.1f}, their mean "
                           f"{s['candidates_real_mean']:.1f} (near 0 or below: the dream's "
                           "ranking says little about real driving).", ""]
+            lines += _fixed_actions_table(path.stem, s)
         lines += [f"![fidelity](fidelity/{path.stem}.png)" for path in paths]
         return "\n".join(lines + [""])
 
@@ -480,3 +481,17 @@ def write_report(layout: Layout, preset: str) -> Path:
     with quiet_startup("tensorflow" not in sys.modules):
         text = Report(layout, preset).render()
     return write_text(path, text)
+
+
+def _fixed_actions_table(stem: str, summary: dict) -> list[str]:
+    """`fidelity`'s constant behaviours, dream beside real, and what the controller did."""
+    fixed, moves = summary.get("fixed_actions"), summary.get("real_action_mean")
+    if not fixed:
+        return []
+    lines = [f"{stem}: the env's constant behaviours in the same dream and on the first real "
+             "tracks (a behaviour the dream pays far more than the game is an exploit C can "
+             "find)" + (" — the controller's mean action on its real tracks: " + ", ".join(
+                 f"{label} {mean:+.2f}" for label, mean in moves.items()) if moves else "") + ":",
+             "", "| behaviour | dream | real |", "|---|---|---|"]
+    lines += [f"| {name} | {f['dream']:.1f} | {f['real']:.1f} |" for name, f in fixed.items()]
+    return lines + [""]
