@@ -53,6 +53,16 @@ def test_iterate_adds_controller_episodes_and_trains_m_and_c_further(smoke_run, 
     assert (actions[:, 1:] >= 0).all() and (np.abs(actions) <= 1).all()
     series = read_json(tmp_path / "data" / "smoke" / "series" / "manifest.json")
     assert series["inputs"]["episodes"] == before + 2
+    # the episodes encoded before were copied from the old series (the same V), not encoded
+    # again, and hold what the first encode wrote
+    assert series["summary"]["copied"] == before
+    assert f"({before} copied from the series before" in output
+    with h5py.File(smoke_run[0] / "data" / "smoke" / "series" / "series.h5") as old_series, \
+            h5py.File(tmp_path / "data" / "smoke" / "series" / "series.h5") as new_series:
+        np.testing.assert_array_equal(new_series["mu"][:before, :old_series["mu"].shape[1]],
+                                      old_series["mu"][()])
+        np.testing.assert_array_equal(new_series["lengths"][:before], old_series["lengths"][()])
+        assert new_series["sources"][before].decode().startswith(episodes[before].name + " ")
     rnn = read_json(results / "rnn" / "manifest.json")
     assert rnn["config"]["epochs"] == old_rnn["config"]["epochs"] + 1
     assert rnn["inputs"]["series"] == series["run_id"] and rnn["run_id"] != old_rnn["run_id"]

@@ -39,6 +39,8 @@ from worldmodels.errors import WorldModelsError
 EPISODE_GLOB = "episode_*.h5"
 EPISODE_NAME = re.compile(r"episode_\d{5,}\.h5")
 SERIES_KEYS = ("mu", "logvar", "actions", "rewards", "terminations", "lengths")
+SOURCE_BYTES = 120
+SOURCE_DTYPE = f"S{SOURCE_BYTES}"
 COMPRESSION = {"compression": "gzip", "compression_opts": 4}
 
 
@@ -202,7 +204,8 @@ class SeriesWriter:
                 self.file = h5py.File(self.tmp, "r+")
                 same = all(self.file.attrs.get(k) == v for k, v in attrs.items())
                 if not same or self.file["mu"].shape != (N, T + 1, Z) or \
-                        self.file["actions"].shape[2] != action_size:
+                        self.file["actions"].shape[2] != action_size or \
+                        "sources" not in self.file:
                     self.file.close()
                     self.tmp.unlink()
             except OSError:
@@ -210,7 +213,7 @@ class SeriesWriter:
         if not self.tmp.exists():
             self._create(N, T, Z, attrs)
         self.file = h5py.File(self.tmp, "r+")
-        for key in ("mu", "logvar", "actions", "rewards", "terminations", "lengths"):
+        for key in ("mu", "logvar", "actions", "rewards", "terminations", "lengths", "sources"):
             setattr(self, key, self.file[key])
 
     def _create(self, N, T, Z, attrs):
@@ -223,6 +226,7 @@ class SeriesWriter:
             make("rewards", (N, T), np.float32, chunks=(1, T))
             make("terminations", (N, T), np.uint8, chunks=(1, T))
             make("lengths", (N,), np.int32)
+            make("sources", (N,), SOURCE_DTYPE)  # which episode file each row encodes
             for key, value in dict(attrs, z_size=Z, encoded=0).items():
                 file.attrs[key] = value
 
@@ -231,7 +235,8 @@ class SeriesWriter:
         """Episodes already written (in order)."""
         return int(self.file.attrs["encoded"])
 
-    def write(self, index: int, mu, logvar, actions, rewards, terminations) -> None:
+    def write(self, index: int, mu, logvar, actions, rewards, terminations,
+              source: str = "") -> None:
         T = len(actions)
         assert mu.shape == (T + 1, self.mu.shape[2]), f"mu {mu.shape} for T={T}"
         assert index == self.encoded, f"episode {index} written after {self.encoded}"
@@ -241,6 +246,7 @@ class SeriesWriter:
         self.rewards[index, :T] = rewards
         self.terminations[index, :T] = terminations
         self.lengths[index] = T
+        self.sources[index] = source.encode()[:SOURCE_BYTES]
         self.file.attrs["encoded"] = index + 1
         self.file.flush()
 
@@ -248,6 +254,36 @@ class SeriesWriter:
         self.file.close()
         if complete:
             os.replace(self.tmp, self.path)
+
+
+def episode_source(path: Path) -> str:
+    """What identifies an episode file in a series: its name and size (episode files are
+    written once, whole, and never changed)."""
+    return f"{Path(path).name} {Path(path).stat().st_size}"
+
+
+def reusable_rows(series_path: Path, vae_run_id: str, sources: list[str],
+                  lengths: list[int]) -> int:
+    """How many leading rows of the complete series at ``series_path`` were encoded by the V
+    of ``vae_run_id`` from the same episode files (``sources``, ``lengths``): rows an encode of
+    more episodes (`iterate`'s) can copy instead of encoding again. 0 for a missing, damaged or
+    older series (one without sources), or one of another V."""
+    if not Path(series_path).exists():
+        return 0
+    try:
+        with require_series(series_path, vae_run_id) as old:
+            if "sources" not in old:
+                return 0
+            stored = [s.decode() for s in old["sources"][()]]
+            stored_lengths = old["lengths"][()].tolist()
+    except (WorldModelsError, OSError, KeyError, ValueError, TypeError, UnicodeDecodeError):
+        return 0
+    rows = 0
+    for before, now, t_before, t_now in zip(stored, sources, stored_lengths, lengths):
+        if before != now or t_before != t_now:
+            break
+        rows += 1
+    return rows
 
 
 def require_series(path: Path, vae_run_id: str | None = None,

@@ -15,7 +15,14 @@ from tqdm import tqdm
 from worldmodels.config import FRAME_SIZE, VaeConfig
 from worldmodels.core import checkpoint
 from worldmodels.core.artifacts import atomic_path, write_csv
-from worldmodels.data.store import SeriesWriter, episode_length, read_episode, stream_frames
+from worldmodels.data.store import (
+    SeriesWriter,
+    episode_length,
+    episode_source,
+    read_episode,
+    reusable_rows,
+    stream_frames,
+)
 from worldmodels.model.training import Loop, run_epochs
 
 REFERENCE_PARAMETERS = 4_348_547
@@ -193,27 +200,49 @@ def encode_frames(model: ConvVAE, frames: np.ndarray, batch_size: int = 500, enc
 
 
 def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
-                  progress: bool = True, action_size: int = 3) -> dict:
+                  progress: bool = True, action_size: int = 3, reuse: bool = False) -> dict:
     """Write mu/logvar of every frame of every episode (the series M trains on), continuing a
-    killed run from the last episode it finished."""
+    killed run from the last episode it finished. With ``reuse``, rows that the series
+    already at ``series_path`` holds for the same episode files and the same V are copied
+    from it, not encoded again (`iterate` adds episodes to an encoded set)."""
+    paths = [Path(path) for path in paths]
     lengths = [episode_length(path) for path in paths]
+    sources = [episode_source(path) for path in paths]
     encode = make_encoder(model)
     writer = SeriesWriter(series_path, len(paths), max(lengths), model.z_size, action_size,
-                          vae_run_id=vae_run_id)
-    complete = False
+                          vae_run_id=vae_run_id)  # first: it refuses a planted link
+    reuse = reusable_rows(series_path, vae_run_id, sources, lengths) if reuse else 0
+    complete, copied = False, 0
     try:
         start = writer.encoded
+        if start < reuse:
+            _copy_rows(series_path, writer, range(start, reuse), sources)
+            start, copied = reuse, reuse - start
         bar = tqdm(range(start, len(paths)), initial=start, total=len(paths), desc="encode",
                    unit="ep", disable=not progress)
         for index in bar:
             episode = read_episode(paths[index])
             mu, logvar = encode_frames(model, episode["frames"], encode=encode)
             writer.write(index, mu, logvar, episode["actions"], episode["rewards"],
-                         episode["terminations"])
+                         episode["terminations"], sources[index])
         complete = True
     finally:
         writer.close(complete)
-    return {"episodes": len(paths), "frames": int(sum(lengths) + len(lengths))}
+    return {"episodes": len(paths), "frames": int(sum(lengths) + len(lengths)),
+            "copied": copied}
+
+
+def _copy_rows(series_path: Path, writer, rows, sources: list[str]) -> None:
+    """Rows of the old complete series into the writer (the old file is replaced only when
+    the new one is complete)."""
+    import h5py
+
+    with h5py.File(series_path, "r") as old:
+        for index in rows:
+            T = int(old["lengths"][index])
+            writer.write(index, old["mu"][index, :T + 1], old["logvar"][index, :T + 1],
+                         old["actions"][index, :T], old["rewards"][index, :T],
+                         old["terminations"][index, :T], sources[index])
 
 
 def reconstruction_grid(model: ConvVAE, frames: np.ndarray, path: Path) -> None:

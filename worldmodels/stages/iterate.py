@@ -94,7 +94,8 @@ def _iterate_round(layout, config, seed, progress_data, workers, ray_address, pr
             row.update(collected=result["collected"],
                        collect_return=round(result["mean_return"], 1))
         elif step == "encode":
-            for line in encode(layout, seed, force=True, progress=progress, log=log).lines():
+            for line in encode(layout, seed, force=True, progress=progress, log=log,
+                               reuse=True).lines():
                 log(line)
             row["m_predicted_return"] = round(m_along_new_episodes(layout, row["collected"]), 1)
         elif step == "rnn":

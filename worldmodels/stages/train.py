@@ -126,8 +126,10 @@ def train_vae(layout: Layout, config: VaeConfig, seed: int = 0, force: bool = Fa
 
 @_reads("encode", lambda a: [a["layout"].rollouts, a["layout"].vae])
 def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: bool = False,
-           progress: bool = True, log=say) -> StageResult:
-    """mu and logvar of every frame of DATA/NAME/rollouts, into DATA/NAME/series/series.h5."""
+           progress: bool = True, log=say, reuse: bool = False) -> StageResult:
+    """mu and logvar of every frame of DATA/NAME/rollouts, into DATA/NAME/series/series.h5.
+    With ``reuse`` (`iterate`'s rounds), the episodes the series already holds, encoded by the
+    same V, are copied from it and only the new ones are encoded."""
     from worldmodels.data.store import require_episodes, validate_episodes
 
     started = time.time()
@@ -152,10 +154,12 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
                           layout.series.name + ".partial").unlink(missing_ok=True))
     action_size = get_env(rollouts["config"].get("env_id", ENV_ID)).action_size
     result = encode_series(model, paths, layout.series, vae["run_id"], progress=progress,
-                           action_size=action_size)
+                           action_size=action_size, reuse=reuse)
     finish_manifest(layout.series_dir, manifest, wall_seconds=time.time() - started, **result)
+    copied = (f" ({result['copied']} copied from the series before, encoded by the same V)"
+              if result["copied"] else "")
     return _done("encode", started,
-                 f"encode: {result['episodes']} episodes, {result['frames']:,} frames",
+                 f"encode: {result['episodes']} episodes, {result['frames']:,} frames{copied}",
                  [layout.series], **result)
 
 
