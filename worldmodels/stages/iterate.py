@@ -1,8 +1,9 @@
 """Iterative training, the paper's proposal for tasks whose first data cannot show everything:
 each round collects episodes with the current controller plus exploration noise, adds them to
 the experiment's rollouts, encodes the new episodes (the old ones are copied from the series),
-trains M further on old + new data and evolves C further in the new M's dream. M then learns what this controller's own driving does, so the exploits C
-found in the last dream stop paying in the next one.
+trains M further on old + new data and evolves C further in the new M's dream. M then
+learns what this controller's own driving does, so the exploits C found in the last dream stop
+paying in the next one.
 
 Every round continues the experiment's own runs: M from its checkpoint (``epochs`` grows by
 ``rnn_epochs``), C from its CMA-ES state (``generations`` grows by ``generations``). Each
