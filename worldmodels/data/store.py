@@ -250,6 +250,24 @@ class SeriesWriter:
         self.file.attrs["encoded"] = index + 1
         self.file.flush()
 
+    def copy_rows(self, old_path: Path, rows: range, sources: list[str],
+                  block: int = 256) -> None:
+        """Rows ``rows`` (from the next one to write on) of the complete series at
+        ``old_path``, copied as they are; the count written is recorded once a block, not once
+        a row as ``write`` does, so a killed copy resumes at the last whole block."""
+        assert rows.start == self.encoded, f"rows from {rows.start} after {self.encoded}"
+        with h5py.File(old_path, "r") as old:
+            for index in rows:
+                T = int(old["lengths"][index])
+                for key, width in (("mu", T + 1), ("logvar", T + 1), ("actions", T),
+                                   ("rewards", T), ("terminations", T)):
+                    getattr(self, key)[index, :width] = old[key][index, :width]
+                self.lengths[index] = T
+                self.sources[index] = sources[index].encode()[:SOURCE_BYTES]
+                if (index + 1 - rows.start) % block == 0 or index + 1 == rows.stop:
+                    self.file.attrs["encoded"] = index + 1
+                    self.file.flush()
+
     def close(self, complete: bool = True) -> None:
         self.file.close()
         if complete:

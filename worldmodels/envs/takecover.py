@@ -141,9 +141,14 @@ class RepeatPolicy(Policy):
 
     def act(self, observation):
         if self.left == 0:
-            self.move, self.left = int(self.rng.integers(-1, 2)), int(self.rng.integers(1, 11))
+            self.move = self.draw_move()
+            self.left = int(self.rng.integers(1, 11))
         self.left -= 1
         return np.array([self.move], np.float32)
+
+    def draw_move(self) -> int:
+        """The next move to hold: -1, 0 or 1, equally likely."""
+        return int(self.rng.integers(-1, 2))
 
 
 class WanderPolicy(RepeatPolicy):
@@ -157,12 +162,8 @@ class WanderPolicy(RepeatPolicy):
         super().__init__(rng)
         self.chances = rng.dirichlet([0.4, 0.4, 0.4])
 
-    def act(self, observation):
-        if self.left == 0:
-            self.move = int(self.rng.choice(3, p=self.chances)) - 1
-            self.left = int(self.rng.integers(1, 11))
-        self.left -= 1
-        return np.array([self.move], np.float32)
+    def draw_move(self) -> int:
+        return int(self.rng.choice(3, p=self.chances)) - 1
 
 
 class TakeCover(EnvSpec):

@@ -216,7 +216,7 @@ def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
     try:
         start = writer.encoded
         if start < reuse:
-            _copy_rows(series_path, writer, range(start, reuse), sources)
+            writer.copy_rows(series_path, range(start, reuse), sources)
             start, copied = reuse, reuse - start
         bar = tqdm(range(start, len(paths)), initial=start, total=len(paths), desc="encode",
                    unit="ep", disable=not progress)
@@ -230,19 +230,6 @@ def encode_series(model: ConvVAE, paths, series_path: Path, vae_run_id: str,
         writer.close(complete)
     return {"episodes": len(paths), "frames": int(sum(lengths) + len(lengths)),
             "copied": copied}
-
-
-def _copy_rows(series_path: Path, writer, rows, sources: list[str]) -> None:
-    """Rows of the old complete series into the writer (the old file is replaced only when
-    the new one is complete)."""
-    import h5py
-
-    with h5py.File(series_path, "r") as old:
-        for index in rows:
-            T = int(old["lengths"][index])
-            writer.write(index, old["mu"][index, :T + 1], old["logvar"][index, :T + 1],
-                         old["actions"][index, :T], old["rewards"][index, :T],
-                         old["terminations"][index, :T], sources[index])
 
 
 def reconstruction_grid(model: ConvVAE, frames: np.ndarray, path: Path) -> None:

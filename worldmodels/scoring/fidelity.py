@@ -126,6 +126,11 @@ def _action_means(env, episodes: list) -> dict:
     return {label: float(mean) for label, mean in zip(env.action_labels, actions.mean(axis=0))}
 
 
+def describe_moves(moves: dict) -> str:
+    """A controller's mean actions (``_action_means``) as text: "steer +0.95, gas +0.16"."""
+    return ", ".join(f"{label} {mean:+.2f}" for label, mean in moves.items())
+
+
 def _fixed_actions(backend, world, dreamt, spec, config, seed, progress) -> dict | None:
     """Each of the env's constant behaviours as a controller (``Controller.constant``), in
     ``dream_episodes`` dreams of the dream C was trained in and on the first

@@ -337,9 +337,11 @@ def _fidelity_line(s: dict) -> str:
 
 
 def _fixed_line(s: dict) -> str:
+    from worldmodels.scoring.fidelity import describe_moves
+
     moves = s.get("real_action_mean")
-    line = ("\nthe controller's mean action on the real tracks: " + ", ".join(
-        f"{label} {mean:+.2f}" for label, mean in moves.items())) if moves else ""
+    line = ("\nthe controller's mean action on the real tracks: " + describe_moves(moves)
+            if moves else "")
     fixed = s.get("fixed_actions")
     if fixed:
         line += "\nfixed actions, dream / real: " + "; ".join(

@@ -485,13 +485,15 @@ def write_report(layout: Layout, preset: str) -> Path:
 
 def _fixed_actions_table(stem: str, summary: dict) -> list[str]:
     """`fidelity`'s constant behaviours, dream beside real, and what the controller did."""
+    from worldmodels.scoring.fidelity import describe_moves
+
     fixed, moves = summary.get("fixed_actions"), summary.get("real_action_mean")
     if not fixed:
         return []
     lines = [f"{stem}: the env's constant behaviours in the same dream and on the first real "
              "tracks (a behaviour the dream pays far more than the game is an exploit C can "
-             "find)" + (" — the controller's mean action on its real tracks: " + ", ".join(
-                 f"{label} {mean:+.2f}" for label, mean in moves.items()) if moves else "") + ":",
+             "find)" + (" — the controller's mean action on its real tracks: "
+                        + describe_moves(moves) if moves else "") + ":",
              "", "| behaviour | dream | real |", "|---|---|---|"]
     lines += [f"| {name} | {f['dream']:.1f} | {f['real']:.1f} |" for name, f in fixed.items()]
     return lines + [""]
