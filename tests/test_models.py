@@ -5,7 +5,13 @@ import tensorflow as tf
 
 from worldmodels.config import RnnConfig
 from worldmodels.model.controller import act_batch, act_numpy, pack, param_count, unpack
-from worldmodels.model.rnn import MDNRNN, REFERENCE_PARAMETERS, mdn_log_prob, rnn_loss
+from worldmodels.model.rnn import (
+    MDNRNN,
+    REFERENCE_PARAMETERS,
+    epoch_windows,
+    mdn_log_prob,
+    rnn_loss,
+)
 from worldmodels.model.vae import ConvVAE, kl_divergence, vae_loss
 
 
@@ -71,6 +77,39 @@ def test_rnn_loss_ignores_masked_steps():
     changed = rnn_loss(predictions, targets, mask, RnnConfig())
     for key in ("mdn", "reward", "done", "loss"):
         np.testing.assert_allclose(float(changed[key]), float(base[key]), rtol=1e-6)
+
+
+def test_from_start_sequences_hold_every_episode_once_whole_with_similar_lengths_batched():
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(100, 400, 90), [2100, 1500, 2000, 700]])
+    config = RnnConfig(batch_size=8, sequence_length=2100, windows="from-start")
+    batches = epoch_windows(lengths, config, seed=3, epoch=1)
+    assert len(batches) == -(-len(lengths) // 8)
+    seen = np.concatenate([indices for indices, _, _ in batches])
+    assert sorted(seen.tolist()) == list(range(len(lengths)))  # each episode once
+    for indices, starts, steps in batches:
+        assert starts == [0] * len(indices)  # from the first step: the dream's memory
+        assert lengths[indices].max() <= steps <= 2100  # the longest one whole, deaths in
+    # Similar lengths together: the steps computed are 1.3x the episodes' (a batch padded to
+    # its longest, e.g. 2,100, would compute about 5x).
+    assert sum(steps * len(i) for i, _, steps in batches) < 1.5 * lengths.sum()
+    # Another epoch groups and orders them otherwise; the same epoch again the same way.
+    again = epoch_windows(lengths, config, seed=3, epoch=1)
+    assert all((a[0] == b[0]).all() for a, b in zip(batches, again))
+    other = epoch_windows(lengths, config, seed=3, epoch=2)
+    assert any(len(a[0]) != len(b[0]) or (a[0] != b[0]).any() for a, b in zip(batches, other))
+    # Capped at sequence_length: a 2,100-step episode gives its first 500 steps.
+    capped = epoch_windows(lengths, RnnConfig(batch_size=8, sequence_length=500,
+                                              windows="from-start"), seed=3, epoch=1)
+    assert max(steps for _, _, steps in capped) == 500
+
+
+def test_random_windows_draw_their_starts_per_batch():
+    lengths = np.array([50, 300, 900, 120])
+    batches = epoch_windows(lengths, RnnConfig(batch_size=3, sequence_length=200), 0, 0)
+    assert [starts for _, starts, _ in batches] == [None, None]
+    assert {steps for _, _, steps in batches} == {200}
+    assert sorted(np.concatenate([i for i, _, _ in batches]).tolist()) == [0, 1, 2, 3]
 
 
 def test_rnn_loss_charges_over_prediction_of_the_reward_more():

@@ -200,16 +200,39 @@ def make_train_step(model: MDNRNN, optimizer, config: RnnConfig):
 
 def epoch_batches(series, lengths: np.ndarray, config: RnnConfig, seed: int, epoch: int,
                   skip: int = 0):
-    """The batches of one epoch, from batch ``skip`` on: one random window per episode, the
-    order, windows and noise of each batch derived from (seed, epoch, batch). ``series`` is the
-    open series file (or any mapping of its arrays)."""
-    N, L = len(lengths), config.sequence_length
-    order = np.random.default_rng([seed, epoch]).permutation(N)
-    for batch in range(skip, -(-N // config.batch_size)):
+    """The batches of one epoch, from batch ``skip`` on: one sequence per episode (see
+    ``RnnConfig.windows``), the order, windows and noise of each batch derived from (seed,
+    epoch, batch). ``series`` is the open series file (or any mapping of its arrays)."""
+    for batch, (indices, starts, length) in enumerate(
+            epoch_windows(lengths, config, seed, epoch)[skip:], start=skip):
         rng = np.random.default_rng([seed, epoch, batch])
-        indices = np.sort(order[batch * config.batch_size : (batch + 1) * config.batch_size])
-        starts = [int(rng.integers(0, max(1, lengths[i] - L + 1))) for i in indices]
-        yield make_batch(read_windows(series, indices, starts, L), rng)
+        if starts is None:  # random windows: drawn per batch
+            starts = [int(rng.integers(0, max(1, lengths[i] - length + 1))) for i in indices]
+        yield make_batch(read_windows(series, indices, starts, length), rng)
+
+
+LENGTH_STEP = 32
+"""From-start sequences of a batch are padded to a multiple of this (few compiled shapes)."""
+
+
+def epoch_windows(lengths: np.ndarray, config: RnnConfig, seed: int, epoch: int) -> list:
+    """The batches of one epoch as (episode indices, starts, steps): random windows take
+    their starts per batch (None here); from-start sequences group episodes of similar length
+    (sorted by length plus a random jitter of up to ``LENGTH_STEP`` steps, the batches in a
+    random order), each batch as long as its longest episode (capped at sequence_length)."""
+    N, L, B = len(lengths), config.sequence_length, config.batch_size
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(N)
+    if config.windows == "random":
+        return [(np.sort(order[b * B:(b + 1) * B]), None, L) for b in range(-(-N // B))]
+    capped = np.minimum(np.asarray(lengths), L)
+    order = order[np.argsort(capped[order] + rng.uniform(0, LENGTH_STEP, N), kind="stable")]
+    batches = []
+    for b in rng.permutation(-(-N // B)):
+        indices = np.sort(order[b * B:(b + 1) * B])
+        steps = min(L, -(-int(capped[indices].max()) // LENGTH_STEP) * LENGTH_STEP)
+        batches.append((indices, [0] * len(indices), steps))
+    return batches
 
 
 def train_rnn(model: MDNRNN, series: h5py.File, config: RnnConfig, seed: int,
