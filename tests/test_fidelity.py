@@ -66,6 +66,7 @@ def test_fidelity_measures_m_along_real_episodes(smoke_run, tmp_path):
         np.testing.assert_allclose(path_figures["real_return"], real, rtol=1e-5)
         assert path_figures["reward_mae"] >= 0 and 0 <= path_figures["dream_ends_early"] <= 1
     assert result["open_loop"]["horizons"] == [1, 5] and len(result["open_loop"]["model"]) == 2
+    assert isinstance(result["endings_on_data"], dict)  # 60-step tracks seldom end
     # The env's constant behaviours, in the dream and on the first real track.
     fixed = result["fixed_actions"]
     assert set(fixed) == {"no gas", "straight, full gas", "hard left, full gas",
@@ -147,3 +148,44 @@ def test_spearman_ranks():
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 3, 4], [5, 5, 5, 5]) == 0.0
     assert spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)
+
+
+def test_endings_are_read_along_the_data_as_the_dream_reads_done(tmp_path):
+    import h5py
+
+    from worldmodels.data.store import SeriesWriter
+    from worldmodels.scoring.fidelity import read_endings
+
+    writer = SeriesWriter(tmp_path / "series.h5", 3, 10, 4, vae_run_id="v", action_size=1)
+    rng = np.random.default_rng(0)
+    for index, (T, ends) in enumerate(((10, True), (6, True), (10, False))):
+        terminations = np.zeros(T)
+        terminations[-1] = ends  # the last two: a death after 6 steps, a truncation
+        writer.write(index, rng.normal(size=(T + 1, 4)), rng.normal(size=(T + 1, 4)),
+                     rng.choice([-1.0, 0.0, 1.0], size=(T, 1)), np.ones(T), terminations)
+    writer.close()
+    rnn = MDNRNN(4, 8, 2, action_size=1)
+    weights = rnn.done_head.get_weights()
+    with h5py.File(tmp_path / "series.h5") as series:
+        for bias, foreseen in ((5.0, 1.0), (-5.0, 0.0)):
+            rnn.done_head.set_weights([np.zeros_like(weights[0]),
+                                       np.full_like(weights[1], bias)])
+            read = read_endings(rnn, series, [0, 1, 2], threshold=0.5, weight=10.0)
+            assert read["episodes"] == 3 and read["endings"] == 2  # the truncation is none
+            assert read["foreseen"] == foreseen == read["earlier"]
+            # p = sigmoid(bias) with the class weight 10 taken back out, over 10 and 6 steps
+            calibrated = 1 / (1 + np.exp(-(bias - np.log(10.0))))
+            np.testing.assert_allclose(read["expected_endings"], 8 * calibrated, rtol=1e-5)
+        drawn = read_endings(rnn, series, [0, 1], threshold=None, weight=10.0)
+        np.testing.assert_allclose(drawn["foreseen"], 1 / (1 + np.exp(5.0)), rtol=1e-5)
+        assert read_endings(rnn, series, [2], threshold=0.5, weight=10.0) is None
+    from worldmodels.stages.score import _endings_line
+    from worldmodels.views.report import _endings_table
+
+    result = {"summary": {"endings_foreseen": 0.25, "endings_on_data": {"iterate": 0.0}},
+              "real": {"returns": [1, 2, 3, 4]}, "endings_on_data": {"iterate": read}}
+    table = "\n".join(_endings_table("dream-best", result))
+    assert "| the controller's real episodes | 4 | 25 % |" in table
+    assert "| iterate's episodes | 2 | 0 % | 0 % | 0.01 |" in table
+    assert _endings_line(result["summary"]).endswith(
+        "the controller's real episodes 25 %; iterate's episodes 0 %")

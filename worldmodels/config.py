@@ -272,6 +272,10 @@ class FidelityConfig:
     """Fixed actions: each of the env's constant behaviours (``EnvSpec.fixed_actions``, e.g.
     TakeCover's "always right") is scored on this many of the real tracks and in
     ``dream_episodes`` dreams, to see whether the dream knows what it earns (0: off)."""
+    data_episodes: int = 100
+    """Endings on the data: M is read along up to this many of the collected episodes and as
+    many of `iterate`'s (the controller's own), to count the endings (deaths, leaving the
+    playfield) at which the dream would end as the env did (0: off)."""
     workers: int | None = None
     """Env worker processes; None means one per core."""
 
@@ -369,7 +373,8 @@ def _smoke() -> Preset:
         evaluate=EvaluateConfig(episodes=2, max_steps=60, workers=2),
         compare=CompareConfig(episodes=2, max_steps=60, workers=2),
         fidelity=FidelityConfig(episodes=2, dream_episodes=4, max_steps=60, horizons=(1, 5),
-                                open_loop_stride=10, fixed_episodes=1, workers=2),
+                                open_loop_stride=10, fixed_episodes=1, data_episodes=3,
+                                workers=2),
         select=SelectConfig(episodes=1, every=1, dream_episodes=2, max_steps=60, workers=2),
         resolution=ResolutionConfig(episodes=2, every=1, population=2, dream_seeds=2,
                                     dream_episodes=2, max_steps=60, workers=2),
@@ -559,6 +564,7 @@ RANGES = {
     "select.dream_episodes": Range(0, 1_000_000),
     "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),
     "candidate_episodes": Range(0, 10_000), "fixed_episodes": Range(0, 10_000),
+    "data_episodes": Range(0, 1_000_000),
     "every": Range(1, 1_000_000),
     "resolution.population": Range(0, 100_000), "dream_seeds": Range(1, 1000),
 }

@@ -18,6 +18,9 @@ against what the env paid and when it ended:
 - fixed actions: each of the env's constant behaviours (``EnvSpec.fixed_actions``) in the
   dream and on the first ``fixed_episodes`` real tracks: a dream that pays a trivial behaviour
   far more than the env does holds an exploit C can find.
+- endings on the data: M read along collected episodes and `iterate`'s: how many of their
+  endings (deaths) the dream would end at, i.e. whether M knows what ends the controller's
+  episodes as well as the exploration policy's.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from worldmodels.scoring.scorers import FIDELITY_STAGE_KEY
 IMPOSSIBLE_RETURN = 930.0  # CarRacing-v3's most (EnvSpec.max_return): results that predate it
 RANKING_CALL_SEED = 10**6  # the ranking's dreams: apart from every training generation's
 FIXED_CALL_SEED = 10**6 + 1  # the fixed actions' dreams
+DATA_GROUPS = {"collected": "the collected data", "iterate": "iterate's episodes"}
+"""The episodes `endings_on_data` reads M along."""
 
 
 def measure_fidelity(world: World, dreamt: DreamSpec, spec, params: np.ndarray,
@@ -217,6 +222,61 @@ def _along_real_path(world: World, episode: dict, tile_value: float) -> dict:
     }
 
 
+def endings_on_data(world: World, layout, count: int) -> dict | None:
+    """M read along up to ``count`` episodes (evenly spread) of the collected data and as many
+    of `iterate`'s rounds (``read_endings``); None when off."""
+    if count == 0:
+        return None
+    from worldmodels.core.artifacts import require_manifest
+    from worldmodels.data.store import require_series
+
+    collected = int(require_manifest(layout.rollouts, "rollouts", "collect")["config"]
+                    ["episodes"])
+    weight = float(world.rnn_manifest["config"].get("done_pos_weight", 10.0))
+    result = {}
+    with require_series(layout.series) as series:
+        total = len(series["lengths"])
+        spans = {"collected": (0, min(collected, total)), "iterate": (collected, total)}
+        for group, (start, stop) in spans.items():
+            picks = np.unique(np.linspace(start, stop - 1, min(count, stop - start)).astype(int))
+            found = read_endings(world.rnn, series, picks, world.env.done_threshold, weight)
+            if found is not None:
+                result[group] = found
+    return result
+
+
+def read_endings(rnn, series, indices, threshold: float | None, weight: float) -> dict | None:
+    """Of the series episodes ``indices`` that ended (a death, leaving the playfield), read by
+    M along their real z and actions: the share whose ending the dream would read as one
+    (with a ``threshold``, as TakeCover's dream reads done; without, the chance the draw ends
+    it there), the chance it would end them earlier, and the endings M expects along each with
+    its done probability calibrated back from the done head's class ``weight`` (1.0 per
+    ended episode is right; less, and the dream outlives the env). None if none ended."""
+    import tensorflow as tf
+
+    rows = []
+    for index in indices:
+        T = int(series["lengths"][index])
+        ended = series["terminations"][index, :T].astype(bool)
+        if not ended.any():
+            continue
+        end = int(np.flatnonzero(ended)[0])
+        inputs = np.concatenate([series["mu"][index, :end + 1],
+                                 series["actions"][index, :end + 1]], -1)[None]
+        logit = rnn(tf.constant(inputs, tf.float32))[0]["done_logit"].numpy()[0]
+        logit = logit.astype(np.float64)
+        p = 1.0 / (1.0 + np.exp(-logit))
+        if threshold is not None:
+            p = (p > threshold).astype(np.float64)
+        calibrated = 1.0 / (1.0 + np.exp(-(logit - np.log(weight))))
+        rows.append((p[end], 1.0 - np.prod(1.0 - p[:end]), calibrated.sum()))
+    if not rows:
+        return None
+    foreseen, earlier, expected = np.mean(rows, axis=0)
+    return {"episodes": len(indices), "endings": len(rows), "foreseen": float(foreseen),
+            "earlier": float(earlier), "expected_endings": float(expected)}
+
+
 def _open_loop(world: World, episodes: list, horizons: tuple, stride: int) -> dict:
     """k-step open-loop z error from every ``stride``-th real step, normalised by z's
     variance over the episodes; beside it the error of predicting no change."""
@@ -307,6 +367,11 @@ def summarise(result: dict) -> dict:
     if open_loop["model"]:
         summary["open_loop_error"] = dict(zip(map(str, open_loop["horizons"]),
                                               open_loop["model"]))
+    endings = [p["p_done_at_end"] for p in paths if p.get("p_done_at_end") is not None]
+    summary["endings_foreseen"] = float(np.mean(endings)) if endings else None
+    if result.get("endings_on_data"):
+        summary["endings_on_data"] = {group: e["foreseen"]
+                                      for group, e in result["endings_on_data"].items()}
     fixed = result.get("fixed_actions")
     if fixed:
         summary["fixed_actions"] = {name: {"dream": f["dream"], "real": f["real"]}
@@ -412,6 +477,8 @@ def run_fidelity(layout, controller: dict, config: FidelityConfig, seed: int,
     result = measure_fidelity(world, dreamt, spec, flat, config, seed, progress,
                               ray_address, next_candidates(directory, controller),
                               int(controller["config"].get("trials", 1)))
+    result["endings_on_data"] = endings_on_data(world, layout, config.data_episodes)
+    result["summary"] = summarise(result)
     result.update(fidelity_key(config, seed, controller), controller=str(directory),
                   params=params_name, variant=variant,
                   inputs=input_run_ids(layout, WORLD_INPUTS))

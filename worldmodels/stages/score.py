@@ -333,7 +333,18 @@ def _fidelity_line(s: dict) -> str:
             f"{s['dream_mean']:.1f} ± {s['dream_std']:.1f} "
             f"({100 * s['dreams_above_possible']:.0f} % of dreams pay more than an episode "
             f"can{limit}); M predicts {s['predicted_return_on_real_path']:.1f} along the real "
-            f"episodes{ranking}{_fixed_line(s)}")
+            f"episodes{ranking}{_endings_line(s)}{_fixed_line(s)}")
+
+
+def _endings_line(s: dict) -> str:
+    from worldmodels.scoring.fidelity import DATA_GROUPS
+
+    parts = [f"the controller's real episodes {100 * s['endings_foreseen']:.0f} %"
+             if s.get("endings_foreseen") is not None else None]
+    parts += [f"{DATA_GROUPS[group]} {100 * share:.0f} %"
+              for group, share in (s.get("endings_on_data") or {}).items()]
+    parts = [part for part in parts if part]
+    return ("\nendings the dream ends at as the env did: " + "; ".join(parts)) if parts else ""
 
 
 def _fixed_line(s: dict) -> str:

@@ -257,6 +257,7 @@ class Report:
                           f"{s['candidates_real_best']:.1f}, their mean "
                           f"{s['candidates_real_mean']:.1f} (near 0 or below: the dream's "
                           "ranking says little about real driving).", ""]
+            lines += _endings_table(path.stem, read_json(path))
             lines += _fixed_actions_table(path.stem, s)
         lines += [f"![fidelity](fidelity/{path.stem}.png)" for path in paths]
         return "\n".join(lines + [""])
@@ -481,6 +482,27 @@ def write_report(layout: Layout, preset: str) -> Path:
     with quiet_startup("tensorflow" not in sys.modules):
         text = Report(layout, preset).render()
     return write_text(path, text)
+
+
+def _endings_table(stem: str, result: dict) -> list[str]:
+    """`fidelity`'s endings: whether the dream ends where the env's episodes ended."""
+    from worldmodels.scoring.fidelity import DATA_GROUPS
+
+    rows = []
+    if result["summary"].get("endings_foreseen") is not None:
+        rows.append(f"| the controller's real episodes | {len(result['real']['returns'])} | "
+                    f"{100 * result['summary']['endings_foreseen']:.0f} % | | |")
+    for group, e in (result.get("endings_on_data") or {}).items():
+        rows.append(f"| {DATA_GROUPS[group]} | {e['endings']} | {100 * e['foreseen']:.0f} % | "
+                    f"{100 * e['earlier']:.0f} % | {e['expected_endings']:.2f} |")
+    if not rows:
+        return []
+    return [f"{stem}: the episodes' endings (deaths, leaving the playfield) read by M along "
+            "them: the share the dream would end at, the chance it ends them earlier, and the "
+            "endings M's calibrated done probability expects per episode (1.00 is right; "
+            "below, the dream outlives the env):", "",
+            "| episodes | ended | ends there | ends earlier | endings expected |",
+            "|---|---|---|---|---|", *rows, ""]
 
 
 def _fixed_actions_table(stem: str, summary: dict) -> list[str]:
