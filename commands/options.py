@@ -5,6 +5,7 @@ traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -140,8 +141,8 @@ class Run:
     seed: int
     preset_name: str
     record: object = None
-    """Writes the experiment's record (``worldmodels.core.experiment``) once the command has run;
-    None when there is nothing to record."""
+    """The experiment's record (``worldmodels.core.experiment.recording``) to hold while the
+    command runs; None when there is nothing to record."""
 
 
 def _run(options: dict, section: str | None, remember: bool) -> Run:
@@ -151,7 +152,7 @@ def _run(options: dict, section: str | None, remember: bool) -> Run:
     them)."""
     from worldmodels.config import override, resolve
     from worldmodels.core.artifacts import Layout
-    from worldmodels.core.experiment import resolve_experiment, write_record
+    from worldmodels.core.experiment import recording, resolve_experiment
 
     results_dir, name = options.pop("results_dir"), options.pop("name")
     experiment = Path(results_dir) / name
@@ -160,7 +161,7 @@ def _run(options: dict, section: str | None, remember: bool) -> Run:
         experiment, options.pop("preset"), options.pop("data_dir"), force)
     layout = Layout(data_dir, results_dir, name)
     preset = resolve(preset_name, options.pop("config_files"), options.pop("settings"))
-    record = (lambda: write_record(experiment, preset_name, data_dir, preset.collect.env_id)) \
+    record = (lambda: recording(experiment, preset_name, data_dir, preset.collect.env_id)) \
         if remember and changed else None
     config = None
     if section:
@@ -233,8 +234,6 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
     def decorate(function):
         @functools.wraps(function)
         def command(**options):
-            from worldmodels.errors import WorldModelsError
-
             # (a bundle's agent, --agent, is scored without making an experiment)
             run = _run(options, section, name not in DOES_NOT_MAKE and not options.get("agent"))
             click.get_current_context().meta["worldmodels.run"] = run
@@ -247,17 +246,10 @@ def stage_command(name: str, section: str | None = None, skip=(), names=None):
                 from worldmodels.core.device import start_tensorflow
 
                 start_tensorflow()  # before any stage code: its start-up lines kept quiet
-            try:
-                result = function(run, **options)
-            except WorldModelsError:
-                raise  # refused before any work: nothing to remember
-            except BaseException:
-                if run.record:  # the stage started (then was stopped or failed)
-                    run.record()
-                raise
-            if run.record:
-                run.record()
-            return result
+            # Recorded before the work starts (a running or killed command's experiment
+            # keeps its preset); a refusal (WorldModelsError) takes the record back.
+            with run.record() if run.record else contextlib.nullcontext():
+                return function(run, **options)
 
         command = friendly_errors(command)
         if section:

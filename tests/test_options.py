@@ -126,6 +126,26 @@ def test_an_experiment_remembers_its_preset_and_folders(smoke_run, tmp_path):
     assert other["preset"] == "smoke" and other["data_dir"] == str(tmp_path / "data")
 
 
+def test_the_record_is_there_while_a_command_runs_and_taken_back_on_a_refusal(tmp_path):
+    from worldmodels.core.experiment import read_record, recording
+    from worldmodels.errors import WorldModelsError
+
+    experiment = tmp_path / "results" / "doom"
+    with recording(experiment, "doom-small", tmp_path / "data", "VizdoomTakeCover-v1"):
+        # a command running (or killed, even by kill -9, here) tells others its preset
+        assert read_record(experiment).preset == "doom-small"
+    assert read_record(experiment).preset == "doom-small"
+    with pytest.raises(WorldModelsError):  # a refusal before any work: the old record back
+        with recording(experiment, "doom-paper", tmp_path / "data", "VizdoomTakeCover-v1"):
+            raise WorldModelsError("refused")
+    assert read_record(experiment).preset == "doom-small"
+    fresh = tmp_path / "results" / "fresh"
+    with pytest.raises(WorldModelsError):  # a refused first command leaves nothing
+        with recording(fresh, "small", tmp_path / "data", "CarRacing-v3"):
+            raise WorldModelsError("refused")
+    assert not fresh.exists()
+
+
 def test_printed_hints_are_complete_commands(smoke_run, tmp_path):
     root, _ = smoke_run
     results = tmp_path / "results"

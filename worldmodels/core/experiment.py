@@ -6,6 +6,7 @@ own preset (not the default), and a conflicting ``--preset`` is a one-line error
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -77,3 +78,26 @@ def write_record(experiment: Path, preset: str, data_dir: Path, env_id: str) -> 
     write_json(path, asdict(Record(preset, str(data_dir), env_id,
                                    time.strftime("%Y-%m-%dT%H:%M:%S"))))
     return path
+
+
+@contextmanager
+def recording(experiment: Path, preset: str, data_dir: Path, env_id: str):
+    """The record written before a command's work starts, so that while it runs, and after it
+    is killed (even by kill -9), later commands on the experiment run its preset; taken back
+    (the previous record restored, or none and no empty folder left) when the command is
+    refused before any work (WorldModelsError)."""
+    experiment = Path(experiment)
+    path = experiment / RECORD
+    before = read_json(path) if path.exists() else None
+    made = not experiment.exists()
+    write_record(experiment, preset, data_dir, env_id)
+    try:
+        yield path
+    except WorldModelsError:
+        if before is not None:
+            write_json(path, before)
+        else:
+            path.unlink(missing_ok=True)
+            if made and not any(experiment.iterdir()):
+                experiment.rmdir()
+        raise
