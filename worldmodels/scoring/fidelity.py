@@ -203,8 +203,8 @@ def _along_real_path(world: World, episode: dict, tile_value: float) -> dict:
     env = world.env
     if env is not None and env.step_reward is not None:
         reward = np.full_like(reward, env.step_reward)  # the dream pays this, not the head
-    if env is not None and env.done_threshold is not None:
-        p_done = (p_done > env.done_threshold).astype(np.float64)  # as the dream reads it
+    if env is not None:
+        p_done = as_dream_reads(p_done, env.done_threshold)
     paid_total, paid = 0.0, 0.0
     if tile_value:
         for r in reward:
@@ -245,6 +245,12 @@ def endings_on_data(world: World, layout, count: int) -> dict | None:
     return result
 
 
+def as_dream_reads(p_done: np.ndarray, threshold: float | None) -> np.ndarray:
+    """M's done probabilities as the dream reads them: with a ``threshold`` (TakeCover), 1
+    where it is passed and 0 elsewhere; without, the probability the draw ends there."""
+    return p_done if threshold is None else (p_done > threshold).astype(np.float64)
+
+
 def read_endings(rnn, series, indices, threshold: float | None, weight: float) -> dict | None:
     """Of the series episodes ``indices`` that ended (a death, leaving the playfield), read by
     M along their real z and actions: the share whose ending the dream would read as one
@@ -266,8 +272,7 @@ def read_endings(rnn, series, indices, threshold: float | None, weight: float) -
         logit = rnn(tf.constant(inputs, tf.float32))[0]["done_logit"].numpy()[0]
         logit = logit.astype(np.float64)
         p = 1.0 / (1.0 + np.exp(-logit))
-        if threshold is not None:
-            p = (p > threshold).astype(np.float64)
+        p = as_dream_reads(p, threshold)
         calibrated = 1.0 / (1.0 + np.exp(-(logit - np.log(weight))))
         rows.append((p[end], 1.0 - np.prod(1.0 - p[:end]), calibrated.sum()))
     if not rows:
