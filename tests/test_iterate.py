@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import h5py
 import numpy as np
 import pytest
@@ -145,3 +147,55 @@ def test_controller_collection_is_deterministic_and_noise_changes_it(smoke_run, 
             runs[label] = file["actions"][()]
     np.testing.assert_array_equal(runs["a"], runs["b"])
     assert not np.allclose(runs["a"], runs["quiet"])
+
+
+def test_iterate_killed_while_training_m_or_c_is_continued_by_iterate_and_pipeline(
+        smoke_run, tmp_path):
+    """A round SIGKILLed in its M step, then in its C step: the stages it was training say
+    the round owns them (the pipeline goes on to iterate instead of refusing), and iterate
+    continues the same runs from their checkpoints to the round's totals."""
+    from tests.test_resume import _kill, _start, _wait_for
+
+    args = copy_smoke(smoke_run, tmp_path, ("data", "results"))
+    results = tmp_path / "results" / "smoke"
+    old_rnn = read_json(results / "rnn" / "manifest.json")
+    old_c = read_json(results / "controller-dream" / "manifest.json")
+    rounds_args = ["--rounds", "1", "--episodes", "2", "--rnn-epochs", "40",
+                   "--generations", "40"]
+
+    def step_running(step, directory):
+        def reached():
+            try:
+                current = read_json(results / "iterate" / "rounds.json")["current"]
+                manifest = read_json(directory / "manifest.json")
+            except Exception:  # mid-write: poll again
+                return False
+            return (current or {}).get("step") == step and manifest["status"] == "running"
+        return reached
+
+    for step, directory in (("rnn", results / "rnn"), ("controller", results / "controller-dream")):
+        process = _start("iterate", *args, *rounds_args)
+        _wait_for(step_running(step, directory), process)
+        time.sleep(1.0)  # into the step's training
+        _kill(process)
+        killed = read_json(directory / "manifest.json")
+        assert killed["status"] == "running"
+        stage = "train-rnn" if step == "rnn" else "train-controller"
+        said = invoke(stage, *args).output
+        assert "was stopped while training it further" in said, said
+        assert read_json(directory / "manifest.json") == killed  # left for iterate
+
+    # the pipeline skips the stages the round owns and finishes the round
+    invoke("pipeline", *args, "--set", "iterate.rnn_epochs=40", "--set",
+           "iterate.generations=40")
+    rounds = read_json(results / "iterate" / "rounds.json")
+    assert rounds["current"] is None and len(rounds["rounds"]) == 1
+    rnn = read_json(results / "rnn" / "manifest.json")
+    controller = read_json(results / "controller-dream" / "manifest.json")
+    assert rnn["status"] == controller["status"] == "complete"
+    assert rnn["config"]["epochs"] == old_rnn["config"]["epochs"] + 40
+    assert controller["config"]["generations"] == old_c["config"]["generations"] + 40
+    assert controller["run_id"] == killed["run_id"]  # continued, not started again
+    assert controller["inputs"]["rnn"] == rnn["run_id"]
+    history = (results / "controller-dream" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + controller["config"]["generations"]

@@ -102,6 +102,11 @@ def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int,
     if force or not path.exists():
         return None
     old = read_json(path)
+    if old.get("status") != "complete" and (number := _iterating(directory, stage)):
+        return _skipped(stage, directory, (
+            f"{stage}: in {directory}, iterate's round {number} was stopped while training it "
+            "further: run `worldmodels iterate` to finish the round (--force would start this "
+            "stage over)"))
     if old.get("status") != "complete" or _missing(directory, stage)(old):
         return None
     which = remade(old.get("inputs"), current or {})

@@ -56,8 +56,8 @@ def iterate(layout: Layout, config: IterateConfig, seed: int = 0, workers: int |
     if config.rounds == 0:
         raise WorldModelsError("no rounds of iterative training asked for: give their number "
                                "(--rounds)")
-    check_ready(layout)
     progress_data = load_progress(layout, config, seed)
+    check_ready(layout, progress_data)
     check_controller(layout, progress_data)
     if len(progress_data["rounds"]) >= config.rounds:
         return _skipped("iterate", rounds_path(layout),
@@ -126,17 +126,35 @@ def _rnn_round(layout: Layout, config: IterateConfig, progress: bool, log) -> di
     from worldmodels.core.artifacts import start_manifest
     from worldmodels.data.store import require_series
 
-    old = require_manifest(layout.rnn, "trained M", "train-rnn")
     series_manifest = require_manifest(layout.series_dir, "series", "encode")
-    rnn_config = RnnConfig(**dict(old["config"], epochs=int(old["config"]["epochs"])
-                                  + config.rnn_epochs))
     started = time.time()
     with stage_lock(layout.rnn, "iterate"), require_series(layout.series) as series:
-        inputs = dict(old["inputs"], series=series_manifest["run_id"])
-        manifest = start_manifest(layout.rnn, "train-rnn", to_dict(rnn_config), old["seed"],
-                                  inputs)
-        return fit_rnn(layout, series, rnn_config, old["seed"], manifest, started, progress,
-                       lambda line: None)
+        manifest = _killed_run(layout.rnn, "train-rnn", "series", series_manifest["run_id"])
+        if manifest is None:
+            old = require_manifest(layout.rnn, "trained M", "train-rnn")
+            config_now = to_dict(RnnConfig(**dict(
+                old["config"], epochs=int(old["config"]["epochs"]) + config.rnn_epochs)))
+            manifest = start_manifest(layout.rnn, "train-rnn", config_now, old["seed"],
+                                      dict(old["inputs"], series=series_manifest["run_id"]))
+        return fit_rnn(layout, series, RnnConfig(**manifest["config"]), manifest["seed"],
+                       manifest, started, progress, lambda line: None)
+
+
+def _killed_run(directory: Path, stage: str, input_name: str, input_run_id: str) -> dict | None:
+    """The unfinished run a killed round left in ``directory`` (its M or C, trained further
+    from the round's new ``input_name``), which the step continues from its checkpoint; None
+    when the run there is complete (the step starts it)."""
+    from worldmodels.core.artifacts import read_manifest
+
+    manifest = read_manifest(directory, stage)
+    if manifest["status"] == "complete":
+        return None
+    if manifest["inputs"].get(input_name) != input_run_id:
+        raise WorldModelsError(
+            f"{directory} holds an unfinished {stage} run that is not this round's (it was "
+            f"started on another {input_name}): finish it with `worldmodels {stage}`, or "
+            f"remove {directory.parent / 'iterate'} to start the rounds over")
+    return manifest
 
 
 
@@ -285,24 +303,28 @@ def _controller_round(layout: Layout, config: IterateConfig, fresh: bool, ray_ad
     from worldmodels.scoring.scorers import evolve_controller
 
     directory = layout.controller("dream")
-    old = require_manifest(directory, "controller trained in the dream", "train-controller")
     rnn = require_manifest(layout.rnn, "trained M", "train-rnn")
-    controller_config = ControllerConfig(**dict(
-        old["config"], generations=int(old["config"]["generations"]) + config.generations))
+    started = time.time()
+    manifest = _killed_run(directory, "train-controller", "rnn", rnn["run_id"])
+    old = manifest or require_manifest(directory, "controller trained in the dream",
+                                       "train-controller")
     state = load_state(directory)
     if state is None or state.run_id != old["run_id"]:
         raise WorldModelsError(f"no CMA-ES state of the controller in {directory}: re-run "
                                "`worldmodels train-controller --force`")
-    started = time.time()
-    inputs = dict(old["inputs"], rnn=rnn["run_id"])
-    manifest = start_manifest(directory, "train-controller", _plain(controller_config),
-                              old["seed"], inputs)
-    adopt_state(directory, state, manifest["run_id"], forget_best=fresh)
+    if manifest is None:  # the step starts: CMA-ES goes on from the last run's state
+        config_now = to_dict(ControllerConfig(**dict(
+            old["config"], generations=int(old["config"]["generations"]) + config.generations)))
+        manifest = start_manifest(directory, "train-controller", config_now, old["seed"],
+                                  dict(old["inputs"], rnn=rnn["run_id"]))
+        adopt_state(directory, state, manifest["run_id"], forget_best=fresh)
+    controller_config = ControllerConfig(**manifest["config"])
+    inputs = manifest["inputs"]
     checking = controller_config.real_every > 0
     world = load_world(layout, need_vae=checking, burn_in=controller_config.burn_in)
     spec = Controller(inputs["variant"], world.z_size, world.hidden_size,
                       world.env_id)
-    history = evolve_controller(world, controller_config, old["seed"], directory, spec,
+    history = evolve_controller(world, controller_config, manifest["seed"], directory, spec,
                                 ray_address, progress)
     plot_controller_history(history, directory / "history.png",
                             f"C ({spec.variant}) trained in the dream, iterated", "dream")
@@ -332,12 +354,6 @@ def keep_round(layout: Layout, round_number: int) -> Path:
     return kept.runs
 
 
-def _plain(config) -> dict:
-    from worldmodels.config import to_dict
-
-    return to_dict(config)
-
-
 def save_progress(layout: Layout, progress_data: dict) -> None:
     path = rounds_path(layout)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -359,11 +375,15 @@ def write_round_events(directory: Path, rounds: list[dict]) -> None:
                           prefix="iterate/")
 
 
-def check_ready(layout: Layout) -> None:
-    """Refuse to start before the experiment has everything a round continues."""
+def check_ready(layout: Layout, progress_data: dict) -> None:
+    """Refuse to start before the experiment has everything a round continues. The M or C
+    that a killed round was training is unfinished: that step continues it."""
+    step = (progress_data["current"] or {}).get("step")
     require_manifest(layout.rollouts, "rollouts", "collect")
     require_manifest(layout.vae, "trained V", "train-vae")
     require_manifest(layout.series_dir, "series", "encode")
-    require_manifest(layout.rnn, "trained M", "train-rnn")
-    require_manifest(layout.controller("dream"), "controller trained in the dream",
-                     "train-controller")
+    if step != "rnn":
+        require_manifest(layout.rnn, "trained M", "train-rnn")
+    if step != "controller":
+        require_manifest(layout.controller("dream"), "controller trained in the dream",
+                         "train-controller")
