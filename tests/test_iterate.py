@@ -173,27 +173,36 @@ def test_iterate_killed_while_training_m_or_c_is_continued_by_iterate_and_pipeli
             return (current or {}).get("step") == step and manifest["status"] == "running"
         return reached
 
-    for step, directory in (("rnn", results / "rnn"), ("controller", results / "controller-dream")):
-        process = _start("iterate", *args, *rounds_args)
-        _wait_for(step_running(step, directory), process)
-        time.sleep(1.0)  # into the step's training
-        _kill(process)
-        killed = read_json(directory / "manifest.json")
-        assert killed["status"] == "running"
-        stage = "train-rnn" if step == "rnn" else "train-controller"
+    # killed in its M step: train-rnn and train-controller (C stands on that M) name iterate
+    process = _start("iterate", *args, *rounds_args)
+    _wait_for(step_running("rnn", results / "rnn"), process)
+    time.sleep(1.0)  # into the step's training
+    _kill(process)
+    killed_m = read_json(results / "rnn" / "manifest.json")
+    assert killed_m["status"] == "running"
+    for stage in ("train-rnn", "train-controller"):
         said = invoke(stage, *args).output
-        assert "was stopped while training it further" in said, said
-        assert read_json(directory / "manifest.json") == killed  # left for iterate
+        assert "was stopped before it finished training the M and C" in said, said
+    assert read_json(results / "rnn" / "manifest.json") == killed_m  # left for iterate
 
-    # the pipeline skips the stages the round owns and finishes the round
-    invoke("pipeline", *args, "--set", "iterate.rnn_epochs=40", "--set",
-           "iterate.generations=40")
+    # the pipeline goes on to iterate, which continues M; killed again in the C step
+    pipeline = ["pipeline", *args, "--set", "iterate.rnn_epochs=40", "--set",
+                "iterate.generations=40"]
+    process = _start(*pipeline)
+    _wait_for(step_running("controller", results / "controller-dream"), process)
+    time.sleep(1.0)
+    _kill(process)
+    killed = read_json(results / "controller-dream" / "manifest.json")
+    assert killed["status"] == "running"
+    rnn = read_json(results / "rnn" / "manifest.json")
+    assert rnn["status"] == "complete" and rnn["run_id"] == killed_m["run_id"]
+    assert rnn["config"]["epochs"] == old_rnn["config"]["epochs"] + 40
+
+    invoke(*pipeline)  # finishes the round, then evaluates
     rounds = read_json(results / "iterate" / "rounds.json")
     assert rounds["current"] is None and len(rounds["rounds"]) == 1
-    rnn = read_json(results / "rnn" / "manifest.json")
     controller = read_json(results / "controller-dream" / "manifest.json")
-    assert rnn["status"] == controller["status"] == "complete"
-    assert rnn["config"]["epochs"] == old_rnn["config"]["epochs"] + 40
+    assert controller["status"] == "complete"
     assert controller["config"]["generations"] == old_c["config"]["generations"] + 40
     assert controller["run_id"] == killed["run_id"]  # continued, not started again
     assert controller["inputs"]["rnn"] == rnn["run_id"]

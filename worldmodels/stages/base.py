@@ -102,11 +102,8 @@ def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int,
     if force or not path.exists():
         return None
     old = read_json(path)
-    if old.get("status") != "complete" and (number := _iterating(directory, stage)):
-        return _skipped(stage, directory, (
-            f"{stage}: in {directory}, iterate's round {number} was stopped while training it "
-            "further: run `worldmodels iterate` to finish the round (--force would start this "
-            "stage over)"))
+    if old.get("status") != "complete" and (owned := _owned_by_round(directory, stage)):
+        return owned
     if old.get("status") != "complete" or _missing(directory, stage)(old):
         return None
     which = remade(old.get("inputs"), current or {})
@@ -130,6 +127,18 @@ def _complete(directory: Path, stage: str, force: bool, config: dict, seed: int,
         return _skipped(stage, directory, f"{stage}: complete in {directory}, but with other "
                                           f"{', '.join(differ)}: add --force to apply them")
     return _skipped(stage, directory)
+
+
+def _owned_by_round(directory: Path, stage: str) -> StageResult | None:
+    """A skip that names `iterate` when a round it left unfinished is training the M or the
+    C in ``directory`` further (its run there, or the M that C stands on, is then unfinished:
+    only `iterate` continues them); None otherwise."""
+    if not (number := _iterating(directory, stage)):
+        return None
+    return _skipped(stage, directory, (
+        f"{stage}: iterate's round {number} was stopped before it finished training the M and "
+        f"C of {Path(directory).parent}: run `worldmodels iterate` to finish the round (--force "
+        "would start this stage over)"))
 
 
 def _iterated(directory: Path, stage: str) -> int:

@@ -29,6 +29,7 @@ from worldmodels.stages.base import (
     _begin,
     _complete,
     _done,
+    _owned_by_round,
     _reads,
     _stale,
     check_seed,
@@ -253,6 +254,8 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
         raise WorldModelsError("--ray-address runs only with --where real or with real checks")
     directory = layout.controller(config.where, variant)
     ensure_writable(directory)
+    if not force and (owned := _owned_by_round(directory, "train-controller")):
+        return owned
     inputs = _controller_inputs(layout, variant)
     current = {name: inputs[name] for name in ("vae", "rnn")}
     force = force or _stale(directory, "train-controller", current, log)
