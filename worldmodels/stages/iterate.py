@@ -376,12 +376,14 @@ def write_round_events(directory: Path, rounds: list[dict]) -> None:
 
 
 def check_ready(layout: Layout, progress_data: dict) -> None:
-    """Refuse to start before the experiment has everything a round continues. The M or C
-    that a killed round was training is unfinished: that step continues it."""
+    """Refuse to start before the experiment has everything a round continues. The series, M
+    or C that a killed round was making is unfinished: that step makes it again or continues
+    it."""
     step = (progress_data["current"] or {}).get("step")
     require_manifest(layout.rollouts, "rollouts", "collect")
     require_manifest(layout.vae, "trained V", "train-vae")
-    require_manifest(layout.series_dir, "series", "encode")
+    if step != "encode":  # a killed encode left the series before intact (it writes aside)
+        require_manifest(layout.series_dir, "series", "encode")
     if step != "rnn":
         require_manifest(layout.rnn, "trained M", "train-rnn")
     if step != "controller":
