@@ -179,6 +179,13 @@ def test_endings_are_read_along_the_data_as_the_dream_reads_done(tmp_path):
         drawn = read_endings(rnn, series, [0, 1], threshold=None, weight=10.0)
         np.testing.assert_allclose(drawn["foreseen"], 1 / (1 + np.exp(5.0)), rtol=1e-5)
         assert read_endings(rnn, series, [2], threshold=0.5, weight=10.0) is None
+        # episodes of different lengths read in one padded batch read as each alone
+        rnn.done_head.set_weights([rng.normal(size=weights[0].shape).astype(np.float32),
+                                   weights[1]])
+        together = read_endings(rnn, series, [0, 1], threshold=None, weight=10.0)
+        alone = [read_endings(rnn, series, [i], threshold=None, weight=10.0) for i in (0, 1)]
+        for key in ("foreseen", "earlier", "expected_endings"):
+            assert together[key] == pytest.approx(np.mean([a[key] for a in alone]), rel=1e-5)
     from worldmodels.stages.score import _endings_line
     from worldmodels.views.report import _endings_table
 

@@ -251,6 +251,9 @@ def as_dream_reads(p_done: np.ndarray, threshold: float | None) -> np.ndarray:
     return p_done if threshold is None else (p_done > threshold).astype(np.float64)
 
 
+ENDINGS_BATCH = 32  # episodes M reads at once along the data
+
+
 def read_endings(rnn, series, indices, threshold: float | None, weight: float) -> dict | None:
     """Of the series episodes ``indices`` that ended (a death, leaving the playfield), read by
     M along their real z and actions: the share whose ending the dream would read as one
@@ -260,21 +263,26 @@ def read_endings(rnn, series, indices, threshold: float | None, weight: float) -
     ended episode is right; less, and the dream outlives the env). None if none ended."""
     import tensorflow as tf
 
-    rows = []
+    cases = []  # (where the episode ended, its index), read in batches of like lengths
     for index in indices:
-        T = int(series["lengths"][index])
-        ended = series["terminations"][index, :T].astype(bool)
-        if not ended.any():
-            continue
-        end = int(np.flatnonzero(ended)[0])
-        inputs = np.concatenate([series["mu"][index, :end + 1],
-                                 series["actions"][index, :end + 1]], -1)[None]
-        logit = rnn(tf.constant(inputs, tf.float32))[0]["done_logit"].numpy()[0]
-        logit = logit.astype(np.float64)
-        p = 1.0 / (1.0 + np.exp(-logit))
-        p = as_dream_reads(p, threshold)
-        calibrated = 1.0 / (1.0 + np.exp(-(logit - np.log(weight))))
-        rows.append((p[end], 1.0 - np.prod(1.0 - p[:end]), calibrated.sum()))
+        ended = series["terminations"][index, :int(series["lengths"][index])].astype(bool)
+        if ended.any():
+            cases.append((int(np.flatnonzero(ended)[0]), index))
+    cases.sort()
+    rows = []
+    for first in range(0, len(cases), ENDINGS_BATCH):
+        batch = cases[first:first + ENDINGS_BATCH]
+        inputs = np.zeros((len(batch), batch[-1][0] + 1, series["mu"].shape[2]
+                           + series["actions"].shape[2]), np.float32)
+        for row, (end, index) in enumerate(batch):  # zeros after an end: M reads forwards
+            inputs[row, :end + 1] = np.concatenate([series["mu"][index, :end + 1],
+                                                    series["actions"][index, :end + 1]], -1)
+        logits = rnn(tf.constant(inputs))[0]["done_logit"].numpy().astype(np.float64)
+        for row, (end, _) in enumerate(batch):
+            logit = logits[row, :end + 1]
+            p = as_dream_reads(1.0 / (1.0 + np.exp(-logit)), threshold)
+            calibrated = 1.0 / (1.0 + np.exp(-(logit - np.log(weight))))
+            rows.append((p[end], 1.0 - np.prod(1.0 - p[:end]), calibrated.sum()))
     if not rows:
         return None
     foreseen, earlier, expected = np.mean(rows, axis=0)
