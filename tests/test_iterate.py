@@ -198,7 +198,9 @@ def test_iterate_killed_while_training_m_or_c_is_continued_by_iterate_and_pipeli
     assert rnn["status"] == "complete" and rnn["run_id"] == killed_m["run_id"]
     assert rnn["config"]["epochs"] == old_rnn["config"]["epochs"] + 40
 
-    invoke(*pipeline)  # finishes the round, then evaluates
+    said = invoke(*pipeline).output  # finishes the round, then evaluates
+    assert "iterate's round 1 is unfinished: going on with it" in said, said
+    assert "== train-vae" not in said  # the stages before iterate are the round's
     rounds = read_json(results / "iterate" / "rounds.json")
     assert rounds["current"] is None and len(rounds["rounds"]) == 1
     controller = read_json(results / "controller-dream" / "manifest.json")
