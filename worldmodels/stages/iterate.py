@@ -185,15 +185,6 @@ def load_progress(layout: Layout, config: IterateConfig, seed: int) -> dict:
             "controller_run_id": controller_run_id(layout)}
 
 
-def unfinished_round(layout: Layout) -> int:
-    """The round a killed `iterate` left unfinished in ``layout`` (0: none, or no record)."""
-    path = rounds_path(layout)
-    if not path.exists():
-        return 0
-    current = read_json(path).get("current")
-    return int(current.get("round", 1)) if isinstance(current, dict) else 0
-
-
 def controller_run_id(layout: Layout) -> str:
     return read_json(layout.controller("dream") / "manifest.json")["run_id"]
 

@@ -12,8 +12,8 @@ from worldmodels.core.artifacts import (
     read_json,
     write_json,
 )
-from worldmodels.stages.base import StageResult, _done, check_seed, say
-from worldmodels.stages.iterate import iterate, unfinished_round
+from worldmodels.stages.base import StageResult, _done, _iterating, check_seed, say
+from worldmodels.stages.iterate import iterate
 from worldmodels.stages.score import evaluate, fidelity, resolution
 from worldmodels.stages.train import collect, encode, train_controller, train_rnn, train_vae
 from worldmodels.stages.view import report
@@ -62,7 +62,7 @@ def pipeline(layout: Layout, preset: Preset, seed: int = 0, preset_name: str = "
         steps.append(("fidelity", "zh"))
         if preset.resolution.enabled:  # whether it ranks drivers as the real env does
             steps.append(("resolution", "zh"))
-    if ("iterate", "zh") in steps and (number := unfinished_round(layout)):
+    if ("iterate", "zh") in steps and (number := _iterating(layout.rnn, "train-rnn")):
         # Its data, series, M and C are the round's own, mid-way: only iterate continues them.
         log(f"== iterate's round {number} is unfinished: going on with it")
         steps = steps[steps.index(("iterate", "zh")):]
