@@ -263,20 +263,22 @@ def read_endings(rnn, series, indices, threshold: float | None, weight: float) -
     ended episode is right; less, and the dream outlives the env). None if none ended."""
     import tensorflow as tf
 
+    from worldmodels.data.store import read_windows
+
+    lengths = series["lengths"][()]
     cases = []  # (where the episode ended, its index), read in batches of like lengths
     for index in indices:
-        ended = series["terminations"][index, :int(series["lengths"][index])].astype(bool)
+        ended = series["terminations"][index, :int(lengths[index])].astype(bool)
         if ended.any():
             cases.append((int(np.flatnonzero(ended)[0]), index))
     cases.sort()
     rows = []
     for first in range(0, len(cases), ENDINGS_BATCH):
         batch = cases[first:first + ENDINGS_BATCH]
-        inputs = np.zeros((len(batch), batch[-1][0] + 1, series["mu"].shape[2]
-                           + series["actions"].shape[2]), np.float32)
-        for row, (end, index) in enumerate(batch):  # zeros after an end: M reads forwards
-            inputs[row, :end + 1] = np.concatenate([series["mu"][index, :end + 1],
-                                                    series["actions"][index, :end + 1]], -1)
+        # padded past each end (M reads forwards, so a step never sees what follows it)
+        window = read_windows(series, [index for _, index in batch], [0] * len(batch),
+                              batch[-1][0] + 1)
+        inputs = np.concatenate([window["mu"][:, :-1], window["actions"]], -1)
         logits = rnn(tf.constant(inputs))[0]["done_logit"].numpy().astype(np.float64)
         for row, (end, _) in enumerate(batch):
             logit = logits[row, :end + 1]
