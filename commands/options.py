@@ -332,7 +332,8 @@ force_option = click.option("--force", is_flag=True,
 variant_option = click.option(
     "--variant", type=click.Choice(VARIANTS), default="zh", show_default=True,
     help="Controller inputs, as in the paper's CarRacing table: zh = [z, h] (full world "
-         "model), z = V only, z-hidden = V only with 40 tanh hidden units.")
+         "model), zhc = [z, h, c] (M's cell too, as the paper's TakeCover C), z = V only, "
+         "z-hidden = V only with 40 tanh hidden units.")
 trained_in_option = click.option(
     "--controller", "trained_in", type=click.Choice(["dream", "real"]), default="dream",
     show_default=True, help="Which trained controller: controller-dream or -real.")

@@ -177,18 +177,28 @@ def test_batched_controller_matches_numpy_and_squashes():
 def test_controller_variants_have_the_papers_shapes_and_batch_like_numpy():
     from worldmodels.model.controller import Controller
 
-    counts = {v: Controller(v, 32, 256).param_count for v in ("zh", "z", "z-hidden")}
-    assert counts == {"zh": 867, "z": 99, "z-hidden": 32 * 40 + 40 + 40 * 3 + 3}
+    counts = {v: Controller(v, 32, 256).param_count for v in ("zh", "zhc", "z", "z-hidden")}
+    assert counts == {"zh": 867, "zhc": (32 + 512) * 3 + 3, "z": 99,
+                      "z-hidden": 32 * 40 + 40 + 40 * 3 + 3}
+    # The paper's TakeCover C: 1,088 weights (and our bias).
+    assert Controller("zhc", 64, 512, "VizdoomTakeCover-v1").param_count == 1088 + 1
     rng = np.random.default_rng(1)
-    for variant in ("zh", "z", "z-hidden"):
+    for variant in ("zh", "zhc", "z", "z-hidden"):
         spec = Controller(variant, 6, 5)
         params = rng.normal(size=(4, spec.param_count), scale=1.5).astype(np.float32)
         z = rng.normal(size=(4, 6)).astype(np.float32)
         h = rng.normal(size=(4, 5)).astype(np.float32)
-        batched = spec.act_batch(tf.constant(params), tf.constant(z), tf.constant(h)).numpy()
+        c = rng.normal(size=(4, 5)).astype(np.float32)
+        batched = spec.act_batch(tf.constant(params), tf.constant(z), tf.constant(h),
+                                 tf.constant(c)).numpy()
         for i in range(4):
-            np.testing.assert_allclose(batched[i], spec.act_numpy(params[i], z[i], h[i]),
+            np.testing.assert_allclose(batched[i], spec.act_numpy(params[i], z[i], h[i], c[i]),
                                        atol=1e-5)
+    # zhc reads the cell: its weights on c move the action, zh's inputs stop at h.
+    spec = Controller("zhc", 6, 5)
+    params = rng.normal(size=(4, spec.param_count), scale=1.5).astype(np.float32)
+    moved = [spec.act_numpy(params[0], z[0], h[0], c[0] * k) for k in (0, 1)]
+    assert np.abs(moved[0] - moved[1]).max() > 1e-3
     # The V-only variants ignore h entirely.
     spec = Controller("z", 6, 5)
     a = spec.act_batch(tf.constant(params[:, :spec.param_count]), tf.constant(z), tf.constant(h))

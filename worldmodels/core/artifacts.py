@@ -9,7 +9,7 @@ Layout for an experiment NAME:
     RESULTS/NAME/rnn/                     M: weights, manifest, metrics.csv
     RESULTS/NAME/controller-dream/        C trained in the dream: best.npy, mean.npy, history.csv
     RESULTS/NAME/controller-real/         C trained in the real env
-    RESULTS/NAME/controller-WHERE-z/      the V-only variants (z, z-hidden) of C
+    RESULTS/NAME/controller-WHERE-z/      the other variants (zhc, z, z-hidden) of C
     RESULTS/NAME/evaluate/                one JSON of scores per evaluation
     RESULTS/NAME/pipeline.json            wall time of each stage of `pipeline`
     RESULTS/NAME/iterate/                 rounds.json/csv of `iterate`; round-N/ keeps round N's
@@ -52,7 +52,7 @@ def check_plain(value: str, what: str) -> str:
 
 
 def variant_suffix(variant: str) -> str:
-    """How a controller variant shows in file names: nothing for zh, -z, -z-hidden."""
+    """How a controller variant shows in file names: nothing for zh, -zhc, -z, -z-hidden."""
     return "" if variant == "zh" else f"-{variant}"
 
 

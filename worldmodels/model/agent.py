@@ -48,7 +48,7 @@ def make_agent_step(vae: ConvVAE, rnn: MDNRNN, controller: Controller | None = N
     def step(frames, h, c, params, eps):
         mu, logvar = vae.encode(to_unit(frames))
         z = mu + tf.exp(0.5 * logvar) * eps
-        actions = controller.act_batch(params, z, h)
+        actions = controller.act_batch(params, z, h, c)
         _, (h2, c2) = rnn.step(tf.concat([z, actions], -1), [h, c])
         return actions, h2, c2
 

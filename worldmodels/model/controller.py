@@ -2,6 +2,8 @@
 steer, gas and brake; TakeCover's move). Three variants, as in the paper's CarRacing table:
 
 - ``zh``: a = W [z, h] + b, the full world model (867 parameters for z=32, h=256).
+- ``zhc``: a = W [z, h, c] + b, M's whole state: its hidden and its cell (as the paper's
+  TakeCover controller, 1,088 weights for z=64, h=512).
 - ``z``: a = W z + b, V only (99 parameters).
 - ``z-hidden``: a = W2 tanh(W1 z + b1) + b2, V only with one hidden layer of 40 tanh units
   (1,443 parameters).
@@ -21,7 +23,8 @@ from worldmodels.envs import get_env
 from worldmodels.envs.carracing import ENV_ID
 
 ACTION_SIZE = 3  # CarRacing's, for the linear helpers below
-VARIANTS = ("zh", "z", "z-hidden")
+VARIANTS = ("zh", "zhc", "z", "z-hidden")
+MEMORY = {"zh": 1, "zhc": 2, "z": 0, "z-hidden": 0}  # how many of M's h and c C reads
 HIDDEN_UNITS = 40
 
 
@@ -46,7 +49,7 @@ class Controller:
 
     @property
     def input_size(self) -> int:
-        return self.z_size + (self.hidden_size if self.variant == "zh" else 0)
+        return self.z_size + MEMORY[self.variant] * self.hidden_size
 
     @property
     def layers(self) -> list[tuple[int, int]]:
@@ -60,7 +63,7 @@ class Controller:
         return sum(i * o + o for i, o in self.layers)
 
     def describe(self) -> str:
-        inputs = "[z, h]" if self.variant == "zh" else "z"
+        inputs = {"zh": "[z, h]", "zhc": "[z, h, c]"}.get(self.variant, "z")
         hidden = f", {HIDDEN_UNITS} tanh hidden units" if self.variant == "z-hidden" else ""
         return f"{self.variant} controller on {inputs}{hidden}, {self.param_count} parameters"
 
@@ -71,24 +74,26 @@ class Controller:
         flat[-self.env.action_size:] = raw
         return flat
 
-    def features_numpy(self, z: np.ndarray, h: np.ndarray) -> np.ndarray:
-        return np.concatenate([z, h], -1) if self.variant == "zh" else z
+    def features_numpy(self, z: np.ndarray, h: np.ndarray, c: np.ndarray | None = None):
+        return np.concatenate([z, h, c][:1 + MEMORY[self.variant]], -1)
 
-    def act_numpy(self, flat: np.ndarray, z: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """Actions of one controller for z (..., Z) and h (..., H)."""
-        x = self.features_numpy(z, h)
+    def act_numpy(self, flat: np.ndarray, z: np.ndarray, h: np.ndarray,
+                  c: np.ndarray | None = None) -> np.ndarray:
+        """Actions of one controller for z (..., Z), h (..., H) and c (..., H; read by
+        ``zhc`` only)."""
+        x = self.features_numpy(z, h, c)
         for index, (weights, bias) in enumerate(unpack_layers(flat, self.layers)):
             x = x @ weights + bias
             if index < len(self.layers) - 1:
                 x = np.tanh(x)
         return self.env.squash_numpy(x)
 
-    def act_batch(self, params, z, h):
-        """TensorFlow: params (B, P), z (B, Z), h (B, H) -> actions (B, A), one controller
-        per agent."""
+    def act_batch(self, params, z, h, c=None):
+        """TensorFlow: params (B, P), z (B, Z), h (B, H), c (B, H; read by ``zhc`` only) ->
+        actions (B, A), one controller per agent."""
         import tensorflow as tf
 
-        x = tf.concat([z, h], axis=-1) if self.variant == "zh" else z
+        x = tf.concat([z, h, c][:1 + MEMORY[self.variant]], axis=-1)
         offset = 0
         for index, (inputs, outputs) in enumerate(self.layers):
             weights = tf.reshape(params[:, offset:offset + inputs * outputs],

@@ -96,7 +96,7 @@ def make_dream(rnn: MDNRNN, controller: Controller | None = None, spec: DreamSpe
         def body(t, z, h, c, alive, totals, lengths, paid, last_steer, *trace):
             step_seed = tf.random.experimental.stateless_fold_in(seed, t)
             seeds = tf.random.experimental.stateless_split(step_seed, 2)
-            action = controller.act_batch(params, z, h)
+            action = controller.act_batch(params, z, h, c)
             steer = action[:, 0]
             if action_noise > 0:
                 shake = tf.random.stateless_normal(
