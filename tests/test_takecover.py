@@ -138,6 +138,20 @@ def test_the_doom_pipeline_runs_end_to_end(doom_run):
     assert evaluation["env"] == TAKECOVER and len(evaluation["scores"]) == 2
     assert all(score == 60.0 or score < 60 for score in evaluation["scores"])
     assert (layout.experiment / "REPORT.md").exists()
+    # TakeCover pays per step survived: M trains no reward head and reports no reward loss.
+    assert (layout.rnn / "metrics.csv").read_text().splitlines()[0] == "epoch,loss,mdn,done"
+
+
+def test_a_controller_on_ms_whole_state_trains_and_plays(doom_run):
+    root, _ = doom_run
+    invoke("train-controller", *doom(root), "--variant", "zhc", "--generations", "2")
+    layout = Layout(root / "data", root / "results", "doom")
+    manifest = json.loads((layout.controller("dream", "zhc") / "manifest.json").read_text())
+    z, h = manifest["inputs"]["z_size"], manifest["inputs"]["hidden_size"]
+    assert manifest["summary"]["parameters"] == z + 2 * h + 1  # [z, h, c] -> one move, and a bias
+    invoke("evaluate", *doom(root), "--variant", "zhc")
+    evaluation = json.loads((layout.evaluations / "real-dream-zhc-best.json").read_text())
+    assert evaluation["variant"] == "zhc" and len(evaluation["scores"]) == 2
 
 
 def test_the_temperature_table_is_written_beside_the_papers(doom_run):

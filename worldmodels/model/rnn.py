@@ -156,21 +156,26 @@ def mdn_log_prob(logits, mu, logstd, target):
 def rnn_loss(predictions: dict, targets: dict, mask, config: RnnConfig) -> dict:
     """Masked mean losses: MDN negative log-likelihood per latent dimension, reward MSE (a step
     M over-predicts weighted ``config.reward_over_weight``), and the done cross-entropy with
-    the rare positive class weighted."""
+    the rare positive class weighted. With ``reward_weight`` 0 (an env that pays per step
+    survived, as TakeCover) the reward head is not trained and its loss is left out: it would
+    be a number that means nothing."""
     steps = tf.maximum(tf.reduce_sum(mask), 1.0)
     log_prob = mdn_log_prob(predictions["logits"], predictions["mu"], predictions["logstd"],
                             targets["z"])
     mdn = -tf.reduce_sum(tf.reduce_mean(log_prob, axis=-1) * mask) / steps
-    error = predictions["reward"] - targets["reward"]
-    over = tf.where(error > 0, config.reward_over_weight, 1.0)  # predicted more than paid
-    reward = tf.reduce_sum(over * tf.square(error) * mask) / steps
+    losses = {"mdn": mdn}
+    if config.reward_weight > 0:
+        error = predictions["reward"] - targets["reward"]
+        over = tf.where(error > 0, config.reward_over_weight, 1.0)  # predicted more than paid
+        losses["reward"] = tf.reduce_sum(over * tf.square(error) * mask) / steps
     done_terms = tf.nn.weighted_cross_entropy_with_logits(
         labels=targets["done"], logits=predictions["done_logit"],
         pos_weight=config.done_pos_weight,
     )
-    done = tf.reduce_sum(done_terms * mask) / steps
-    total = mdn + config.reward_weight * reward + config.done_weight * done
-    return {"loss": total, "mdn": mdn, "reward": reward, "done": done}
+    losses["done"] = tf.reduce_sum(done_terms * mask) / steps
+    total = mdn + config.reward_weight * losses.get("reward", 0.0) \
+        + config.done_weight * losses["done"]
+    return {"loss": total, **losses}
 
 
 def make_batch(window: dict, rng: np.random.Generator) -> tuple:

@@ -101,7 +101,9 @@ def _iterate_round(layout, config, seed, progress_data, workers, ray_address, pr
             row["m_predicted_return"] = round(m_along_new_episodes(layout, row["collected"]), 1)
         elif step == "rnn":
             last = _rnn_round(layout, config, progress, log)
-            row.update(rnn_loss=round(last["loss"], 3), rnn_reward=round(last["reward"], 3))
+            row["rnn_loss"] = round(last["loss"], 3)
+            if "reward" in last:  # an env paid per step trains no reward head
+                row["rnn_reward"] = round(last["reward"], 3)
         else:
             fresh = current.get("controller_started") is None
             current["controller_started"] = time.time()

@@ -192,8 +192,8 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
                           clear=lambda: checkpoint.clear(layout.rnn))
         last = fit_rnn(layout, series, config, seed, manifest, started, progress, log)
     return _done("train-rnn", started,
-                 f"train-rnn: {config.epochs} epochs, loss {last['loss']:.3f} (mdn "
-                 f"{last['mdn']:.3f}, reward {last['reward']:.3f}, done {last['done']:.3f})",
+                 f"train-rnn: {config.epochs} epochs, loss {last['loss']:.3f} ("
+                 + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k != "loss") + ")",
                  [layout.rnn / f for f in ("rnn.weights.h5", "manifest.json", "metrics.csv")],
                  **last)
 
