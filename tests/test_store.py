@@ -50,6 +50,38 @@ def test_stream_frames_yields_every_frame_once(tmp_path):
     assert tags != expected  # shuffled
 
 
+def _write_series(path, lengths, T_max, seed=0):
+    rng = np.random.default_rng(seed)
+    writer = SeriesWriter(path, len(lengths), T_max, 4, vae_run_id="abc")
+    for i, T in enumerate(lengths):
+        mu = rng.normal(size=(T + 1, 4)).astype(np.float32)
+        writer.write(i, mu, -mu, rng.uniform(-1, 1, (T, 3)), rng.normal(size=T),
+                     np.arange(T) == T - 1, f"episode_{i}.h5")
+    writer.close()
+
+
+def test_copied_rows_hold_what_was_written_whether_chunks_match_or_not(tmp_path):
+    _write_series(tmp_path / "old.h5", (10, 6, 9), 10)
+    sources = [f"episode_{i}.h5" for i in range(4)]
+    # The same longest episode (stored chunks copied as they are), then a longer one (the
+    # rows decompressed and written again): both read back as the old rows.
+    for T_max in (10, 14):
+        path = tmp_path / f"new-{T_max}.h5"
+        writer = SeriesWriter(path, 4, T_max, 4, vae_run_id="abc")
+        writer.copy_rows(tmp_path / "old.h5", range(0, 3), sources, block=2)
+        assert writer.encoded == 3
+        writer.write(3, np.ones((5, 4)), np.ones((5, 4)), np.ones((4, 3)), np.ones(4),
+                     np.zeros(4), sources[3])
+        writer.close()
+        with h5py.File(tmp_path / "old.h5") as old, h5py.File(path) as new:
+            for key in ("mu", "logvar", "actions", "rewards", "terminations"):
+                width = old[key].shape[1]
+                np.testing.assert_array_equal(new[key][:3, :width], old[key][()])
+                assert not new[key][:3, width:].any()
+            assert new["lengths"][()].tolist() == [10, 6, 9, 4]
+            assert [s.decode() for s in new["sources"][()]] == sources
+
+
 def test_series_windows_are_padded_and_masked(tmp_path):
     path = tmp_path / "series.h5"
     writer = SeriesWriter(path, 2, 10, 4, vae_run_id="abc")
