@@ -9,7 +9,13 @@ import numpy as np
 
 from tests.conftest import copy_smoke, invoke
 from worldmodels.scoring.fidelity import spearman
-from worldmodels.scoring.resolution import correlations, kendall, readable, split_half
+from worldmodels.scoring.resolution import (
+    correlations,
+    headline,
+    kendall,
+    readable,
+    split_half,
+)
 
 
 def test_kendall_and_correlations_against_hand_counts():
@@ -37,6 +43,15 @@ def test_readable_is_the_ceiling_both_sides_noise_leaves():
     for i, row in enumerate(rows):  # dream seeds that order the candidates oppositely
         row["dream_seeds"] = [float(i), float(-i)]
     assert readable(result, "pooled") == 0.0
+    # A ceiling that low is said in words: the figure cannot tell a good dream from a bad one.
+    result.update(correlations={"pooled": {"spearman_mean": 0.05, "spearman_std": 0.2,
+                                           "candidates": 4}},
+                  tracks=[1, 2, 3], real_of_dream_choice=400.0, real_best=600.0)
+    assert "on 3 tracks the road itself hardly orders these candidates" in headline(result)
+    for i, row in enumerate(rows):
+        row["dream_seeds"] = [float(i), float(i)]
+    result["real_split_half"]["pooled"] = 0.9
+    assert "hardly orders" not in headline(result) and "at most 0.97 readable" in headline(result)
 
 
 def test_resolution_through_the_cli_and_in_the_report(smoke_run, tmp_path):

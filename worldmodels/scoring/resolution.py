@@ -206,6 +206,9 @@ def judge_world(judge: Layout, world, dreamt):
     return judged
 
 
+UNREADABLE = 0.3  # below this ceiling ("at most ... readable"), the measurement reads nothing
+
+
 def headline(result: dict) -> str:
     """The figure in one line: "rank correlation 0.23 ± 0.05 (pooled, 24 candidates) ..."."""
     parts = []
@@ -217,7 +220,12 @@ def headline(result: dict) -> str:
                          f"(n={c['candidates']}" + ("" if most is None else
                                                     f", at most {most:.2f} readable") + ")")
     half = result["real_split_half"].get("pooled")
+    most = readable(result, "pooled") if "pooled" in result["correlations"] else None
+    blind = "" if most is None or most >= UNREADABLE else (
+        f"; on {len(result.get('tracks', []))} tracks the road itself hardly orders these "
+        "candidates (they drive alike), so this figure says little about the dream: more "
+        "tracks (--episodes) or candidates that differ more")
     return ("dream vs real rank correlation (Spearman, ± over dream seeds): " + ", ".join(parts)
             + (f"; the real order's own split-half: {half:.2f}" if half is not None else "")
             + f"; the dream's choice drove {result['real_of_dream_choice']:.1f} "
-            f"(best candidate {result['real_best']:.1f})")
+            f"(best candidate {result['real_best']:.1f})" + blind)
