@@ -1,5 +1,6 @@
 """C: the controller, squashed into its env's action box (``EnvSpec.squash_*``: CarRacing's
-steer, gas and brake; TakeCover's move). Three variants, as in the paper's CarRacing table:
+steer, gas and brake; TakeCover's move). The three variants of the paper's CarRacing table,
+and the inputs of its TakeCover controller:
 
 - ``zh``: a = W [z, h] + b, the full world model (867 parameters for z=32, h=256).
 - ``zhc``: a = W [z, h, c] + b, M's whole state: its hidden and its cell (as the paper's
