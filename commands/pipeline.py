@@ -25,7 +25,8 @@ def _variants(context, parameter, value):
 @click.option("--variants", default="zh", show_default=True, callback=_variants,
               help="Controller variants to train (in the dream) and evaluate, separated by "
                    "commas: zh (full world model), z (V only), z-hidden (V only, 40 tanh hidden "
-                   "units); the rows of the paper's CarRacing table.")
+                   "units), the rows of the paper's CarRacing table; zhc (M's whole state "
+                   "[z, h, c], as the paper's TakeCover controller).")
 def pipeline_command(run, skip_complete, variants):
     """Run collect, train-vae, encode, train-rnn, train-controller (dream), iterate (when the
     preset has rounds of iterative training) and evaluate (real) for each of --variants, then
