@@ -22,6 +22,9 @@ from pathlib import Path
 from worldmodels.envs import ENVS, get_env
 from worldmodels.errors import WorldModelsError
 
+CONTROLLER_VARIANTS = ("zh", "zhc", "z", "z-hidden")
+"""What C reads: [z, h] (the default), [z, h, c] (M's whole state, the paper's TakeCover C),
+z alone, or z through a hidden layer (see worldmodels.model.controller)."""
 PRESET_NAMES = ("smoke", "small", "paper", "doom-smoke", "doom-small", "doom-paper")
 ENV_ID = "CarRacing-v3"
 FRAME_SIZE = 64

@@ -18,9 +18,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
+from worldmodels.config import CONTROLLER_VARIANTS
 from worldmodels.core.artifacts import Layout, require_manifest
 from worldmodels.errors import WorldModelsError
-from worldmodels.model.controller import VARIANTS
 
 NAME = "agent"  # the experiment name inside a bundle
 INDEX = "bundle.json"
@@ -123,7 +123,7 @@ def open_bundle(path: Path, into: Path | None = None) -> tuple[Path, dict]:
         if index.get("format") != FORMAT or set(listed) != set(names) - {INDEX} or any(
                 not name.startswith(("data/" + NAME + "/", "results/" + NAME + "/"))
                 for name in listed) or index.get("trained_in") not in ("dream", "real") \
-                or index.get("variant") not in VARIANTS:
+                or index.get("variant") not in CONTROLLER_VARIANTS:
             raise WorldModelsError(f"{path}: its members do not match {INDEX}")
         root = Path(into) if into else Path(tempfile.mkdtemp(prefix="worldmodels-agent-"))
         try:

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from worldmodels.config import CONTROLLER_VARIANTS
 from worldmodels.envs import get_env
 from worldmodels.envs.carracing import ENV_ID
 
 ACTION_SIZE = 3  # CarRacing's, for the linear helpers below
-VARIANTS = ("zh", "zhc", "z", "z-hidden")
+VARIANTS = CONTROLLER_VARIANTS
 MEMORY = {"zh": 1, "zhc": 2, "z": 0, "z-hidden": 0}  # how many of M's h and c C reads
 HIDDEN_UNITS = 40
 
