@@ -18,6 +18,7 @@ import click
 
 from worldmodels.config import (
     CHOICES,
+    CONTROLLER_VARIANTS,
     MIXTURES,
     PRESET_NAMES,
     SECTIONS,
@@ -26,7 +27,6 @@ from worldmodels.config import (
     mixture_members,
     range_of,
 )
-from worldmodels.model.controller import VARIANTS
 
 
 class Number(click.ParamType):
@@ -330,7 +330,7 @@ force_option = click.option("--force", is_flag=True,
                             help="Redo the stage even if its outputs are complete; replace a "
                                  "result made with other options.")
 variant_option = click.option(
-    "--variant", type=click.Choice(VARIANTS), default="zh", show_default=True,
+    "--variant", type=click.Choice(CONTROLLER_VARIANTS), default="zh", show_default=True,
     help="Controller inputs, as in the paper's CarRacing table: zh = [z, h] (full world "
          "model), zhc = [z, h, c] (M's cell too, as the paper's TakeCover C), z = V only, "
          "z-hidden = V only with 40 tanh hidden units.")

@@ -9,13 +9,13 @@ from .options import complete_hints, progress_enabled, stage_command
 
 def _variants(context, parameter, value):
     """'zh,z' -> ('zh', 'z'), each a known controller variant."""
-    from worldmodels.model.controller import VARIANTS
+    from worldmodels.config import CONTROLLER_VARIANTS
 
     variants = tuple(part.strip() for part in value.split(",") if part.strip())
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in CONTROLLER_VARIANTS]
     if not variants or unknown:
-        raise click.BadParameter(f"expected some of {', '.join(VARIANTS)} separated by commas, "
-                                 f"got {value!r}")
+        raise click.BadParameter(f"expected some of {', '.join(CONTROLLER_VARIANTS)} "
+                                 f"separated by commas, got {value!r}")
     return tuple(dict.fromkeys(variants))
 
 

@@ -118,11 +118,15 @@ class TakeCoverEnv:
             self.game = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __del__(self):
+    def __del__(self, _finalizing=sys.is_finalizing):
         try:
             self.close()
-        except Exception:  # interpreter shutdown: the reaper removes what is left
-            pass
+        except Exception:
+            # At interpreter shutdown the game's module may be half torn down: the reaper
+            # removes what is left. Any other time a failing close is a bug of ours: raised,
+            # Python prints it ("Exception ignored in ...") instead of it passing unseen.
+            if not _finalizing():
+                raise
 
 
 class RandomPolicy(Policy):

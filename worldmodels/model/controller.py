@@ -25,7 +25,6 @@ from worldmodels.envs import get_env
 from worldmodels.envs.carracing import ENV_ID
 
 ACTION_SIZE = 3  # CarRacing's, for the linear helpers below
-VARIANTS = CONTROLLER_VARIANTS
 MEMORY = {"zh": 1, "zhc": 2, "z": 0, "z-hidden": 0}  # how many of M's h and c C reads
 HIDDEN_UNITS = 40
 
@@ -40,9 +39,9 @@ class Controller:
     env_id: str = ENV_ID
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
+        if self.variant not in CONTROLLER_VARIANTS:
             raise ValueError(f"unknown controller variant {self.variant!r}; choose one of "
-                             f"{', '.join(VARIANTS)}")
+                             f"{', '.join(CONTROLLER_VARIANTS)}")
 
     @property
     def env(self):

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from worldmodels.config import (
+    CONTROLLER_VARIANTS,
     ENV_ID,
     CollectConfig,
     ControllerConfig,
@@ -241,14 +242,15 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
                      progress: bool = True, log=say) -> StageResult:
     """C evolved with CMA-ES in the dream (or the real env), into
     RESULTS/NAME/controller-WHERE[-VARIANT]."""
-    from worldmodels.model.controller import VARIANTS, Controller
+    from worldmodels.model.controller import Controller
     from worldmodels.model.world import load_world
     from worldmodels.scoring.scorers import describe_training, evolve_controller
 
     started = time.time()
     validate(config), check_seed(seed)
-    if variant not in VARIANTS:
-        raise WorldModelsError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    if variant not in CONTROLLER_VARIANTS:
+        raise WorldModelsError(f"unknown variant {variant!r}; choose from "
+                               f"{', '.join(CONTROLLER_VARIANTS)}")
     checking = config.where == "dream" and config.real_every > 0
     if ray_address and not (config.where == "real" or checking):
         raise WorldModelsError("--ray-address runs only with --where real or with real checks")
