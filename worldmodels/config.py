@@ -115,6 +115,17 @@ class RnnConfig:
     when the controller's ``dropout`` is set)."""
     checkpoint_every: int = 50
     """Batches between checkpoints (one is also written at the end of every epoch)."""
+    members: int = 1
+    """Ms trained on the same series, each from its own seed (an ensemble): M itself in
+    RESULTS/NAME/rnn, member K > 0 in rnn/member-K from seed + 1000 K. Every dream (C's
+    fitness, evaluate and compare in the dream) is dealt out among them in turn, so C is scored
+    on several Ms and cannot live off the mistakes of one. Pictures and measures of M itself
+    (show, fidelity's open loop) read M alone."""
+
+
+def member_seed(seed: int, member: int) -> int:
+    """The training seed of ensemble member ``member`` (0: M itself) of a run seeded ``seed``."""
+    return (seed + 1000 * member) % (2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -570,7 +581,7 @@ RANGES = {
     "horizons": Range(1, 100_000), "open_loop_stride": Range(1, 100_000),
     "candidate_episodes": Range(0, 10_000), "fixed_episodes": Range(0, 10_000),
     "data_episodes": Range(0, 1_000_000),
-    "every": Range(1, 1_000_000),
+    "every": Range(1, 1_000_000), "members": Range(1, 64),
     "resolution.population": Range(0, 100_000), "dream_seeds": Range(1, 1000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),

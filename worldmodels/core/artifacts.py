@@ -129,6 +129,11 @@ class Layout:
     def rnn(self) -> Path:
         return self.runs / "rnn"
 
+    def rnn_member(self, member: int) -> Path:
+        """Where member ``member`` of an ensemble of Ms is (``RnnConfig.members``): M itself
+        for 0, rnn/member-K for the others."""
+        return self.rnn if member == 0 else self.rnn / f"member-{int(member)}"
+
     def controller(self, where: str, variant: str = "zh") -> Path:
         """controller-WHERE for the full [z, h] controller, controller-WHERE-VARIANT for the
         others."""

@@ -44,6 +44,14 @@ class World:
     starts: dict | None = None
     """With a burn-in: mu and logvar of its first burn_in + 1 steps and its first burn_in
     actions, of every collected episode longer than that."""
+    members: tuple = ()
+    """The other Ms of an ensemble (``RnnConfig.members``), trained on the same series from
+    their own seeds; dreams are dealt out among ``rnns``."""
+
+    @property
+    def rnns(self) -> tuple:
+        """Every M that dreams: M itself, then the ensemble's other members."""
+        return (self.rnn, *self.members)
 
     @property
     def env_id(self) -> str:
@@ -121,12 +129,18 @@ def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> World
             f"M in {layout.rnn} reads actions of size {action_size} but the rollouts in "
             f"{layout.rollouts} are {env.id}'s (size {env.action_size}): re-run "
             "`worldmodels encode` and `worldmodels train-rnn`")
+    members = rnn_manifest["config"].get("members", 1)
+    if not _whole(members) or members > 64:
+        raise WorldModelsError(f"{layout.rnn / 'manifest.json'} holds an invalid "
+                               "config.members: re-run `worldmodels train-rnn --force`")
     with require_series(layout.series, vae_manifest["run_id"], z_size) as series:
         starts = _burn_in_starts(series, burn_in) if burn_in else None
         return World(
             env=env, vae_manifest=vae_manifest, rnn_manifest=rnn_manifest, z_size=z_size,
             hidden_size=int(rnn_manifest["config"]["hidden_size"]),
             rnn=load_rnn(layout.rnn, z_size, rnn_manifest["config"], env.action_size),
+            members=tuple(load_rnn(layout.rnn_member(k), z_size, rnn_manifest["config"],
+                                   env.action_size) for k in range(1, members)),
             vae=load_vae(layout.vae, z_size) if need_vae else None,
             mu0=np.asarray(series["mu"][:, 0]), logvar0=np.asarray(series["logvar"][:, 0]),
             tile_value=tile_value(series["rewards"], series["lengths"][()]),

@@ -28,7 +28,9 @@ class DreamScorer:
     """Mean dream return of candidates over ``trials`` dreams each, all in one batch, in the
     dream ``spec`` describes (``config.DreamSpec``: how the controller is or was dreamt) at
     ``temperature`` and for ``max_steps`` (default: the spec's). The world's burn-in is the
-    spec's (``load_world(burn_in=spec.burn_in)``)."""
+    spec's (``load_world(burn_in=spec.burn_in)``). With an ensemble of Ms (``World.rnns``),
+    the dreams of a batch are dealt out among them in turn (row i dreams in M number i mod K),
+    each M's share in one batch of its own."""
 
     def __init__(self, world: World, spec: DreamSpec, seed: int, controller=None,
                  temperature: float | None = None, max_steps: int | None = None):
@@ -38,28 +40,47 @@ class DreamScorer:
         self.world, self.spec, self.seed, self.controller = world, spec, seed, controller
         self.temperature = spec.temperature if temperature is None else temperature
         self.max_steps = spec.max_steps if max_steps is None else max_steps
-        self.dream = make_dream(world.rnn, controller, spec, world.tile_value)
+        self.dreams = [make_dream(rnn, controller, spec, world.tile_value)
+                       for rnn in world.rnns]
 
     def run(self, params: np.ndarray, call_seed: int, temperature: float | None = None,
             record: bool = False) -> tuple[np.ndarray, ...]:
         """Returns and lengths of one dream per row of ``params`` (at ``temperature``, default
         the scorer's); the starts and noise depend only on the seeds, not the temperature.
         With ``record``, also each dream's z and rewards at every step (see
-        ``dream.make_dream``) and its start z."""
+        ``dream.make_dream``) and its start z; a recorded dream is M's own (an ensemble's
+        first member), for pictures of M."""
         rng = np.random.default_rng([self.seed, call_seed])
         temperature = self.temperature if temperature is None else temperature
+        if record:
+            dream = make_dream(self.world.rnn, self.controller, self.spec,
+                               self.world.tile_value, record=True)
+            return self._dream_in(self.world.rnn, dream, params, rng, temperature)
+        if len(self.dreams) == 1:
+            return self._dream_in(self.world.rnn, self.dreams[0], params, rng, temperature)[:2]
+        returns = np.zeros(len(params), np.float32)
+        lengths = np.zeros(len(params), np.int32)
+        for member, (rnn, dream) in enumerate(zip(self.world.rnns, self.dreams)):
+            rows = np.arange(member, len(params), len(self.dreams))
+            if len(rows):
+                returns[rows], lengths[rows] = self._dream_in(rnn, dream, params[rows], rng,
+                                                              temperature)[:2]
+        return returns, lengths
+
+    def _dream_in(self, rnn, dream, params: np.ndarray, rng: np.random.Generator,
+                  temperature: float) -> tuple[np.ndarray, ...]:
+        """One batch of dreams in ``rnn`` (compiled as ``dream``), its starts drawn from
+        ``rng``; returns the dream's outputs and the start z."""
         burn_in = self.world.burn_in
         if burn_in:
-            z0, state, _ = burn_in_starts(self.world.rnn, self.world.starts, len(params), rng)
+            z0, state, _ = burn_in_starts(rnn, self.world.starts, len(params), rng)
         else:
             z0, _ = initial_latents(self.world.mu0, self.world.logvar0, len(params), rng)
             state = None
-        dream = make_dream(self.world.rnn, self.controller, self.spec, self.world.tile_value,
-                           record=True) if record else self.dream
         # The burn-in steps count against the episode's time limit, as in the real env.
         outputs = run_dream(dream, params, z0, temperature, self.max_steps - burn_in,
                             seed=int(rng.integers(2**31)), state=state)
-        return (*outputs, z0) if record else outputs
+        return (*outputs, z0)
 
     def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
         params = np.repeat(candidates, trials, axis=0)

@@ -346,8 +346,11 @@ def keep_round(layout: Layout, round_number: int) -> Path:
     from worldmodels.core.artifacts import copy_file
 
     kept = layout.at_round(round_number)
+    members = require_manifest(layout.rnn, "trained M", "train-rnn")["config"].get("members", 1)
     for source, target, names in (
             (layout.rnn, kept.rnn, ("manifest.json", "rnn.weights.h5", "metrics.csv")),
+            *((layout.rnn_member(k), kept.rnn_member(k), ("rnn.weights.h5", "metrics.csv"))
+              for k in range(1, members)),
             (layout.controller("dream"), kept.controller("dream"),
              ("manifest.json", "best.npy", "mean.npy", "history.csv"))):
         target.mkdir(parents=True, exist_ok=True)

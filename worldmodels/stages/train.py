@@ -13,6 +13,7 @@ from worldmodels.config import (
     ControllerConfig,
     RnnConfig,
     VaeConfig,
+    member_seed,
     mixture_members,
     to_dict,
     validate,
@@ -21,6 +22,7 @@ from worldmodels.core.artifacts import (
     Layout,
     ensure_writable,
     finish_manifest,
+    refuse_link,
     require_manifest,
 )
 from worldmodels.envs import check_env_id, get_env
@@ -169,7 +171,6 @@ def encode(layout: Layout, seed: int = 0, force: bool = False, skip_corrupt: boo
 def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = False,
               progress: bool = True, log=say) -> StageResult:
     """M trained on DATA/NAME/series, into RESULTS/NAME/rnn."""
-    from worldmodels.core import checkpoint
     from worldmodels.data.store import require_series
 
     started = time.time()
@@ -190,7 +191,7 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
         inputs = {"series": series_manifest["run_id"], "vae": vae["run_id"], "z_size": z_size,
                   "action_size": int(series["actions"].shape[2])}
         manifest = _begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force, log,
-                          clear=lambda: checkpoint.clear(layout.rnn))
+                          clear=lambda: _clear_rnn(layout))
         last = fit_rnn(layout, series, config, seed, manifest, started, progress, log)
     return _done("train-rnn", started,
                  f"train-rnn: {config.epochs} epochs, loss {last['loss']:.3f} ("
@@ -199,23 +200,53 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
                  **last)
 
 
+def _clear_rnn(layout: Layout) -> None:
+    """M's checkpoints and its ensemble members (for --force, holding the stage's lock)."""
+    import shutil
+
+    from worldmodels.core import checkpoint
+
+    checkpoint.clear(layout.rnn)
+    for path in layout.rnn.glob("member-*"):
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()  # a link only, never what it points to
+        else:
+            shutil.rmtree(path)
+
+
 def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict,
             started: float, progress: bool, log=say) -> dict:
     """Build M for the series, train it (from its checkpoint when there is one) and mark its
     manifest complete; returns the last epoch's losses. Shared by train-rnn and iterate."""
+    import keras
+
     from worldmodels.model.rnn import MDNRNN, REFERENCE_PARAMETERS
     from worldmodels.model.rnn import train_rnn as fit
 
-    model = MDNRNN(int(series.attrs["z_size"]), config.hidden_size, config.mixtures,
-                   config.dropout, action_size=int(series["actions"].shape[2]))
-    heads = model.reward_head.count_params() + model.done_head.count_params()
-    log(f"M: MDN-RNN with {model.count_params():,} parameters "
-        f"({model.count_params() - heads:,} without the reward and done heads; "
-        f"reference {REFERENCE_PARAMETERS:,}), {len(series['lengths'])} episodes")
-    history = fit(model, series, config, seed, layout.rnn, progress=progress)
+    lasts = []
+    for member in range(config.members):
+        # Each member starts from its own seed, as if trained alone by `--seed member_seed`.
+        keras.utils.set_random_seed(member_seed(seed, member))
+        model = MDNRNN(int(series.attrs["z_size"]), config.hidden_size, config.mixtures,
+                       config.dropout, action_size=int(series["actions"].shape[2]))
+        if member == 0:
+            heads = model.reward_head.count_params() + model.done_head.count_params()
+            log(f"M: MDN-RNN with {model.count_params():,} parameters "
+                f"({model.count_params() - heads:,} without the reward and done heads; "
+                f"reference {REFERENCE_PARAMETERS:,}), {len(series['lengths'])} episodes"
+                + (f"; an ensemble of {config.members}" if config.members > 1 else ""))
+        else:
+            log(f"M: ensemble member {member} of {config.members - 1} "
+                f"(seed {member_seed(seed, member)})")
+        directory = refuse_link(layout.rnn_member(member))
+        directory.mkdir(exist_ok=True)
+        lasts.append(fit(model, series, config, member_seed(seed, member), directory,
+                         progress=progress)[-1])
+    members = ({"member_losses": [round(last["loss"], 4) for last in lasts]}
+               if config.members > 1 else {})
     finish_manifest(layout.rnn, manifest, wall_seconds=time.time() - started,
-                    parameters=model.count_params(), **history[-1])
-    return history[-1]
+                    parameters=model.count_params(), **lasts[0], **members)
+    return lasts[0]
 
 
 def _controller_inputs(layout: Layout, variant: str) -> dict:
@@ -272,6 +303,8 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
     spec = Controller(variant, world.z_size, world.hidden_size, world.env_id)
     for line in describe_training(spec, config):
         log(line)
+    if len(world.rnns) > 1 and config.where == "dream":
+        log(f"C: dreams dealt out in turn among an ensemble of {len(world.rnns)} Ms")
     history = evolve_controller(world, config, seed, directory, spec, ray_address, progress)
     from worldmodels.core.figures import plot_controller_history
 
