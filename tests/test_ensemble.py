@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from tests.conftest import copy_smoke, invoke
+from worldmodels import load_agent
 from worldmodels.config import DreamSpec, member_seed
 from worldmodels.core.artifacts import Layout
 from worldmodels.model.controller import Controller
@@ -46,7 +47,19 @@ def test_an_ensemble_trains_its_members_and_deals_the_dreams_among_them(smoke_ru
     np.testing.assert_array_equal(returns[1::2], seconds[1::2])
     assert not np.array_equal(firsts, seconds)
 
-    # C evolves on the ensemble; --force without members removes them.
+    # C evolves on the ensemble; its bundle carries every member.
     invoke("train-controller", *args, "--force")
+    bundle = tmp_path / "agent.tar"
+    invoke("export", *args, "-o", bundle)
+    agent = load_agent(str(bundle))
+    assert len(agent.world.rnns) == 2
+    np.testing.assert_array_equal(agent.world.members[0].weights[0].numpy(),
+                                  second.weights[0].numpy())
+
+    # A damaged count is one line; --force without members removes them.
+    path = layout.rnn / "manifest.json"
+    path.write_text(json.dumps(dict(manifest, config=dict(manifest["config"], members="3"))))
+    refused = invoke("evaluate", *args, "--where", "dream", "--force", expect_ok=False)
+    assert refused.exit_code != 0 and "config.members" in refused.output
     invoke("train-rnn", *args, "--force")
     assert not layout.rnn_member(1).exists()

@@ -67,10 +67,10 @@ class Agent:
 
     def dream(self, count: int = 16, temperature: float | None = None, max_steps: int = 1000,
               seed: int = 0) -> dict:
-        """``count`` dreams inside M, run as C was trained (burn-in, dropout, action noise,
-        pay-as-track), at
-        ``temperature`` (default: the one C was trained at): returns (count,), lengths
-        (count,) and z (count, T+1, Z) to decode with ``agent.world.vae.decode``."""
+        """``count`` dreams inside M (an ensemble's first member), run as C was trained
+        (burn-in, dropout, action noise, pay-as-track), at ``temperature`` (default: the one
+        C was trained at): returns (count,), lengths (count,) and z (count, T+1, Z) to
+        decode with ``agent.world.vae.decode``."""
         from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer
 
         scorer = DreamScorer(self.world, self.dreamt, seed, self.controller, temperature,

@@ -128,6 +128,17 @@ def member_seed(seed: int, member: int) -> int:
     return (seed + 1000 * member) % (2**31 - 1)
 
 
+def ensemble_size(rnn_manifest: dict, directory: Path) -> int:
+    """How many Ms the trained M in ``directory`` (its manifest ``rnn_manifest``) is: its
+    ``members``, 1 for an M trained before ensembles; a one-line error for anything else."""
+    members = rnn_manifest.get("config", {}).get("members", 1)
+    if (isinstance(members, bool) or not isinstance(members, int)
+            or RANGES["members"].problem(members)):
+        raise WorldModelsError(f"{Path(directory) / 'manifest.json'} holds an invalid "
+                               "config.members: re-run `worldmodels train-rnn --force`")
+    return int(members)
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     """CMA-ES over the linear controller, scored in the dream or in the real env."""

@@ -18,7 +18,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from worldmodels.config import CONTROLLER_VARIANTS
+from worldmodels.config import CONTROLLER_VARIANTS, ensemble_size
 from worldmodels.core.artifacts import Layout, require_manifest
 from worldmodels.errors import WorldModelsError
 
@@ -41,6 +41,9 @@ def members(layout: Layout, trained_in: str = "dream", variant: str = "zh") -> d
         layout.rollouts: ("manifest.json",),
         layout.series_dir: (layout.series.name, "manifest.json"),
     }
+    ensemble = ensemble_size(require_manifest(layout.rnn, "trained M", "train-rnn"), layout.rnn)
+    for member in range(1, ensemble):
+        wanted[layout.rnn_member(member)] = ("rnn.weights.h5",)
     found = {}
     for directory, names in wanted.items():
         root = "data" if directory in (layout.rollouts, layout.series_dir) else "results"

@@ -113,6 +113,7 @@ def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> World
     first-frame posteriors of the series (dream starts), and with ``burn_in`` > 0 the starts
     of dreams after a burn-in (``World.starts``)."""
     vae_manifest, rnn_manifest = check_world(layout)
+    from worldmodels.config import ensemble_size
     from worldmodels.core.device import start_tensorflow
 
     start_tensorflow()
@@ -129,10 +130,7 @@ def load_world(layout: Layout, need_vae: bool = True, burn_in: int = 0) -> World
             f"M in {layout.rnn} reads actions of size {action_size} but the rollouts in "
             f"{layout.rollouts} are {env.id}'s (size {env.action_size}): re-run "
             "`worldmodels encode` and `worldmodels train-rnn`")
-    members = rnn_manifest["config"].get("members", 1)
-    if not _whole(members) or members > 64:
-        raise WorldModelsError(f"{layout.rnn / 'manifest.json'} holds an invalid "
-                               "config.members: re-run `worldmodels train-rnn --force`")
+    members = ensemble_size(rnn_manifest, layout.rnn)
     with require_series(layout.series, vae_manifest["run_id"], z_size) as series:
         starts = _burn_in_starts(series, burn_in) if burn_in else None
         return World(

@@ -21,6 +21,7 @@ from worldmodels.config import (
     ControllerConfig,
     IterateConfig,
     RnnConfig,
+    ensemble_size,
     to_dict,
     validate,
 )
@@ -346,7 +347,7 @@ def keep_round(layout: Layout, round_number: int) -> Path:
     from worldmodels.core.artifacts import copy_file
 
     kept = layout.at_round(round_number)
-    members = require_manifest(layout.rnn, "trained M", "train-rnn")["config"].get("members", 1)
+    members = ensemble_size(require_manifest(layout.rnn, "trained M", "train-rnn"), layout.rnn)
     for source, target, names in (
             (layout.rnn, kept.rnn, ("manifest.json", "rnn.weights.h5", "metrics.csv")),
             *((layout.rnn_member(k), kept.rnn_member(k), ("rnn.weights.h5", "metrics.csv"))
