@@ -47,6 +47,17 @@ def test_an_ensemble_trains_its_members_and_deals_the_dreams_among_them(smoke_ru
     np.testing.assert_array_equal(returns[1::2], seconds[1::2])
     assert not np.array_equal(firsts, seconds)
 
+    # "worst": a candidate's fitness is the least of its mean in each member.
+    candidates = params[:2]
+    pair = DreamScorer(world, dreamt, seed=3, controller=spec)
+    rows, _ = pair.run(np.repeat(candidates, 4, axis=0), call_seed=9)
+    by_member = rows.reshape(2, 2, 2)  # candidate, trial pair, member (row i: member i mod 2)
+    worst = DreamScorer(world, dataclasses.replace(dreamt, ensemble="worst"), seed=3,
+                        controller=spec).fitness(candidates, 9, 4)
+    np.testing.assert_allclose(worst, by_member.mean(axis=1).min(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(pair.fitness(candidates, 9, 4), rows.reshape(2, 4).mean(1),
+                               rtol=1e-6)
+
     # C evolves on the ensemble; its bundle carries every member.
     invoke("train-controller", *args, "--force")
     bundle = tmp_path / "agent.tar"

@@ -192,6 +192,11 @@ class ControllerConfig:
     """The dream pays as a real track does: a step's predicted tile reward is at most one
     tile (1,000 / the collected tracks' mean tile count), tiles pay at most 1,000 in all and
     the dream ends when they reach it, so no dream returns more than a track can."""
+    ensemble: str = "mean"
+    """With an ensemble of Ms (``rnn.members`` > 1), what a candidate's fitness is: "mean" of
+    all its dreams, or "worst": the least of its mean in each member, so a C that only one
+    member's dream pays well is not chosen (the mean let the member whose dream C beats decide:
+    row T22 of results/EXPERIMENTS.md)."""
 
 
 
@@ -215,6 +220,8 @@ class DreamSpec:
     """Score lost per unit of steering change a step (0: off)."""
     pay_as_track: bool = ControllerConfig.pay_as_track
     """The dream pays as a real track does."""
+    ensemble: str = ControllerConfig.ensemble
+    """How an ensemble's members' scores make a candidate's fitness: "mean" or "worst"."""
     max_steps: int = ControllerConfig.max_steps
     """Steps per dream (the burn-in counts against them)."""
 
@@ -596,6 +603,7 @@ RANGES = {
     "resolution.population": Range(0, 100_000), "dream_seeds": Range(1, 1000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
+           "ensemble": ("mean", "worst"),
            "windows": ("random", "from-start"),
            "policy": tuple(dict.fromkeys(name for env_id in ENVS
                                          for name in get_env(env_id).policies)),

@@ -83,9 +83,18 @@ class DreamScorer:
         return (*outputs, z0)
 
     def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
+        """Each candidate's mean return over ``trials`` dreams; with an ensemble and the
+        spec's ``ensemble`` "worst", the least of its mean in each member (with fewer
+        trials than members, each member cannot score every candidate: the mean)."""
         params = np.repeat(candidates, trials, axis=0)
         returns, _ = self.run(params, generation)
-        return returns.reshape(len(candidates), trials).mean(axis=1)
+        returns = returns.reshape(len(candidates), trials)
+        members = len(self.dreams)
+        if members == 1 or self.spec.ensemble == "mean" or trials < members:
+            return returns.mean(axis=1)
+        member_of = (np.arange(len(params)) % members).reshape(len(candidates), trials)
+        return np.min([np.nanmean(np.where(member_of == k, returns, np.nan), axis=1)
+                       for k in range(members)], axis=0)
 
 
 class RealScorer:
@@ -137,6 +146,8 @@ def describe_training(spec, config) -> list[str]:
              + (", one dropout mask per dream" if where == "dream" and config.dropout
                 and config.dropout_mask == "dream" else "")
              + (", paid as a track pays" if where == "dream" and config.pay_as_track else "")
+             + (", fitness its worst member's (with an ensemble of Ms)"
+                if where == "dream" and config.ensemble == "worst" else "")
              + (f", steering penalty {config.steer_penalty:g}" if where == "dream"
                 and config.steer_penalty else "")
              + (f"; each generation's top rescored on {config.recheck} fresh rollouts before "
