@@ -136,7 +136,7 @@ def ensemble_size(rnn_manifest: dict, directory: Path) -> int:
             or RANGES["members"].problem(members)):
         raise WorldModelsError(f"{Path(directory) / 'manifest.json'} holds an invalid "
                                "config.members: re-run `worldmodels train-rnn --force`")
-    return int(members)
+    return members
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,6 @@ class DreamScorer:
             dream = make_dream(self.world.rnn, self.controller, self.spec,
                                self.world.tile_value, record=True)
             return self._dream_in(self.world.rnn, dream, params, rng, temperature)
-        if len(self.dreams) == 1:
-            return self._dream_in(self.world.rnn, self.dreams[0], params, rng, temperature)[:2]
         returns = np.zeros(len(params), np.float32)
         lengths = np.zeros(len(params), np.int32)
         for member, (rnn, dream) in enumerate(zip(self.world.rnns, self.dreams)):

@@ -226,7 +226,8 @@ def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict
     lasts = []
     for member in range(config.members):
         # Each member starts from its own seed, as if trained alone by `--seed member_seed`.
-        keras.utils.set_random_seed(member_seed(seed, member))
+        own_seed = member_seed(seed, member)
+        keras.utils.set_random_seed(own_seed)
         model = MDNRNN(int(series.attrs["z_size"]), config.hidden_size, config.mixtures,
                        config.dropout, action_size=int(series["actions"].shape[2]))
         if member == 0:
@@ -236,12 +237,10 @@ def fit_rnn(layout: Layout, series, config: RnnConfig, seed: int, manifest: dict
                 f"reference {REFERENCE_PARAMETERS:,}), {len(series['lengths'])} episodes"
                 + (f"; an ensemble of {config.members}" if config.members > 1 else ""))
         else:
-            log(f"M: ensemble member {member} of {config.members - 1} "
-                f"(seed {member_seed(seed, member)})")
+            log(f"M: ensemble member {member} of {config.members - 1} (seed {own_seed})")
         directory = refuse_link(layout.rnn_member(member))
         directory.mkdir(exist_ok=True)
-        lasts.append(fit(model, series, config, member_seed(seed, member), directory,
-                         progress=progress)[-1])
+        lasts.append(fit(model, series, config, own_seed, directory, progress=progress)[-1])
     members = ({"member_losses": [round(last["loss"], 4) for last in lasts]}
                if config.members > 1 else {})
     finish_manifest(layout.rnn, manifest, wall_seconds=time.time() - started,
