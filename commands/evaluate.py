@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .options import (
@@ -27,15 +29,21 @@ from .options import (
 @params_option
 @round_option
 @agent_option
+@click.option("--judge", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --where dream: dream C in the M of the experiment of this name in "
+                   "that results root (the same data and V) instead of its own; written to "
+                   "*-judge-RUNID.json. Does C's dream score hold in an M it was not evolved in?")
 @ray_option
 @force_option
-def evaluate_command(run, where, trained_in, variant, params, round_number, agent, ray_address,
-                     force):
+def evaluate_command(run, where, trained_in, variant, params, round_number, agent, judge,
+                     ray_address, force):
     """Score a trained agent; write RESULTS/NAME/evaluate/*.json (--noise: *-noiseSTD.json).
     An evaluation of the same controller with other options is replaced only with --force.
     With --agent agent.tar, the agent of that bundle, into RESULTS/agent/evaluate/."""
     from worldmodels import stages
 
+    if agent and judge:
+        raise click.ClickException("--judge scores the experiment's own C, not a bundle's")
     if agent:
         with agent_run(run, agent) as (layout, index):
             echo(stages.evaluate(layout, run.config, run.seed, where, index["trained_in"],
@@ -43,4 +51,4 @@ def evaluate_command(run, where, trained_in, variant, params, round_number, agen
                                  progress_enabled()))
         return
     echo(stages.evaluate(run.layout, run.config, run.seed, where, trained_in, variant, params,
-                         round_number, force, ray_address, progress_enabled()))
+                         round_number, force, ray_address, progress_enabled(), judge=judge))

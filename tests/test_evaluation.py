@@ -62,3 +62,49 @@ def test_every_dream_of_a_trained_c_is_at_its_own_temperature(smoke_run, tmp_pat
     invoke("evaluate", *args, "--force")
     again = invoke("evaluate", *args, "--temperature", "2.0").output
     assert "complete in" in again, again
+
+
+def test_a_judge_dreams_c_in_an_m_it_was_not_evolved_in(smoke_run, tmp_path):
+    import json
+    import shutil
+
+    from tests.conftest import copy_smoke, invoke
+    from worldmodels.config import DreamSpec
+    from worldmodels.core.artifacts import Layout
+    from worldmodels.model.world import load_world
+    from worldmodels.scoring.scorers import EVALUATE_STAGE_KEY, DreamScorer
+
+    args = copy_smoke(smoke_run, tmp_path)
+    results = tmp_path / "results" / "smoke"
+    # The judge: the same experiment (data, V) in another results root, its M from seed 5.
+    judges = tmp_path / "judges"
+    shutil.copytree(results, judges / "smoke")
+    judge_args = [*args[:7], judges, *args[8:]]
+    invoke("train-rnn", *judge_args, "--seed", 5, "--force")
+    judge_id = json.loads((judges / "smoke" / "rnn" / "manifest.json").read_text())["run_id"]
+
+    own = invoke("evaluate", *args, "--where", "dream", "--seed", 3, "--force")
+    judged = invoke("evaluate", *args, "--where", "dream", "--seed", 3, "--judge", judges)
+    assert own.exit_code == judged.exit_code == 0
+    mine = json.loads((results / "evaluate" / "dream-dream-best.json").read_text())
+    theirs = json.loads(
+        (results / "evaluate" / f"dream-dream-best-judge-{judge_id}.json").read_text())
+    assert theirs["judge"]["rnn_run_id"] == judge_id
+    assert theirs["controller_run_id"] == mine["controller_run_id"]
+    assert theirs["scores"] != mine["scores"]  # another M, another dream
+    # ... and the dream is the judge's M's, C as it was trained (its temperature, its spec).
+    controller = json.loads((results / "controller-dream" / "manifest.json").read_text())
+    dreamt = DreamSpec.from_manifest(controller)
+    world = load_world(Layout(args[5], judges, "smoke"), need_vae=False, burn_in=dreamt.burn_in)
+    spec = Controller("zh", world.z_size, world.hidden_size, world.env_id)
+    flat = np.load(results / "controller-dream" / "best.npy")
+    params = np.repeat(flat[None], len(theirs["scores"]), axis=0).astype(np.float32)
+    scores, _ = DreamScorer(world, dreamt, 3, spec, theirs["temperature"],
+                            theirs["config"]["max_steps"]).run(params, EVALUATE_STAGE_KEY)
+    np.testing.assert_allclose(theirs["scores"], scores, rtol=1e-5)
+
+    refused = invoke("evaluate", *args, "--judge", judges, expect_ok=False)
+    assert refused.exit_code != 0 and "--judge runs only with --where dream" in refused.output
+    nowhere = invoke("evaluate", *args, "--where", "dream", "--judge", tmp_path / "none",
+                     expect_ok=False)
+    assert nowhere.exit_code != 0 and len(nowhere.output.strip().splitlines()) == 1

@@ -141,9 +141,10 @@ class Layout:
                                        "a controller folder")
 
     def evaluation(self, where: str, trained_in: str, variant: str, params: str,
-                   noise: float = 0.0) -> Path:
-        """evaluate's scores: WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json."""
-        suffix = f"-noise{noise:g}" if noise else ""
+                   noise: float = 0.0, judge: str | None = None) -> Path:
+        """evaluate's scores: WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD][-judge-RUNID].json
+        (``judge``: the run id of the M that dreamt C, when not its own)."""
+        suffix = (f"-noise{noise:g}" if noise else "") + (f"-judge-{judge}" if judge else "")
         name = f"{where}-{trained_in}{variant_suffix(variant)}-{params}{suffix}.json"
         return self.evaluations / check_plain(name, "an evaluation file")
 

@@ -24,10 +24,12 @@ SELECTION = "selection.json"  # beside it in the controller's folder: how it was
 def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
              where: str, config: EvaluateConfig, seed: int, progress: bool = True,
              partial_path: Path | None = None, variant: str = "zh",
-             ray_address: str | None = None) -> dict:
+             ray_address: str | None = None, judge: Layout | None = None) -> dict:
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
     from ``seed``, disjoint from collection and training seeds. In the real env, each finished
-    episode is saved to ``partial_path`` and a re-run skips the episodes found there."""
+    episode is saved to ``partial_path`` and a re-run skips the episodes found there. With a
+    ``judge`` (an experiment of the same V), C is dreamt in the judge's M instead of its own:
+    does C's dream score hold in an M it was not evolved in?"""
     world, spec, flat, dreamt = load_trained(layout, controller_manifest, directory,
                                              params_name, variant,
                                              need_vae=(where == "real"),
@@ -43,12 +45,16 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
               "controller_run_id": controller_manifest.get("run_id"), "version": VERSION,
               "code": code_commit(), "seeds": seeds}
     if where == "dream":
-        scorer = DreamScorer(world, dreamt, seed, spec, config.temperature, config.max_steps)
+        judged = world if judge is None else judge_world(judge, world, dreamt)
+        scorer = DreamScorer(judged, dreamt, seed, spec, config.temperature, config.max_steps)
         scores, lengths = scorer.run(params, call_seed=EVALUATE_STAGE_KEY)
         # Dreams have no tracks: their starts and noise all derive from the run seed.
         result.update(temperature=scorer.temperature, lengths=lengths.tolist(), seeds=[seed],
                       burn_in=burn_in, dropout=dreamt.dropout,
                       action_noise=dreamt.action_noise)
+        if judge is not None:
+            result["judge"] = {"rnn": str(judge.rnn),
+                               "rnn_run_id": judged.rnn_manifest["run_id"]}
     else:
         scores, lengths = evaluate_real(world, params, seeds, config, seed, progress,
                                         partial_path, spec, ray_address)
@@ -57,7 +63,8 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
     result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist(),
                   device=device_name())
     name = layout.evaluation(where, controller_manifest["config"]["where"], variant,
-                             params_name, config.noise).stem
+                             params_name, config.noise,
+                             result.get("judge", {}).get("rnn_run_id")).stem
     write_events(layout, name, result)
     return result
 
@@ -134,6 +141,20 @@ def load_trained(layout: Layout, controller_manifest: dict, directory: Path, par
         check_selection(directory, controller_manifest)
     spec = Controller(variant, world.z_size, world.hidden_size, world.env_id)
     return world, spec, load_controller(Path(directory) / f"{params_name}.npy", spec), dreamt
+
+
+def judge_world(judge: Layout, world: World, dreamt: DreamSpec) -> World:
+    """The world of the judge's M (its own checks refuse an M of another V than the judge's),
+    refused unless it dreams in C's latent space: an M of the same V as ``world``'s, of the
+    same z and hidden sizes."""
+    judged = load_world(judge, need_vae=False, burn_in=dreamt.burn_in)
+    if judged.rnn_manifest["inputs"].get("vae") != world.rnn_manifest["inputs"].get("vae"):
+        raise WorldModelsError(f"the judge's M in {judge.rnn} was trained on another V than the "
+                               "M C was evolved in: its z would mean other things")
+    if (judged.z_size, judged.hidden_size) != (world.z_size, world.hidden_size):
+        raise WorldModelsError(f"the judge's M in {judge.rnn} has another shape than the M C "
+                               "was evolved in")
+    return judged
 
 
 def check_selection(directory: Path, controller_manifest: dict) -> dict:

@@ -36,8 +36,7 @@ from worldmodels.core.artifacts import (
     write_json,
 )
 from worldmodels.data.collect import episode_seeds
-from worldmodels.errors import WorldModelsError
-from worldmodels.scoring.evaluation import evaluate_real, load_trained
+from worldmodels.scoring.evaluation import evaluate_real, judge_world, load_trained
 from worldmodels.scoring.fidelity import spearman
 from worldmodels.scoring.scorers import RESOLUTION_STAGE_KEY
 from worldmodels.scoring.selection import candidates
@@ -192,18 +191,6 @@ def measure(layout: Layout, controller_manifest: dict, directory: Path,
     write_json(Path(directory) / name, result)
     plot_resolution(result, (Path(directory) / name).with_suffix(".png"))
     return result
-
-
-def judge_world(judge: Layout, world, dreamt):
-    """The world of the judge's M (its own checks refuse an M of another V), refused unless C
-    can read its state: the same z and hidden sizes as ``world``."""
-    from worldmodels.model.world import load_world
-
-    judged = load_world(judge, need_vae=False, burn_in=dreamt.burn_in)
-    if (judged.z_size, judged.hidden_size) != (world.z_size, world.hidden_size):
-        raise WorldModelsError(f"the judge's M in {judge.rnn} has another shape than the M C "
-                               "was evolved in")
-    return judged
 
 
 UNREADABLE = 0.3  # below this ceiling ("at most ... readable"), the measurement reads nothing

@@ -5,6 +5,7 @@ controller and settings, and replaces one of another controller (``base._refuse_
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from worldmodels.config import (
@@ -42,14 +43,28 @@ from worldmodels.stages.base import (
 from worldmodels.stages.train import train_controller
 
 
-@_reads("evaluate", _world_and())
+def _judged(a) -> list[Path]:
+    """evaluate's inputs: V, M and C, and a judge's M."""
+    judge = a.get("judge")
+    return _world_and()(a) + ([_judge(a["layout"], judge).rnn] if judge else [])
+
+
+def _judge(layout: Layout, results_dir) -> Layout:
+    """The experiment of the same name and data in another results root, whose M judges."""
+    return replace(layout, results_dir=Path(results_dir), round=0, temperature=None,
+                   outputs=None, agent=None)
+
+
+@_reads("evaluate", _judged)
 def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str = "real",
              trained_in: str = "dream", variant: str = "zh", params: str = "best",
              round: int = 0, force: bool = False, ray_address: str | None = None,
-             progress: bool = True, log=say) -> StageResult:
+             progress: bool = True, log=say, judge: Path | None = None) -> StageResult:
     """A trained agent scored in the real env (or the dream), into
     RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
-    evaluation of the same controller with other options is replaced only with ``force``."""
+    evaluation of the same controller with other options is replaced only with ``force``.
+    With ``judge`` (a results root holding an experiment of this name, data and V), C is
+    dreamt in that experiment's M instead of its own: -judge-RUNID.json."""
     from worldmodels.scoring.evaluation import SELECTED, check_selection
     from worldmodels.scoring.evaluation import evaluate as run_evaluation
 
@@ -59,6 +74,8 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
         raise WorldModelsError("--noise runs only with --where real")
     if ray_address and where != "real":
         raise WorldModelsError("--ray-address runs only with --where real")
+    if judge is not None and where != "dream":
+        raise WorldModelsError("--judge runs only with --where dream")
     if round < 0:
         raise WorldModelsError(f"expected a round number ≥ 1, got {round}")
     layout = _at_round(layout, round)
@@ -67,7 +84,12 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     if where == "real" and config.noise != trained_noise:
         log(f"evaluate: C was scored in the {trained_in} with action noise {trained_noise:g}; "
             f"this evaluation drives it with {config.noise:g}")
-    path = layout.evaluation(where, trained_in, variant, params, config.noise)
+    judged = None
+    if judge is not None:
+        judged = _judge(layout, judge)
+        judge_id = require_manifest(judged.rnn, "trained M to judge with", "train-rnn")["run_id"]
+    path = layout.evaluation(where, trained_in, variant, params, config.noise,
+                             judge_id if judged else None)
     partial = path.with_name(path.stem + ".partial.json")
     refuse_link(path), refuse_link(partial)  # before any episode runs, not when writing
     selection = check_selection(directory, controller) if params == SELECTED else None
@@ -89,7 +111,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
         setup_tensorflow(seed)
         result = run_evaluation(layout, controller, directory, params, where, config, seed,
                                 progress, partial_path=partial, variant=variant,
-                                ray_address=ray_address)
+                                ray_address=ray_address, judge=judged)
         result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started,
                       inputs=world,
                       **({"round": round} if round else {}))
