@@ -85,6 +85,12 @@ class Layout:
         """The same experiment, its M and C as `iterate` kept them after ``round_number``."""
         return replace(self, round=round_number)
 
+    def in_results(self, results_dir) -> Layout:
+        """The experiment of the same name and data under another results root (its own M and
+        C, not a round's, a temperature's or a bundle's): a judge for ``evaluate --judge``."""
+        return replace(self, results_dir=Path(results_dir), round=0, temperature=None,
+                       outputs=None, agent=None)
+
     def at_temperature(self, temperature: float | None) -> Layout:
         """The same experiment's V and M, and the C trained at ``temperature`` for the
         temperature table (None: the experiment's own C)."""

@@ -5,7 +5,6 @@ controller and settings, and replaces one of another controller (``base._refuse_
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from worldmodels.config import (
@@ -46,13 +45,7 @@ from worldmodels.stages.train import train_controller
 def _judged(a) -> list[Path]:
     """evaluate's inputs: V, M and C, and a judge's M."""
     judge = a.get("judge")
-    return _world_and()(a) + ([_judge(a["layout"], judge).rnn] if judge else [])
-
-
-def _judge(layout: Layout, results_dir) -> Layout:
-    """The experiment of the same name and data in another results root, whose M judges."""
-    return replace(layout, results_dir=Path(results_dir), round=0, temperature=None,
-                   outputs=None, agent=None)
+    return _world_and()(a) + ([a["layout"].in_results(judge).rnn] if judge else [])
 
 
 @_reads("evaluate", _judged)
@@ -86,7 +79,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
             f"this evaluation drives it with {config.noise:g}")
     judged = None
     if judge is not None:
-        judged = _judge(layout, judge)
+        judged = layout.in_results(judge)
         judge_id = require_manifest(judged.rnn, "trained M to judge with", "train-rnn")["run_id"]
     path = layout.evaluation(where, trained_in, variant, params, config.noise,
                              judge_id if judged else None)
