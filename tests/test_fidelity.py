@@ -196,3 +196,49 @@ def test_endings_are_read_along_the_data_as_the_dream_reads_done(tmp_path):
     assert "| iterate's episodes | 2 | 0 % | 0 % | 0.01 |" in table
     assert _endings_line(result["summary"]).endswith(
         "the controller's real episodes 25 %; iterate's episodes 0 %")
+
+
+def test_held_out_reads_m_along_episodes_it_never_trained_on(smoke_run, tmp_path):
+    from worldmodels.core.artifacts import Layout
+    from worldmodels.data.store import list_episodes, read_episode
+    from worldmodels.model.world import load_world
+    from worldmodels.scoring.fidelity import _encode
+
+    args = copy_smoke(smoke_run, tmp_path, parts=("data", "results"))
+    hold = ["--preset", "smoke", "--name", "hold", "--data-dir", tmp_path / "data",
+            "--results-dir", tmp_path / "results"]
+    invoke("collect", *hold, "--seed", 5, "--episodes", 1, "--max-steps", 50)
+    output = invoke("fidelity", *args, "--held-out", "hold").output
+    path = tmp_path / "results" / "smoke" / "fidelity" / "held-out-hold.json"
+    assert f"wrote {path}" in output and "1 held-out episodes: MDN NLL" in output
+    result = json.loads(path.read_text())
+    assert result["episodes"] == 1 and result["steps"] == 50  # seldom ended in 50 steps
+    assert result["open_loop"]["horizons"] == [1, 5] and len(result["open_loop"]["model"]) == 2
+    assert result["reward_mae"] >= 0 and 0 <= result["dream_ends_early"] <= 1
+    # The NLL is the mixture's, per dimension and step, along the episode's next z (NumPy).
+    world = load_world(Layout(tmp_path / "data", tmp_path / "results", "smoke"))
+    episode = read_episode(list_episodes(tmp_path / "data" / "hold" / "rollouts")[0])
+    z = _encode(world.vae, episode["frames"])
+    predicted, _ = world.rnn(np.concatenate([z[:-1], episode["actions"]], -1)[None])
+    logits, mu, logstd = (predicted[k].numpy()[0].astype(np.float64)
+                          for k in ("logits", "mu", "logstd"))
+    log_weights = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    target = z[1:, :, None].astype(np.float64)
+    log_normal = (-0.5 * np.square((target - mu) / np.exp(logstd)) - logstd
+                  - 0.5 * np.log(2 * np.pi))
+    nll = -np.log(np.exp(log_weights + log_normal).sum(-1)).mean()
+    np.testing.assert_allclose(result["mdn_nll"], nll, rtol=1e-4)
+    # Kept while V, M and the episodes are the same.
+    before = path.stat().st_mtime_ns
+    assert "complete" in invoke("fidelity", *args, "--held-out", "hold").output
+    assert path.stat().st_mtime_ns == before
+    # M's own data, the same seed as M's data, or a controller's options: one line each.
+    for extra, said in ((["--held-out", "smoke"], "the experiment's own data"),
+                        (["--held-out", "hold", "--variant", "z"], "--variant")):
+        refused = invoke("fidelity", *args, *extra, expect_ok=False)
+        assert refused.exit_code != 0 and said in refused.output
+        assert len(refused.output.strip().splitlines()) == 1
+    invoke("collect", *hold[:3], "same", *hold[4:], "--seed", 0, "--episodes", 1)
+    refused = invoke("fidelity", *args, "--held-out", "same", expect_ok=False)
+    assert refused.exit_code != 0 and "as M's own data" in refused.output
+    assert path.stat().st_mtime_ns == before

@@ -189,17 +189,24 @@ def _encode(vae, frames: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def _along_real_path(world: World, episode: dict, tile_value: float) -> dict:
-    """M read along one real episode: its reward and done heads against the env's."""
+    """M read along one real episode: its reward and done heads against the env's, and its
+    MDN's negative log-likelihood of V's next z (per dimension, as M's training loss reads it)
+    and its done head's cross-entropy (unweighted), both per step."""
     import tensorflow as tf
+
+    from worldmodels.model.rnn import mdn_log_prob
 
     z = _encode(world.vae, episode["frames"])
     episode["z"] = z
     inputs = np.concatenate([z[:-1], episode["actions"]], -1)[None]
     predictions, _ = world.rnn(tf.constant(inputs, tf.float32))
+    log_prob = mdn_log_prob(predictions["logits"], predictions["mu"], predictions["logstd"],
+                            tf.constant(z[1:][None]))
     reward = predictions["reward"].numpy()[0].astype(np.float64)
     p_done = tf.sigmoid(predictions["done_logit"]).numpy()[0].astype(np.float64)
     real = episode["rewards"].astype(np.float64)
     ended = episode["terminations"].astype(bool)
+    done_entropy = -np.where(ended, np.log(p_done + 1e-7), np.log(1.0 - p_done + 1e-7))
     env = world.env
     if env is not None and env.step_reward is not None:
         reward = np.full_like(reward, env.step_reward)  # the dream pays this, not the head
@@ -211,6 +218,9 @@ def _along_real_path(world: World, episode: dict, tile_value: float) -> dict:
             r, paid = pay_as_track(r, paid, tile_value)
             paid_total += r
     return {
+        "steps": len(real),
+        "mdn_nll": float(-log_prob.numpy().mean()),
+        "done_cross_entropy": float(done_entropy.mean()),
         "real_return": float(real.sum()),
         "predicted_return": float(reward.sum()),
         "predicted_return_paid_as_track": float(paid_total) if tile_value else None,

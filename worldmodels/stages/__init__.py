@@ -24,7 +24,15 @@ from __future__ import annotations
 from worldmodels.stages.base import StageResult, check_seed, preset_note, say, setup_tensorflow
 from worldmodels.stages.iterate import iterate
 from worldmodels.stages.pipeline import PER_VARIANT, PIPELINE, pipeline
-from worldmodels.stages.score import compare, evaluate, fidelity, resolution, select, temperatures
+from worldmodels.stages.score import (
+    compare,
+    evaluate,
+    fidelity,
+    held_out,
+    resolution,
+    select,
+    temperatures,
+)
 from worldmodels.stages.train import (
     collect,
     encode,
@@ -51,6 +59,7 @@ __all__ = [
     "compare",
     "temperatures",
     "fidelity",
+    "held_out",
     "select",
     "resolution",
     "enjoy",

@@ -1,4 +1,4 @@
-"""The scoring stages: evaluate, compare, temperatures, fidelity, select, resolution. Each
+"""The scoring stages: evaluate, compare, temperatures, fidelity (and held_out), select,
 writes one result per controller under its own lock, keeps an earlier result of the same
 controller and settings, and replaces one of another controller (``base._refuse_other``)."""
 
@@ -337,6 +337,43 @@ def _same_run(old: dict, controller: dict, config, seed: int) -> tuple[bool, boo
     return (old.get("controller_run_id") == controller.get("run_id"),
             old.get("config") == to_dict(config) and old.get("seed") == seed)
 
+
+
+def _world(a) -> list[Path]:
+    """held_out's inputs: V and M (of the ``round`` argument)."""
+    return [a["layout"].vae, a["layout"].at_round(a.get("round", 0)).rnn]
+
+
+@_reads("fidelity", _world)
+def held_out(layout: Layout, config, name: str, round: int = 0, force: bool = False,
+             progress: bool = True, log=say) -> StageResult:
+    """M read along the episodes of the held-out collection ``name`` in the same data folder
+    (``scoring.held_out``; ``config``: a FidelityConfig for its horizons), before any C, into
+    RUNS/fidelity/held-out-NAME.json. Kept while V, M and those episodes are the same."""
+    from worldmodels.core.artifacts import VERSION, code_commit
+    from worldmodels.model.world import load_world
+    from worldmodels.scoring import held_out as measure
+
+    started = time.time()
+    validate(config)
+    layout = _at_round(layout, round)
+    other = measure.held_out_layout(layout, name)
+    rollouts = measure.check_held_out(layout, other)
+    path = layout.runs / "fidelity" / f"held-out-{name}.json"
+    key = {"inputs": {**input_run_ids(layout, WORLD_INPUTS), "held_out": rollouts["run_id"]},
+           "horizons": list(config.horizons), "open_loop_stride": config.open_loop_stride}
+    with _scoring(path.parent, "fidelity", f".{path.stem}.lock", force):
+        if not force and path.exists() and {k: read_json(path).get(k) for k in key} == key:
+            return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force to "
+                                              f"redo it\n{measure.describe(read_json(path))}")
+        setup_tensorflow(0)
+        result = measure.measure_held_out(load_world(layout, need_vae=True), other,
+                                          config.horizons, config.open_loop_stride, progress)
+        result.update(key, version=VERSION, code=code_commit(), held_out=str(other.rollouts),
+                      wall_seconds=time.time() - started)
+        write_json(path, result)
+    return _done("fidelity", started, f"fidelity: {measure.describe(result)}", [path],
+                 result=result)
 
 def _fidelity_line(s: dict) -> str:
     ranking = (f"; the dream ranks the next candidates with rank correlation "
