@@ -1,6 +1,7 @@
 """The scoring stages: evaluate, compare, temperatures, fidelity (and M alone on held-out
-episodes, held_out), select, resolution. Each writes one result per controller under its own lock, keeps an earlier result of the same
-controller and settings, and replaces one of another controller (``base._refuse_other``)."""
+episodes, held_out), select, resolution. Each writes one result per controller under its own
+lock, keeps an earlier result of the same controller and settings, and replaces one of another
+controller (``base._refuse_other``)."""
 
 from __future__ import annotations
 
