@@ -75,6 +75,18 @@ def test_resolution_through_the_cli_and_in_the_report(smoke_run, tmp_path):
     assert "complete" in again and "rank correlation" in again
     other = invoke("resolution", *args, "--episodes", "1", expect_ok=False)
     assert other.exit_code != 0 and "--force" in other.output
+    # Another dream side (more dreams per candidate) reuses the road's scores, driving nothing.
+    dreams = invoke("resolution", *args, "--dream-episodes", "3", "--force").output
+    assert "real scores in" in dreams and "are reused" in dreams
+    redone = json.loads((controller / "resolution.json").read_text())
+    assert redone["config"]["dream_episodes"] == 3
+    assert [r["real_tracks"] for r in redone["candidates"]] == [r["real_tracks"] for r in rows]
+    assert redone["real_split_half"] == result["real_split_half"]
+    # The same measurement forced again, or another real side, drives the candidates again.
+    assert "reused" not in invoke("resolution", *args, "--dream-episodes", "3", "--force").output
+    fewer = invoke("resolution", *args, "--episodes", "1", "--force").output
+    assert "reused" not in fewer
+    assert len(json.loads((controller / "resolution.json").read_text())["tracks"]) == 1
     invoke("report", *args)
     report = (tmp_path / "results" / "smoke" / "REPORT.md").read_text()
     assert "## The dream's resolution" in report and "| pooled | 5 |" in report

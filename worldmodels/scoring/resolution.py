@@ -95,6 +95,19 @@ def readable_shape(result: dict) -> bool:
     return len({len(row["dream_seeds"]) for row in rows}) <= 1
 
 
+def reusable_real(result: dict, episodes: int) -> bool:
+    """Whether ``result`` holds every candidate's return on each of ``episodes`` tracks (and
+    its kind and generation), in the shape `resolution` writes it, for a new dream side or a
+    judge to reuse instead of driving the candidates again."""
+    rows = result.get("candidates")
+    return isinstance(rows, list) and bool(rows) and isinstance(
+        result.get("real_split_half"), dict) and all(
+        isinstance(row, dict) and isinstance(row.get("kind"), str)
+        and isinstance(row.get("generation"), int) and _number(row.get("real_std"))
+        and isinstance(row.get("real_tracks"), list) and len(row["real_tracks"]) == episodes
+        and all(_number(x) for x in row["real_tracks"]) for row in rows)
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -299,15 +299,22 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
     layout = _at_round(layout, round)
     directory, controller = _trained(layout, "dream", variant)
     path, partial = directory / RESOLUTION, directory / "resolution.partial.json"
-    known = _known_real(path, controller, config, seed) if judge else None
+    known = _known_real(path, controller, config, seed)
     if judge:
         path = directory / judge_path(judge_round)
+    elif known is not None and known.get("config") == to_dict(config):
+        known = None  # the same measurement asked for again (--force): the road is driven again
     with _scoring(directory, "resolution", ".resolution.lock", force, partial):
         old = _kept(path, force, lambda old: _same_run(old, controller, config, seed), log,
                     world=("resolution", input_run_ids(layout, WORLD_INPUTS), controller))
         if old is not None:
             return _skipped("resolution", path, f"resolution: complete in {path}; add "
                                                 f"--force to redo it\n{headline(old)}")
+        if known is not None and known.get("inputs") != input_run_ids(layout, WORLD_INPUTS):
+            known = None  # driven with another V or M
+        if known is not None and not judge:
+            log(f"resolution: the real scores in {path} are reused (the same candidates, "
+                "tracks and real-side settings); only the dream is scored again")
         setup_tensorflow(seed)
         result = measure(layout, controller, directory, config, seed, variant, progress,
                          partial, ray_address, judge, known)
@@ -315,13 +322,26 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
                  [path, path.with_suffix(".png")], **result)
 
 
+DREAM_SIDE = ("dream_seeds", "dream_episodes", "workers", "enabled")
+"""ResolutionConfig fields that leave the real side of the measurement as it was."""
+
+
 def _known_real(path: Path, controller: dict, config, seed: int) -> dict | None:
-    """The run's own resolution result when it scored this run of C with the same settings,
-    for a judge to reuse its real scores; else None (the judge plays the candidates)."""
+    """The run's own resolution result when it scored this run of C on the same tracks with
+    the same real-side settings (only ``DREAM_SIDE`` fields may differ), whose real scores a
+    judge or a new dream side reuses; else None (the candidates are driven)."""
+    from worldmodels.scoring.resolution import reusable_real
+
     if not path.exists():
         return None
     old = read_json(path)
-    return old if all(_same_run(old, controller, config, seed)) else None
+
+    def real_side(settings) -> dict:
+        return {k: v for k, v in (settings or {}).items() if k not in DREAM_SIDE}
+
+    same = (old.get("controller_run_id") == controller.get("run_id") and old.get("seed") == seed
+            and real_side(old.get("config")) == real_side(to_dict(config)))
+    return old if same and reusable_real(old, config.episodes) else None
 
 
 def _settings(config: dict, where: str) -> dict:
@@ -337,7 +357,6 @@ def _same_run(old: dict, controller: dict, config, seed: int) -> tuple[bool, boo
     config and seed."""
     return (old.get("controller_run_id") == controller.get("run_id"),
             old.get("config") == to_dict(config) and old.get("seed") == seed)
-
 
 
 def _world(a) -> list[Path]:
