@@ -218,13 +218,18 @@ def _reads(stage: str, inputs):
     return decorate
 
 
+def _world(a) -> list[Path]:
+    """The inputs of a stage that reads V and M alone: V, and M at the ``round`` argument when
+    it has one."""
+    return [a["layout"].vae, a["layout"].at_round(a.get("round", 0)).rnn]
+
+
 def _world_and(trained_in: str = "dream"):
-    """The inputs of a stage that drives a trained controller: V, M and C (of ``trained_in``,
-    or of the ``trained_in`` argument), at the ``round`` argument when it has one."""
+    """The inputs of a stage that drives a trained controller: ``_world``'s, and C (of
+    ``trained_in``, or of the ``trained_in`` argument) at the ``round`` argument."""
     def inputs(a) -> list[Path]:
         here = a["layout"].at_round(a.get("round", 0))
-        return [a["layout"].vae, here.rnn,
-                here.controller(a.get("trained_in", trained_in), a["variant"])]
+        return [*_world(a), here.controller(a.get("trained_in", trained_in), a["variant"])]
     return inputs
 
 

@@ -35,6 +35,7 @@ from worldmodels.stages.base import (
     _scoring,
     _skipped,
     _trained,
+    _world,
     _world_and,
     check_seed,
     say,
@@ -359,11 +360,6 @@ def _same_run(old: dict, controller: dict, config, seed: int) -> tuple[bool, boo
             old.get("config") == to_dict(config) and old.get("seed") == seed)
 
 
-def _world(a) -> list[Path]:
-    """held_out's inputs: V and M (of the ``round`` argument)."""
-    return [a["layout"].vae, a["layout"].at_round(a.get("round", 0)).rnn]
-
-
 @_reads("fidelity", _world)
 def held_out(layout: Layout, config, name: str, round: int = 0, force: bool = False,
              progress: bool = True, log=say) -> StageResult:
@@ -383,9 +379,10 @@ def held_out(layout: Layout, config, name: str, round: int = 0, force: bool = Fa
     key = {"inputs": {**input_run_ids(layout, WORLD_INPUTS), "held_out": rollouts["run_id"]},
            "horizons": list(config.horizons), "open_loop_stride": config.open_loop_stride}
     with _scoring(path.parent, "fidelity", f".{path.stem}.lock", force):
-        if not force and path.exists() and {k: read_json(path).get(k) for k in key} == key:
+        old = read_json(path) if not force and path.exists() else None
+        if old is not None and {k: old.get(k) for k in key} == key:
             return _skipped("fidelity", path, f"fidelity: complete in {path}; add --force to "
-                                              f"redo it\n{measure.describe(read_json(path))}")
+                                              f"redo it\n{measure.describe(old)}")
         setup_tensorflow(0)
         result = measure.measure_held_out(load_world(layout, need_vae=True), other,
                                           config.horizons, config.open_loop_stride, progress)
@@ -394,6 +391,7 @@ def held_out(layout: Layout, config, name: str, round: int = 0, force: bool = Fa
         write_json(path, result)
     return _done("fidelity", started, f"fidelity: {measure.describe(result)}", [path],
                  result=result)
+
 
 def _fidelity_line(s: dict) -> str:
     ranking = (f"; the dream ranks the next candidates with rank correlation "
