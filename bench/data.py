@@ -4,13 +4,11 @@ memory on 10x the episodes."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,39 +19,43 @@ from .rows import Row, ratio_row, timed
 # collection
 
 
-def _raw_episode(task) -> int:
-    """Step one episode with the exploration policy; no preprocessing, nothing written."""
+def _raw_episode(envs: list, task) -> int:
+    """A worker task: step one episode with the exploration policy on the worker's kept env
+    (as `collect` steps its episodes); no preprocessing, nothing written."""
     from worldmodels.envs import get_env
 
-    env_id, max_steps, policy_name, seed = task
-    spec = get_env(env_id)
-    env = spec.make(max_steps)
-    policy = spec.make_policy(policy_name, np.random.default_rng(seed))
+    env_id, policy_name, seed = task
+    env = envs[0]
+    policy = get_env(env_id).make_policy(policy_name, np.random.default_rng(seed))
     observation, _ = env.reset(seed=seed)
     steps = 0
     while True:
         observation, _, terminated, truncated, _ = env.step(policy.act(observation))
         steps += 1
         if terminated or truncated:
-            env.close()
             return steps
 
 
 def bench_collect(root: Path, workers: int, episodes: int, max_steps: int, log,
                   env_id: str = "CarRacing-v3", policy: str = "pilot") -> list[Row]:
     """`collect` into ROOT/data/bench (CarRacing) or bench-doom against ``workers`` processes
-    stepping the same policy on the same tracks and writing nothing."""
+    stepping the same policy on the same tracks and writing nothing. Both sides keep one env
+    per worker open between episodes (the raw game as a gymnasium env steps it: a reset
+    between episodes, not a new game)."""
     from worldmodels.config import CollectConfig
+    from worldmodels.core.workers import make_backend
     from worldmodels.data.collect import collect, episode_seeds
     from worldmodels.data.store import episode_length, list_episodes
+    from worldmodels.envs.shared import EnvSetup
 
     config = CollectConfig(env_id=env_id, episodes=episodes, max_steps=max_steps,
                            workers=workers, policy=policy)
     seeds = episode_seeds(0, episodes)
     started = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        raw_steps = sum(pool.map(_raw_episode, [(config.env_id, max_steps, config.policy, s)
-                                                for s in seeds]))
+    with make_backend(workers) as backend:
+        raw_steps = sum(steps for _, steps in backend.run(
+            _raw_episode, {i: (env_id, policy, s) for i, s in enumerate(seeds)},
+            shared=EnvSetup(env_id, max_steps)))
     raw_rate = raw_steps / (time.perf_counter() - started)
     # CarRacing's episodes are also what `stream` and `memory` read.
     directory = root / "data" / ("bench" if env_id == "CarRacing-v3" else "bench-doom") / \

@@ -52,7 +52,8 @@ def measure(target: str, quick: bool, workers: int, root: Path, log=print) -> li
     if target == "real":
         return bench_real(workers, scale["real_episodes"], scale["real_steps"], log)
     if target == "doom-collect":
-        return bench_collect(root, workers, scale["collect_episodes"], 2100, log,
+        # TakeCover's random-policy episodes last about 280 steps: ten times CarRacing's count
+        return bench_collect(root, workers, 10 * scale["collect_episodes"], 2100, log,
                              env_id=TAKECOVER, policy="repeat")
     if target == "doom-dream":
         return bench_dream(64, 16, 2100 if not quick else 200, 0, log, env_id=TAKECOVER)

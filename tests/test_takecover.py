@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 
+import h5py
 import numpy as np
 import pytest
 
@@ -50,6 +51,42 @@ def test_the_game_is_reproducible_and_pays_one_a_step():
     np.testing.assert_array_equal(first, second)
     assert total == again == len(first) - 1  # +1 for every step, the death step included
     assert terminated and not truncated and 20 < total < 2100
+
+
+def _games() -> set[int]:
+    """The pids of every ViZDoom game process on the machine."""
+    found = set()
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as file:
+                if b"+viz_instance_id" in file.read():
+                    found.add(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def test_collection_keeps_one_game_per_worker_and_writes_what_fresh_games_play(tmp_path):
+    from worldmodels.config import CollectConfig
+    from worldmodels.data.collect import collect, episode_seeds, run_episode
+    from worldmodels.data.store import list_episodes, read_episode
+
+    config = CollectConfig(env_id=TAKECOVER, episodes=3, max_steps=2100, policy="repeat",
+                           workers=1)
+    before = _games()
+    collect(tmp_path / "rollouts", config, seed=4, progress=False)
+    deadline = time.time() + 10
+    while time.time() < deadline and _games() - before:
+        time.sleep(0.1)
+    assert not _games() - before  # the worker's game ended with the worker
+    paths = list_episodes(tmp_path / "rollouts")
+    # One worker played the three episodes on one game; each is what a new game plays.
+    for path, seed in zip(paths, episode_seeds(4, 3), strict=True):
+        stored, fresh = read_episode(path), run_episode(TAKECOVER, 2100, "repeat", seed)
+        for name in ("frames", "actions", "rewards", "terminations"):
+            np.testing.assert_array_equal(stored[name], fresh[name])
+    with h5py.File(paths[0]) as file:  # the level that writes a fast game's frames fast
+        assert file["frames"].compression_opts == get_env(TAKECOVER).gzip_level == 1
 
 
 def test_the_controllers_move_is_left_stay_or_right():

@@ -11,6 +11,7 @@ from worldmodels.config import CollectConfig, mixture_members
 from worldmodels.core.artifacts import stage_lock
 from worldmodels.data.store import episode_path, list_episodes, write_episode
 from worldmodels.envs import get_env
+from worldmodels.envs.shared import EnvSetup
 from worldmodels.errors import WorldModelsError
 
 STAGE_KEY = 0
@@ -30,10 +31,14 @@ def episode_policy(policy: str, index: int) -> str:
     return members[index % len(members)]
 
 
-def run_episode(env_id: str, max_steps: int, policy_name: str, seed: int) -> dict:
-    """Run one episode of the exploration policy; returns its arrays."""
+def run_episode(env_id: str, max_steps: int, policy_name: str, seed: int, env=None) -> dict:
+    """Run one episode of the exploration policy; returns its arrays. ``env`` (made with the
+    same ``max_steps``) is reset with the episode's seed and left open for the next episode;
+    without it, an env is made for the episode and closed after it. Either way the episode is
+    the same: a reset with a seed gives the frames of a fresh env."""
     spec = get_env(env_id)
-    env = spec.make(max_steps)
+    kept = env is not None
+    env = env if kept else spec.make(max_steps)
     policy = spec.make_policy(policy_name, np.random.default_rng(seed))
     observation, _ = env.reset(seed=seed)
     frames, actions, rewards, terminations = [spec.preprocess(observation)], [], [], []
@@ -48,7 +53,8 @@ def run_episode(env_id: str, max_steps: int, policy_name: str, seed: int) -> dic
             if terminated or truncated:
                 break
     finally:
-        env.close()
+        if not kept:
+            env.close()
     return {
         "frames": np.stack(frames),
         "actions": np.stack(actions).astype(np.float32),
@@ -57,13 +63,15 @@ def run_episode(env_id: str, max_steps: int, policy_name: str, seed: int) -> dic
     }
 
 
-def collect_task(_, task) -> tuple:
-    """A worker task: one episode. With a directory, the worker writes the episode file and
-    returns (return, length, None); without (Ray with no shared filesystem), it returns the
-    arrays too, for the driver to write."""
+def collect_task(envs: list | None, task) -> tuple:
+    """A worker task: one episode, on the worker's kept env (``EnvSetup``'s state) if it has
+    one. With a directory, the worker writes the episode file and returns (return, length,
+    None); without (Ray with no shared filesystem), it returns the arrays too, for the driver
+    to write."""
     directory, index, seed, config = task
     policy = episode_policy(config.policy, index)
-    episode = run_episode(config.env_id, config.max_steps, policy, seed)
+    episode = run_episode(config.env_id, config.max_steps, policy, seed,
+                          envs[0] if envs else None)
     total = float(episode["rewards"].sum())
     if directory is None:
         return total, len(episode["actions"]), episode
@@ -76,7 +84,7 @@ def write_collected(directory: Path, index: int, seed: int, config: CollectConfi
     """Write one collected episode as episode ``index`` of ``directory``, labelled with
     ``policy`` (default: the config's)."""
     write_episode(
-        episode_path(directory, index), **episode,
+        episode_path(directory, index), **episode, gzip_level=get_env(config.env_id).gzip_level,
         env_id=config.env_id, seed=seed, policy=policy or config.policy,
         length=len(episode["actions"]), **{"return": float(episode["rewards"].sum())},
     )
@@ -117,8 +125,12 @@ def _collect(directory, config, seed, progress, max_restarts, ray_address) -> di
             def crashed(worker, index):
                 bar.write(f"a worker crashed; restarting and redoing episode {index}")
 
+            # Each worker keeps one env for all its episodes: a TakeCover game takes about as
+            # long to start as 300 of its steps (docs/performance.md).
+            kept = EnvSetup(config.env_id, config.max_steps)
             for index, (total, length, episode) in backend.run(
-                    collect_task, tasks, max_crashes=max_restarts, on_crash=crashed):
+                    collect_task, tasks, shared=kept, max_crashes=max_restarts,
+                    on_crash=crashed):
                 if episode is not None:
                     write_collected(directory, index, seeds[index], config, episode,
                                     episode_policy(config.policy, index))

@@ -48,22 +48,23 @@ def episode_path(directory: Path, index: int) -> Path:
     return Path(directory) / f"episode_{index:05d}.h5"
 
 
-def write_episode(path: Path, frames, actions, rewards, terminations, **attrs) -> None:
-    """Write one episode atomically."""
+def write_episode(path: Path, frames, actions, rewards, terminations, gzip_level: int = 4,
+                  **attrs) -> None:
+    """Write one episode atomically, its arrays compressed at ``gzip_level``."""
     T = len(actions)
     assert frames.shape == (T + 1, FRAME_SIZE, FRAME_SIZE, 3), f"frames {frames.shape}, T={T}"
     assert actions.ndim == 2 and len(actions) == T, f"actions {actions.shape} for T={T}"
+    compression = {"compression": "gzip", "compression_opts": gzip_level}
     with atomic_path(path, "") as tmp:
         with h5py.File(tmp, "w") as file:
             file.create_dataset(
                 "frames", data=frames, chunks=(min(T + 1, 100), FRAME_SIZE, FRAME_SIZE, 3),
-                **COMPRESSION,
+                **compression,
             )
-            file.create_dataset("actions", data=np.asarray(actions, np.float32), **COMPRESSION)
-            file.create_dataset("rewards", data=np.asarray(rewards, np.float32), **COMPRESSION)
-            file.create_dataset(
-                "terminations", data=np.asarray(terminations, np.uint8), **COMPRESSION
-            )
+            for key, value, dtype in (("actions", actions, np.float32),
+                                      ("rewards", rewards, np.float32),
+                                      ("terminations", terminations, np.uint8)):
+                file.create_dataset(key, data=np.asarray(value, dtype), **compression)
             for key, value in attrs.items():
                 file.attrs[key] = value
 

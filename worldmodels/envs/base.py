@@ -45,6 +45,12 @@ class EnvSpec:
     """The mean real return that counts as solving the env."""
     max_return: float = float("inf")
     """The most one episode can return (`fidelity` counts dreams that pay more)."""
+    gzip_level: int = 4
+    """The gzip level of this env's episode files. Collection writes every frame once; where
+    the env steps fast (TakeCover: ~0.2 ms a step), the writing is a large part of its
+    time, and level 1 writes about twice as fast for a few per cent more bytes (CarRacing:
+    ~6 ms a step, 23 % more bytes at level 1 for no time it would notice; docs/performance.md).
+    Any level reads back the same arrays."""
     fixed_actions: dict[str, tuple[float, ...]] = {}
     """Constant behaviours by name, each as C's raw output before the squash: `fidelity`
     scores them in the dream and the real env, to see whether the dream knows what a trivial

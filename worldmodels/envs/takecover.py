@@ -183,6 +183,7 @@ class TakeCover(EnvSpec):
     done_threshold = 0.5
     solved = 750.0
     max_return = 2100.0  # one a step survived, up to the cap
+    gzip_level = 1  # half level 4's writing time for 6 % more bytes
     fixed_actions = {"always left": (-5.0,), "stand still": (0.0,), "always right": (5.0,)}
 
     def make(self, max_steps: int, render_mode: str | None = None):
