@@ -53,19 +53,6 @@ def test_the_game_is_reproducible_and_pays_one_a_step():
     assert terminated and not truncated and 20 < total < 2100
 
 
-def _games() -> set[int]:
-    """The pids of every ViZDoom game process on the machine."""
-    found = set()
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as file:
-                if b"+viz_instance_id" in file.read():
-                    found.add(int(name))
-        except OSError:
-            continue
-    return found
-
-
 def test_collection_keeps_one_game_per_worker_and_writes_what_fresh_games_play(tmp_path):
     from worldmodels.config import CollectConfig
     from worldmodels.data.collect import collect, episode_seeds, run_episode
@@ -73,12 +60,12 @@ def test_collection_keeps_one_game_per_worker_and_writes_what_fresh_games_play(t
 
     config = CollectConfig(env_id=TAKECOVER, episodes=3, max_steps=2100, policy="repeat",
                            workers=1)
-    before = _games()
+    before = set(game_children(None))
     collect(tmp_path / "rollouts", config, seed=4, progress=False)
     deadline = time.time() + 10
-    while time.time() < deadline and _games() - before:
+    while time.time() < deadline and set(game_children(None)) - before:
         time.sleep(0.1)
-    assert not _games() - before  # the worker's game ended with the worker
+    assert not set(game_children(None)) - before  # the worker's game ended with the worker
     paths = list_episodes(tmp_path / "rollouts")
     # One worker played the three episodes on one game; each is what a new game plays.
     for path, seed in zip(paths, episode_seeds(4, 3), strict=True):

@@ -48,8 +48,8 @@ def episode_path(directory: Path, index: int) -> Path:
     return Path(directory) / f"episode_{index:05d}.h5"
 
 
-def write_episode(path: Path, frames, actions, rewards, terminations, gzip_level: int = 4,
-                  **attrs) -> None:
+def write_episode(path: Path, frames, actions, rewards, terminations,
+                  gzip_level: int = COMPRESSION["compression_opts"], **attrs) -> None:
     """Write one episode atomically, its arrays compressed at ``gzip_level``."""
     T = len(actions)
     assert frames.shape == (T + 1, FRAME_SIZE, FRAME_SIZE, 3), f"frames {frames.shape}, T={T}"

@@ -17,8 +17,9 @@ SHM = "/dev/shm"
 POLL_SECONDS = 0.2
 
 
-def game_children(parent: int) -> dict[int, str]:
-    """{pid: ViZDoom instance id} of the game processes whose parent is ``parent``."""
+def game_children(parent: int | None) -> dict[int, str]:
+    """{pid: ViZDoom instance id} of the game processes whose parent is ``parent`` (None: of
+    every game process on the machine)."""
     found = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -26,7 +27,7 @@ def game_children(parent: int) -> dict[int, str]:
         try:
             with open(f"/proc/{name}/stat") as file:
                 stat = file.read()
-            if int(stat[stat.rindex(")") + 2:].split()[1]) != parent:
+            if parent is not None and int(stat[stat.rindex(")") + 2:].split()[1]) != parent:
                 continue
             with open(f"/proc/{name}/cmdline", "rb") as file:
                 args = file.read().decode(errors="replace").split("\0")
