@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from tests.conftest import copy_smoke, invoke
+from worldmodels.config import ResolutionConfig
+from worldmodels.errors import WorldModelsError
 from worldmodels.scoring.fidelity import spearman
 from worldmodels.scoring.resolution import (
+    as_trained,
     correlations,
     headline,
     kendall,
@@ -32,6 +36,16 @@ def test_kendall_and_correlations_against_hand_counts():
     assert result["all"]["spearman_mean"] == 0.0 and result["all"]["spearman_std"] == 1.0
     returns = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
     assert split_half(returns, [0, 1, 2]) == 1.0 and split_half(returns[:, :1], [0, 1, 2]) is None
+
+
+def test_the_dream_side_scores_a_candidate_as_training_did_unless_told():
+    # By default a candidate is dreamt as often as one generation of the run's C scored it.
+    run = {"config": {"trials": 16}}
+    assert as_trained(ResolutionConfig(), run).dream_episodes == 16
+    assert as_trained(ResolutionConfig(dream_episodes=48), run).dream_episodes == 48
+    for manifest in ({}, {"config": {"trials": True}}, {"config": {"trials": "16"}}):
+        with pytest.raises(WorldModelsError, match="give --dream-episodes"):
+            as_trained(ResolutionConfig(), manifest)
 
 
 def test_readable_is_the_ceiling_both_sides_noise_leaves():
@@ -64,6 +78,7 @@ def test_resolution_through_the_cli_and_in_the_report(smoke_run, tmp_path):
     # The smoke preset: a mean every generation of 2, the kept best, 2 population samples.
     assert [r["kind"] for r in rows] == ["mean", "mean", "best", "population", "population"]
     assert len(result["tracks"]) == 2 and all(len(r["dream_seeds"]) == 2 for r in rows)
+    assert result["config"]["dream_episodes"] == 2  # as many as C's training: smoke's trials
     pooled = result["correlations"]["pooled"]
     real = np.array([r["real"] for r in rows])
     seeds = np.array([r["dream_seeds"] for r in rows]).T

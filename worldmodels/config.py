@@ -348,8 +348,9 @@ class ResolutionConfig:
     """Fresh samples of CMA-ES's last search distribution around its final mean (0: none)."""
     dream_seeds: int = 3
     """Dream seeds each candidate is scored under (the correlation's spread is over these)."""
-    dream_episodes: int = 16
-    """Dreams per candidate and dream seed (as one generation of training scores it)."""
+    dream_episodes: int | None = None
+    """Dreams per candidate and dream seed; None means as many as one generation of the run's
+    C training scored a candidate on (its --trials): the order CMA-ES saw."""
     noise: float = 0.0
     """Std of Gaussian noise added to C's actions in the real env; 0: C alone."""
     max_steps: int = 1000
@@ -409,7 +410,7 @@ def _smoke() -> Preset:
                                 workers=2),
         select=SelectConfig(episodes=1, every=1, dream_episodes=2, max_steps=60, workers=2),
         resolution=ResolutionConfig(episodes=2, every=1, population=2, dream_seeds=2,
-                                    dream_episodes=2, max_steps=60, workers=2),
+                                    max_steps=60, workers=2),
         iterate=IterateConfig(rounds=1, episodes=2, rnn_epochs=1, generations=1),
     )
 

@@ -21,6 +21,7 @@ M. The real side is then read from the run's ``RESOLUTION`` when it holds the sa
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from worldmodels.core.artifacts import (
     write_json,
 )
 from worldmodels.data.collect import episode_seeds
+from worldmodels.errors import WorldModelsError
 from worldmodels.scoring.evaluation import evaluate_real, judge_world, load_trained
 from worldmodels.scoring.fidelity import spearman
 from worldmodels.scoring.scorers import RESOLUTION_STAGE_KEY
@@ -70,6 +72,19 @@ def correlations(dream: np.ndarray, real: np.ndarray, groups: dict) -> dict:
                         "spearman_mean": float(np.mean(rho)), "spearman_std": float(np.std(rho)),
                         "kendall_mean": float(np.mean(tau)), "kendall_std": float(np.std(tau))}
     return result
+
+
+def as_trained(config: ResolutionConfig, controller_manifest: dict) -> ResolutionConfig:
+    """``config`` with ``dream_episodes`` given: when None, the dreams one generation of the
+    run's C scored a candidate on (its manifest's ``trials``), so the dream's order is the one
+    CMA-ES saw."""
+    if config.dream_episodes is not None:
+        return config
+    trials = (controller_manifest.get("config") or {}).get("trials")
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise WorldModelsError("the controller's manifest records no number of dreams a "
+                               "candidate (trials); give --dream-episodes")
+    return dataclasses.replace(config, dream_episodes=trials)
 
 
 def candidate_groups(rows: list[dict]) -> dict:
@@ -156,6 +171,7 @@ def measure(layout: Layout, controller_manifest: dict, directory: Path,
     from worldmodels.scoring.scorers import DreamScorer
 
     started = time.time()
+    config = as_trained(config, controller_manifest)
     world, spec, best, dreamt = load_trained(layout, controller_manifest, directory, "best",
                                              variant, need_vae=True, dreams=True)
     rows, params = candidates(directory, best, config.every, config.population)

@@ -292,13 +292,20 @@ def resolution(layout: Layout, config, seed: int = 0, variant: str = "zh", round
     candidates dreamt in the M `iterate` kept after that round instead (an M that C's last
     rounds were not evolved in), into resolution-judge-round-N.{json,png}; the real scores
     come from resolution.json when it scored the same candidates."""
-    from worldmodels.scoring.resolution import RESOLUTION, headline, judge_path, measure
+    from worldmodels.scoring.resolution import (
+        RESOLUTION,
+        as_trained,
+        headline,
+        judge_path,
+        measure,
+    )
 
     started = time.time()
     validate(config), check_seed(seed)
     judge = _at_round(layout, judge_round) if judge_round else None
     layout = _at_round(layout, round)
     directory, controller = _trained(layout, "dream", variant)
+    config = as_trained(config, controller)
     path, partial = directory / RESOLUTION, directory / "resolution.partial.json"
     known = _known_real(path, controller, config, seed)
     if judge:
