@@ -166,12 +166,12 @@ def measure(layout: Layout, controller_manifest: dict, directory: Path,
     (or, with a ``judge``, the candidates dreamt in the judge's M: ``judge_path``) and its plot
     into ``directory``; return the result. Finished real episodes are saved to
     ``partial_path`` and a re-run skips them; ``known``, an earlier result of the same
-    candidates, gives their real scores instead."""
+    candidates, gives their real scores instead. ``config.dream_episodes`` is given
+    (``as_trained``)."""
     from worldmodels.core.figures import plot_resolution
     from worldmodels.scoring.scorers import DreamScorer
 
     started = time.time()
-    config = as_trained(config, controller_manifest)
     world, spec, best, dreamt = load_trained(layout, controller_manifest, directory, "best",
                                              variant, need_vae=True, dreams=True)
     rows, params = candidates(directory, best, config.every, config.population)
