@@ -57,6 +57,15 @@ def test_an_ensemble_trains_its_members_and_deals_the_dreams_among_them(smoke_ru
     np.testing.assert_allclose(worst, by_member.mean(axis=1).min(axis=1), rtol=1e-6)
     np.testing.assert_allclose(pair.fitness(candidates, 9, 4), rows.reshape(2, 4).mean(1),
                                rtol=1e-6)
+    # "median": the median of its means in the members (three here: the first M twice).
+    three = dataclasses.replace(world, members=(second, first))
+    rows, _ = DreamScorer(three, dreamt, seed=3, controller=spec).run(
+        np.repeat(candidates, 6, axis=0), call_seed=9)
+    by_member = rows.reshape(2, 2, 3).mean(axis=1)  # candidate, member
+    median = DreamScorer(three, dataclasses.replace(dreamt, ensemble="median"), seed=3,
+                         controller=spec).fitness(candidates, 9, 6)
+    np.testing.assert_allclose(median, np.median(by_member, axis=1), rtol=1e-6)
+    assert not np.allclose(median, by_member.mean(axis=1))
 
     # C evolves on the ensemble; its bundle carries every member.
     invoke("train-controller", *args, "--force")

@@ -194,9 +194,11 @@ class ControllerConfig:
     the dream ends when they reach it, so no dream returns more than a track can."""
     ensemble: str = "mean"
     """With an ensemble of Ms (``rnn.members`` > 1), what a candidate's fitness is: "mean" of
-    all its dreams, or "worst": the least of its mean in each member, so a C that only one
+    all its dreams; "worst": the least of its mean in each member, so a C that only one
     member's dream pays well is not chosen (the mean let the member whose dream C beats decide:
-    row T22 of results/EXPERIMENTS.md)."""
+    row T22 of results/EXPERIMENTS.md), but C then learns the harshest dream (row T24);
+    "median": the median of its means in the members, so a C is paid what most members agree
+    on (with two members, their mean)."""
 
 
 
@@ -221,7 +223,8 @@ class DreamSpec:
     pay_as_track: bool = ControllerConfig.pay_as_track
     """The dream pays as a real track does."""
     ensemble: str = ControllerConfig.ensemble
-    """How an ensemble's members' scores make a candidate's fitness: "mean" or "worst"."""
+    """How an ensemble's members' scores make a candidate's fitness: "mean", "worst" or
+    "median"."""
     max_steps: int = ControllerConfig.max_steps
     """Steps per dream (the burn-in counts against them)."""
 
@@ -610,7 +613,7 @@ RANGES = {
     "resolution.population": Range(0, 100_000), "dream_seeds": Range(1, 1000),
 }
 CHOICES = {"where": ("dream", "real"), "dropout_mask": ("step", "dream"),
-           "ensemble": ("mean", "worst"),
+           "ensemble": ("mean", "worst", "median"),
            "windows": ("random", "from-start"),
            "policy": tuple(dict.fromkeys(name for env_id in ENVS
                                          for name in get_env(env_id).policies)),

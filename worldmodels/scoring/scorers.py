@@ -23,6 +23,7 @@ FIDELITY_STAGE_KEY = 5  # the real episodes M is measured against (`worldmodels 
 SELECT_STAGE_KEY = 6  # the validation tracks `worldmodels select` chooses a controller on
 RESOLUTION_STAGE_KEY = 7  # the validation tracks of `worldmodels resolution`
 RECHECK_CALL_SEED = 2 * 10**6  # + generation: the rollouts a generation's top is rescored on
+ENSEMBLE_FITNESS = {"worst": "worst member's", "median": "members' median"}
 
 class DreamScorer:
     """Mean dream return of candidates over ``trials`` dreams each, all in one batch, in the
@@ -82,8 +83,9 @@ class DreamScorer:
 
     def fitness(self, candidates: np.ndarray, generation: int, trials: int) -> np.ndarray:
         """Each candidate's mean return over ``trials`` dreams; with an ensemble and the
-        spec's ``ensemble`` "worst", the least of its mean in each member (with fewer
-        trials than members, each member cannot score every candidate: the mean)."""
+        spec's ``ensemble`` "worst" or "median", the least or the median of its mean in each
+        member (with fewer trials than members, each member cannot score every candidate:
+        the mean)."""
         params = np.repeat(candidates, trials, axis=0)
         returns, _ = self.run(params, generation)
         returns = returns.reshape(len(candidates), trials)
@@ -91,8 +93,10 @@ class DreamScorer:
         if members == 1 or self.spec.ensemble == "mean" or trials < members:
             return returns.mean(axis=1)
         member_of = (np.arange(len(params)) % members).reshape(len(candidates), trials)
-        return np.min([np.nanmean(np.where(member_of == k, returns, np.nan), axis=1)
-                       for k in range(members)], axis=0)
+        by_member = [np.nanmean(np.where(member_of == k, returns, np.nan), axis=1)
+                     for k in range(members)]
+        reduce = np.min if self.spec.ensemble == "worst" else np.median
+        return reduce(by_member, axis=0)
 
 
 class RealScorer:
@@ -144,8 +148,8 @@ def describe_training(spec, config) -> list[str]:
              + (", one dropout mask per dream" if where == "dream" and config.dropout
                 and config.dropout_mask == "dream" else "")
              + (", paid as a track pays" if where == "dream" and config.pay_as_track else "")
-             + (", fitness its worst member's (with an ensemble of Ms)"
-                if where == "dream" and config.ensemble == "worst" else "")
+             + (f", fitness its {ENSEMBLE_FITNESS[config.ensemble]} (with an ensemble of Ms)"
+                if where == "dream" and config.ensemble != "mean" else "")
              + (f", steering penalty {config.steer_penalty:g}" if where == "dream"
                 and config.steer_penalty else "")
              + (f"; each generation's top rescored on {config.recheck} fresh rollouts before "
