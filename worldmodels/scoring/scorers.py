@@ -23,7 +23,10 @@ FIDELITY_STAGE_KEY = 5  # the real episodes M is measured against (`worldmodels 
 SELECT_STAGE_KEY = 6  # the validation tracks `worldmodels select` chooses a controller on
 RESOLUTION_STAGE_KEY = 7  # the validation tracks of `worldmodels resolution`
 RECHECK_CALL_SEED = 2 * 10**6  # + generation: the rollouts a generation's top is rescored on
-ENSEMBLE_FITNESS = {"worst": "worst member's", "median": "members' median"}
+# How an ensemble's rules other than "mean" describe and make a candidate's fitness from its
+# mean in each member (``ControllerConfig.ensemble``).
+ENSEMBLE_RULES = {"worst": ("worst member's", np.min), "median": ("members' median", np.median)}
+
 
 class DreamScorer:
     """Mean dream return of candidates over ``trials`` dreams each, all in one batch, in the
@@ -95,8 +98,7 @@ class DreamScorer:
         member_of = (np.arange(len(params)) % members).reshape(len(candidates), trials)
         by_member = [np.nanmean(np.where(member_of == k, returns, np.nan), axis=1)
                      for k in range(members)]
-        reduce = np.min if self.spec.ensemble == "worst" else np.median
-        return reduce(by_member, axis=0)
+        return ENSEMBLE_RULES[self.spec.ensemble][1](by_member, axis=0)
 
 
 class RealScorer:
@@ -148,7 +150,7 @@ def describe_training(spec, config) -> list[str]:
              + (", one dropout mask per dream" if where == "dream" and config.dropout
                 and config.dropout_mask == "dream" else "")
              + (", paid as a track pays" if where == "dream" and config.pay_as_track else "")
-             + (f", fitness its {ENSEMBLE_FITNESS[config.ensemble]} (with an ensemble of Ms)"
+             + (f", fitness its {ENSEMBLE_RULES[config.ensemble][0]} (with an ensemble of Ms)"
                 if where == "dream" and config.ensemble != "mean" else "")
              + (f", steering penalty {config.steer_penalty:g}" if where == "dream"
                 and config.steer_penalty else "")
