@@ -73,6 +73,19 @@ def test_evaluate_with_action_noise_writes_its_own_file(smoke_run, tmp_path):
     assert "--noise" in _error("evaluate", *args, "--noise", "1.5")
 
 
+def test_evaluate_on_another_seed_leaves_the_runs_figure(smoke_run, tmp_path):
+    args = copy_smoke(smoke_run, tmp_path)[:-2]  # without C's own --seed 0
+    evaluations = tmp_path / "results" / "smoke" / "evaluate"
+    plain = (evaluations / "real-dream-best.json").read_text()
+    invoke("evaluate", *args, "--seed", 7, "--episodes", 2, "--max-steps", 40)
+    validation = json.loads((evaluations / "real-dream-best-seed7.json").read_text())
+    assert validation["seed"] == 7 and validation["episodes"] == 2
+    assert set(validation["seeds"]).isdisjoint(json.loads(plain)["seeds"])
+    assert (evaluations / "real-dream-best.json").read_text() == plain  # no --force needed
+    assert "complete" in invoke("evaluate", *args, "--seed", 7, "--episodes", 2,
+                                "--max-steps", 40).output
+
+
 def test_evaluation_tracks_differ_from_collection_tracks(smoke_run):
     root, _ = smoke_run
     collected = {int(read_episode(p)["attrs"]["seed"])

@@ -147,10 +147,15 @@ class Layout:
                                        "a controller folder")
 
     def evaluation(self, where: str, trained_in: str, variant: str, params: str,
-                   noise: float = 0.0, judge: str | None = None) -> Path:
-        """evaluate's scores: WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD][-judge-RUNID].json
-        (``judge``: the run id of the M that dreamt C, when not its own)."""
-        suffix = (f"-noise{noise:g}" if noise else "") + (f"-judge-{judge}" if judge else "")
+                   noise: float = 0.0, judge: str | None = None,
+                   seed: int | None = None) -> Path:
+        """evaluate's scores:
+        WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD][-judge-RUNID][-seedN].json (``judge``: the
+        run id of the M that dreamt C, when not its own; ``seed``: the episodes' seed, when not
+        the one C was trained with, so that a validation beside the run's own figure leaves it
+        alone)."""
+        suffix = ((f"-noise{noise:g}" if noise else "") + (f"-judge-{judge}" if judge else "")
+                  + (f"-seed{seed}" if seed is not None else ""))
         name = f"{where}-{trained_in}{variant_suffix(variant)}-{params}{suffix}.json"
         return self.evaluations / check_plain(name, "an evaluation file")
 

@@ -24,12 +24,14 @@ SELECTION = "selection.json"  # beside it in the controller's folder: how it was
 def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
              where: str, config: EvaluateConfig, seed: int, progress: bool = True,
              partial_path: Path | None = None, variant: str = "zh",
-             ray_address: str | None = None, judge: Layout | None = None) -> dict:
+             ray_address: str | None = None, judge: Layout | None = None,
+             name: str = "evaluation") -> dict:
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
     from ``seed``, disjoint from collection and training seeds. In the real env, each finished
     episode is saved to ``partial_path`` and a re-run skips the episodes found there. With a
     ``judge`` (an experiment of the same V), C is dreamt in the judge's M instead of its own:
-    does C's dream score hold in an M it was not evolved in?"""
+    does C's dream score hold in an M it was not evolved in? ``name``: the result file's stem,
+    which tags its TensorBoard events."""
     world, spec, flat, dreamt = load_trained(layout, controller_manifest, directory,
                                              params_name, variant,
                                              need_vae=(where == "real"),
@@ -62,9 +64,6 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
     scores = np.asarray(scores, dtype=float)
     result.update(mean=float(scores.mean()), std=float(scores.std()), scores=scores.tolist(),
                   device=device_name())
-    name = layout.evaluation(where, controller_manifest["config"]["where"], variant,
-                             params_name, config.noise,
-                             result.get("judge", {}).get("rnn_run_id")).stem
     write_events(layout, name, result)
     return result
 

@@ -56,7 +56,8 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
              round: int = 0, force: bool = False, ray_address: str | None = None,
              progress: bool = True, log=say, judge: Path | None = None) -> StageResult:
     """A trained agent scored in the real env (or the dream), into
-    RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD].json. An earlier
+    RESULTS/NAME/evaluate/WHERE-TRAINED_IN[-VARIANT]-PARAMS[-noiseSTD][-seedN].json (-seedN:
+    episodes of another seed than the one C was trained with, e.g. validation). An earlier
     evaluation of the same controller with other options is replaced only with ``force``.
     With ``judge`` (a results root holding an experiment of this name, data and V), C is
     dreamt in that experiment's M instead of its own: -judge-RUNID.json."""
@@ -83,8 +84,10 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
     if judge is not None:
         judged = layout.in_results(judge)
         judge_id = require_manifest(judged.rnn, "trained M to judge with", "train-rnn")["run_id"]
+    # Episodes of another seed than C's own (a validation) go beside the run's figure.
+    other_seed = None if seed == controller.get("seed") else seed
     path = layout.evaluation(where, trained_in, variant, params, config.noise,
-                             judge_id if judged else None)
+                             judge_id if judged else None, other_seed)
     partial = path.with_name(path.stem + ".partial.json")
     refuse_link(path), refuse_link(partial)  # before any episode runs, not when writing
     selection = check_selection(directory, controller) if params == SELECTED else None
@@ -106,7 +109,7 @@ def evaluate(layout: Layout, config: EvaluateConfig, seed: int = 0, where: str =
         setup_tensorflow(seed)
         result = run_evaluation(layout, controller, directory, params, where, config, seed,
                                 progress, partial_path=partial, variant=variant,
-                                ray_address=ray_address, judge=judged)
+                                ray_address=ray_address, judge=judged, name=path.stem)
         result.update(config=to_dict(config), seed=seed, wall_seconds=time.time() - started,
                       inputs=world,
                       **({"round": round} if round else {}))
