@@ -90,3 +90,16 @@ def test_runs_shows_the_resolution_a_run_measured(two_seeds):
                                 "real_split_half": {"pooled": 0.5}, "candidates": candidates}))
     output = invoke("runs", *common).output
     assert "0.42" in output and "(≤" not in output
+
+
+def test_runs_on_a_validation_names_the_runs_own_seed(two_seeds):
+    common = ["--results-dir", two_seeds / "results", "--data-dir", two_seeds / "data"]
+    evaluations = two_seeds / "results" / "s0" / "evaluate"
+    payload = json.loads((evaluations / "real-dream-best.json").read_text())
+    payload.update(seed=7, scores=[s + 1.0 for s in payload["scores"]])
+    payload.update(mean=float(np.mean(payload["scores"])))
+    (evaluations / "real-dream-best-seed7.json").write_text(json.dumps(payload))
+    output = invoke("runs", *common, "--evaluation", "real-dream-best-seed7", "--json").output
+    rows = {row["name"]: row for row in json.loads(output[output.index("{"):])["experiments"]}
+    assert rows["s0"]["seed"] == 0 and rows["s0"]["real_mean"] == payload["mean"]
+    assert rows["s1"]["real_mean"] is None  # no validation there

@@ -64,11 +64,15 @@ def describe(data_dir: Path, results_dir: Path, name: str,
                               if k not in NOT_RECIPE}
         recipe["evaluate"].update(params=real.get("params"), variant=real.get("variant"))
     seeds = {(m or {}).get("seed") for m in manifests.values()} - {None}
+    if real and not evaluation.endswith(f"-seed{real.get('seed')}"):
+        seed = real["seed"]
+    else:  # no evaluation, or one on other episodes than C's own (-seedN): the stages' seed
+        seed = seeds.pop() if len(seeds) == 1 else None
     scores = real["scores"] if real else []
     return {
         "name": name,
         "preset": pipeline.get("preset"),
-        "seed": real["seed"] if real else (seeds.pop() if len(seeds) == 1 else None),
+        "seed": seed,
         "env": (real or {}).get("env") or ((manifests["collect"] or {}).get("summary") or {}
                                            ).get("env_id"),
         "stages": states,
