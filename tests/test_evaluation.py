@@ -86,9 +86,10 @@ def test_a_judge_dreams_c_in_an_m_it_was_not_evolved_in(smoke_run, tmp_path):
     own = invoke("evaluate", *args, "--where", "dream", "--seed", 3, "--force")
     judged = invoke("evaluate", *args, "--where", "dream", "--seed", 3, "--judge", judges)
     assert own.exit_code == judged.exit_code == 0
-    mine = json.loads((results / "evaluate" / "dream-dream-best.json").read_text())
+    # (episodes of seed 3, not C's own 0: files of their own, -seed3)
+    mine = json.loads((results / "evaluate" / "dream-dream-best-seed3.json").read_text())
     theirs = json.loads(
-        (results / "evaluate" / f"dream-dream-best-judge-{judge_id}.json").read_text())
+        (results / "evaluate" / f"dream-dream-best-judge-{judge_id}-seed3.json").read_text())
     assert theirs["judge"]["rnn_run_id"] == judge_id
     assert theirs["controller_run_id"] == mine["controller_run_id"]
     assert theirs["scores"] != mine["scores"]  # another M, another dream
