@@ -24,8 +24,8 @@ SELECTION = "selection.json"  # beside it in the controller's folder: how it was
 def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_name: str,
              where: str, config: EvaluateConfig, seed: int, progress: bool = True,
              partial_path: Path | None = None, variant: str = "zh",
-             ray_address: str | None = None, judge: Layout | None = None,
-             name: str = "evaluation") -> dict:
+             ray_address: str | None = None, judge: Layout | None = None, *,
+             name: str) -> dict:
     """Scores of the controller over ``config.episodes`` episodes on tracks (or dreams) seeded
     from ``seed``, disjoint from collection and training seeds. In the real env, each finished
     episode is saved to ``partial_path`` and a re-run skips the episodes found there. With a
