@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, common, invoke
+from tests.conftest import ROOT, common, copy_smoke, invoke
 from worldmodels.core.artifacts import read_json
 from worldmodels.data.collect import episode_seeds
 from worldmodels.data.store import check_episode, list_episodes, read_episode
@@ -221,3 +221,30 @@ def test_workers_that_keep_crashing_end_the_run_with_a_message(tmp_path):
     last = output.strip().splitlines()[-1]
     assert "crashed 4 times in a row" in last and "re-run the same command" in last
     assert "Traceback" not in output
+
+
+def test_more_epochs_train_a_complete_m_further_from_its_checkpoint(smoke_run, tmp_path):
+    args = copy_smoke(smoke_run, tmp_path, parts=("data", "results"))
+    rnn = tmp_path / "results" / "smoke" / "rnn"
+    before = read_json(rnn / "manifest.json")
+    rows = (rnn / "metrics.csv").read_text().splitlines()
+    assert before["config"]["epochs"] == 2 and len(rows) == 3  # the header and 2 epochs
+
+    # Fewer epochs, or more with another option changed, are not a continuation.
+    assert "add --force" in invoke("train-rnn", *args, "--set", "rnn.epochs=1").output
+    assert "add --force" in invoke("train-rnn", *args, "--set", "rnn.epochs=3",
+                                   "--set", "rnn.dropout=0.2").output
+    assert read_json(rnn / "manifest.json")["run_id"] == before["run_id"]
+
+    output = invoke("train-rnn", *args, "--set", "rnn.epochs=3").output
+    assert "2-epoch M" in output and "further, to 3 epochs" in output
+    after = read_json(rnn / "manifest.json")
+    assert after["status"] == "complete" and after["config"]["epochs"] == 3
+    assert after["summary"]["epoch"] == 3 and after["seed"] == before["seed"]
+    assert after["inputs"] == before["inputs"] and after["run_id"] != before["run_id"]
+    # Its first two epochs are the complete run's, not trained again.
+    assert (rnn / "metrics.csv").read_text().splitlines()[:3] == rows
+    assert len((rnn / "metrics.csv").read_text().splitlines()) == 4
+    # The controller trained on the 2-epoch M is stale now; the same command again is complete.
+    assert "re-made" in invoke("train-controller", *args).output
+    assert "complete" in invoke("train-rnn", *args, "--set", "rnn.epochs=3").output

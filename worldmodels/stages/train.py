@@ -32,6 +32,7 @@ from worldmodels.stages.base import (
     _begin,
     _complete,
     _done,
+    _iterated,
     _owned_by_round,
     _reads,
     _stale,
@@ -183,21 +184,74 @@ def train_rnn(layout: Layout, config: RnnConfig, seed: int = 0, force: bool = Fa
     ensure_writable(layout.rnn)
     current = {"series": series_manifest["run_id"], "vae": vae["run_id"]}
     force = force or _stale(layout.rnn, "train-rnn", current, log)
-    if done := _complete(layout.rnn, "train-rnn", force, to_dict(config), seed, current):
+    further = None if force else _trained_further(layout, config, seed)
+    if further is None and (done := _complete(layout.rnn, "train-rnn", force, to_dict(config),
+                                              seed, current)):
         return done
     setup_tensorflow(seed)
     with require_series(layout.series) as series:
         z_size = int(series.attrs["z_size"])
         inputs = {"series": series_manifest["run_id"], "vae": vae["run_id"], "z_size": z_size,
                   "action_size": int(series["actions"].shape[2])}
-        manifest = _begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force, log,
-                          clear=lambda: _clear_rnn(layout))
+        if further is not None:
+            manifest = _continue_rnn(layout, config, further, log)
+        else:
+            manifest = _begin(layout.rnn, "train-rnn", to_dict(config), seed, inputs, force,
+                              log, clear=lambda: _clear_rnn(layout))
         last = fit_rnn(layout, series, config, seed, manifest, started, progress, log)
     return _done("train-rnn", started,
                  f"train-rnn: {config.epochs} epochs, loss {last['loss']:.3f} ("
                  + ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k != "loss") + ")",
                  [layout.rnn / f for f in ("rnn.weights.h5", "manifest.json", "metrics.csv")],
                  **last)
+
+
+def _trained_further(layout: Layout, config: RnnConfig, seed: int) -> dict | None:
+    """The complete M that ``config`` asks to train for more epochs, and nothing else changed
+    (the same seed, inputs and other options, no round of `iterate` on it, every member's
+    checkpoint at its last epoch): its manifest, which ``_continue_rnn`` continues from its
+    checkpoint. None otherwise (the stage is then complete, resumed or started as usual).
+    Every epoch's windows derive from (seed, epoch) and the learning rate is constant, so 20
+    epochs then 10 more train M as 30 epochs from the start would."""
+    from worldmodels.core import checkpoint
+    from worldmodels.core.artifacts import options_differ, read_json
+
+    path = layout.rnn / "manifest.json"
+    if not path.exists():
+        return None
+    old = read_json(path, "add --force to `worldmodels train-rnn` to start the stage over")
+    if (old.get("status") != "complete" or _iterated(layout.rnn, "train-rnn")
+            or options_differ(old, to_dict(config), seed, old.get("inputs", {}))
+            != ["config.epochs"]):
+        return None
+    epochs = old["config"]["epochs"]
+    if not isinstance(epochs, int) or config.epochs <= epochs:
+        return None
+    for member in range(config.members):
+        progress = layout.rnn_member(member) / checkpoint.NAME / "progress.json"
+        if not progress.is_file() or read_json(progress).get("epoch") != epochs:
+            return None  # no checkpoint to go on from: --force trains it anew
+    return old
+
+
+def _continue_rnn(layout: Layout, config: RnnConfig, old: dict, log) -> dict:
+    """Start training the complete M ``old`` further, to ``config.epochs``, under the stage's
+    lock: a new run (its own run id, so the controllers trained on the M before are stale)
+    with the old seed and inputs, resumed from each member's checkpoint by ``fit_rnn``."""
+    from worldmodels.core.artifacts import lock_stage, read_json, release_stage, start_manifest
+
+    lock_stage(layout.rnn, "train-rnn")
+    try:
+        if read_json(layout.rnn / "manifest.json").get("run_id") != old["run_id"]:
+            raise WorldModelsError(f"{layout.rnn} changed while train-rnn started: run it again")
+        log(f"train-rnn: training the complete {old['config']['epochs']}-epoch M in "
+            f"{layout.rnn} further, to {config.epochs} epochs, from its checkpoint "
+            "(--force starts it over)")
+        return start_manifest(layout.rnn, "train-rnn", to_dict(config), old["seed"],
+                              old["inputs"])
+    except BaseException:
+        release_stage(layout.rnn)
+        raise
 
 
 def _clear_rnn(layout: Layout) -> None:
