@@ -1,6 +1,7 @@
 """Every stage through click's CliRunner on the smoke preset with the real env, and bad input."""
 
 import json
+import os
 
 import numpy as np
 
@@ -84,6 +85,17 @@ def test_evaluate_on_another_seed_leaves_the_runs_figure(smoke_run, tmp_path):
     assert (evaluations / "real-dream-best.json").read_text() == plain  # no --force needed
     assert "complete" in invoke("evaluate", *args, "--seed", 7, "--episodes", 2,
                                 "--max-steps", 40).output
+    # report shows it beside the run's own figure, and says when C was trained again since.
+    invoke("report", *args)
+    report = tmp_path / "results" / "smoke" / "REPORT.md"
+    line = (f"- episodes of seed 7: {validation['mean']:.1f} ± {validation['std']:.1f} "
+            "(2 episodes)")
+    assert line in report.read_text()
+    best = tmp_path / "results" / "smoke" / "controller-dream" / "best.npy"
+    later = (evaluations / "real-dream-best-seed7.json").stat().st_mtime + 10
+    os.utime(best, (later, later))  # as if C were trained again after the validation
+    invoke("report", *args)
+    assert "- episodes of seed 7: out of date" in report.read_text()
 
 
 def test_evaluation_tracks_differ_from_collection_tracks(smoke_run):

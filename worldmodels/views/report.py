@@ -122,6 +122,29 @@ class Report:
             return None, f"{stale}: {command}"
         return result, ""
 
+    def validations(self, where: str = "dream", variant: str = "zh") -> list[str]:
+        """One line per validation of the best parameters (`evaluate --seed N` on another
+        seed's episodes than C was trained with: the run's figure with ``-seedN``), in seed
+        order; a file older than C's best.npy or made in another world is said to be."""
+        import re
+
+        noise = get_preset(self.preset).evaluate.noise
+        own = self.layout.evaluation("real", where, variant, "best", noise)
+        best = self.layout.controller(where, variant) / "best.npy"
+        found = []
+        for path in own.parent.glob(f"{own.stem}-seed*.json"):
+            if not (match := re.fullmatch(re.escape(own.stem) + r"-seed(\d+)", path.stem)):
+                continue
+            seed = int(match.group(1))
+            command = self.command("evaluate", "--seed", str(seed), "--force")
+            if best.exists() and os.path.getmtime(path) < os.path.getmtime(best):
+                found.append((seed, f"out of date (C was trained again since): {command}"))
+                continue
+            result = read_json(path)
+            stale = self.stale("world", result.get("inputs"))
+            found.append((seed, f"{stale}: {command}" if stale else _score(result, "episodes")))
+        return [f"- episodes of seed {seed}: {text}" for seed, text in sorted(found)]
+
     def carracing_rows(self) -> list[str]:
         rows = []
         for method, paper, variant in PAPER_CARRACING:
@@ -192,8 +215,16 @@ class Report:
             "in\"), evaluated with their best parameters. Ours: mean ± std over the episodes "
             "actually run, with their count. The paper calls a mean of 900 or more over 100 "
             "episodes solved.", "",
-            header, "|" + "---|" * 10, *self.carracing_rows(), "",
+            header, "|" + "---|" * 10, *self.carracing_rows(), "", *self._validated(),
         ])
+
+    def _validated(self) -> list[str]:
+        lines = self.validations()
+        if not lines:
+            return []
+        return ["Validations of the dream-trained C on other seeds' tracks or episodes than "
+                "it was trained with (`evaluate --seed N`; its own figure is above):", "",
+                *lines, ""]
 
     def comparisons(self) -> str:
         from worldmodels.scoring.compare import markdown_table
@@ -442,7 +473,7 @@ class Report:
             "## TakeCover: C trained only in the dream", "",
             "| | real game |", "|---|---|",
             "| paper, τ 1.15 | 1,092 ± 556 (100 episodes) |",
-            f"| ours, τ {tau} | {ours} |", "",
+            f"| ours, τ {tau} | {ours} |", "", *self._validated(),
             "Solved means a mean of 750 or more over 100 episodes; a random policy survives "
             "about 210 steps. The paper's whole table: `worldmodels temperatures`.", ""])
 
