@@ -113,6 +113,11 @@ class Report:
         command = self.command("evaluate", *options)
         if not path.exists():
             return None, f"not run: {command}"
+        return self.fresh(path, where, variant, command)
+
+    def fresh(self, path: Path, where: str, variant: str, command: str):
+        """(the evaluate JSON at ``path``, "") or, when it is older than C's best.npy or was
+        made in a world re-made since, (None, the text to show instead, naming ``command``)."""
         best = self.layout.controller(where, variant) / "best.npy"
         if best.exists() and os.path.getmtime(path) < os.path.getmtime(best):
             return None, f"out of date (C was trained again since): {command} --force"
@@ -130,19 +135,14 @@ class Report:
 
         noise = get_preset(self.preset).evaluate.noise
         own = self.layout.evaluation("real", where, variant, "best", noise)
-        best = self.layout.controller(where, variant) / "best.npy"
         found = []
         for path in own.parent.glob(f"{own.stem}-seed*.json"):
             if not (match := re.fullmatch(re.escape(own.stem) + r"-seed(\d+)", path.stem)):
                 continue
             seed = int(match.group(1))
-            command = self.command("evaluate", "--seed", str(seed), "--force")
-            if best.exists() and os.path.getmtime(path) < os.path.getmtime(best):
-                found.append((seed, f"out of date (C was trained again since): {command}"))
-                continue
-            result = read_json(path)
-            stale = self.stale("world", result.get("inputs"))
-            found.append((seed, f"{stale}: {command}" if stale else _score(result, "episodes")))
+            result, note = self.fresh(path, where, variant,
+                                      self.command("evaluate", "--seed", str(seed)))
+            found.append((seed, _score(result, "episodes") if result else note))
         return [f"- episodes of seed {seed}: {text}" for seed, text in sorted(found)]
 
     def carracing_rows(self) -> list[str]:
