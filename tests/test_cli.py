@@ -53,6 +53,7 @@ def test_evaluate_writes_scores_json(smoke_run):
     assert len(set(real["seeds"])) == 2
     controller = json.loads((root / "results/smoke/controller-dream/manifest.json").read_text())
     assert real["controller_run_id"] == controller["run_id"]
+    assert real["controller_seed"] == controller["seed"] == real["seed"]
     assert real["code"] is None or len(real["code"]) >= 12  # a commit, where run from git
     dream = json.loads((evaluations / "dream-dream-best.json").read_text())
     assert dream["where"] == "dream" and "temperature" in dream

@@ -44,7 +44,8 @@ def evaluate(layout: Layout, controller_manifest: dict, directory: Path, params_
               "variant": variant,
               # Real scores depend on float-level details of the code: say which code and
               # which trained controller made them.
-              "controller_run_id": controller_manifest.get("run_id"), "version": VERSION,
+              "controller_run_id": controller_manifest.get("run_id"),
+              "controller_seed": controller_manifest.get("seed"), "version": VERSION,
               "code": code_commit(), "seeds": seeds}
     if where == "dream":
         judged = world if judge is None else judge_world(judge, world, dreamt)
