@@ -26,6 +26,7 @@ _STAGES = {
     "show": (".show", "show_command"),
     "bench": (".bench", "bench_command"),
     "runs": (".runs", "runs_command"),
+    "paired": (".paired", "paired_command"),
     "export": (".export", "export_command"),
 }
 _HELP = {
@@ -47,6 +48,7 @@ _HELP = {
     "show": "Draw V, M and C: reconstructions, predictions, a dream GIF, training curves.",
     "bench": "Measure the performance targets against their baselines (bench.json).",
     "runs": "A table of experiments and seeds: recipes pooled with standard errors.",
+    "paired": "Two evaluations' difference on the episodes they share, with its standard error.",
     "export": "Pack a trained agent (V, M, C, manifests) into one file: load_agent(FILE).",
 }
 
