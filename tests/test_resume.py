@@ -251,3 +251,35 @@ def test_more_epochs_train_a_complete_m_further_from_its_checkpoint(smoke_run, t
     # The controller trained on the 2-epoch M is stale now; the same command again is complete.
     assert "re-made" in invoke("train-controller", *args).output
     assert "complete" in invoke("train-rnn", *args, "--set", "rnn.epochs=3").output
+
+
+def test_more_generations_evolve_a_complete_c_further_from_its_state(smoke_run, tmp_path):
+    root, _ = smoke_run
+    for name in ("a", "b"):
+        shutil.copytree(root / "results" / "smoke", tmp_path / name / "smoke",
+                        ignore=shutil.ignore_patterns("controller-*", "evaluate"))
+
+    def args(name, generations, *more):
+        return ["train-controller", *common(root)[:6], "--results-dir", tmp_path / name,
+                "--generations", generations, "--max-steps", 60, "--population", 6, *more]
+
+    invoke(*args("a", 5))
+    invoke(*args("b", 3))
+    b = tmp_path / "b" / "smoke" / "controller-dream"
+    before = read_json(b / "manifest.json")
+    # Fewer generations, or more with another option changed, are not a continuation.
+    assert "add --force" in invoke(*args("b", 2)).output
+    assert "add --force" in invoke(*args("b", 5, "--population", 8)).output
+    assert read_json(b / "manifest.json")["run_id"] == before["run_id"]
+
+    output = invoke(*args("b", 5)).output
+    assert "3-generation C" in output and "further, to 5 generations" in output
+    after = read_json(b / "manifest.json")
+    assert after["status"] == "complete" and after["config"]["generations"] == 5
+    assert after["inputs"] == before["inputs"] and after["run_id"] != before["run_id"]
+    # 3 generations then 2 more are the 5-generation run: the same history, mean and best.
+    a = tmp_path / "a" / "smoke" / "controller-dream"
+    assert (a / "history.csv").read_text() == (b / "history.csv").read_text()
+    np.testing.assert_array_equal(np.load(a / "mean.npy"), np.load(b / "mean.npy"))
+    np.testing.assert_array_equal(np.load(a / "best.npy"), np.load(b / "best.npy"))
+    assert "complete" in invoke(*args("b", 5)).output

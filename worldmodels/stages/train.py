@@ -234,24 +234,31 @@ def _trained_further(layout: Layout, config: RnnConfig, seed: int) -> dict | Non
     return old
 
 
-def _continue_rnn(layout: Layout, config: RnnConfig, old: dict, log) -> dict:
-    """Start training the complete M ``old`` further, to ``config.epochs``, under the stage's
-    lock: a new run (its own run id, so the controllers trained on the M before are stale)
-    with the old seed and inputs, resumed from each member's checkpoint by ``fit_rnn``."""
+def _continue(directory: Path, stage: str, config: dict, old: dict, log, says: str) -> dict:
+    """Start training the complete run ``old`` in ``directory`` further, under the stage's
+    lock: a new run (its own run id, so what was scored or trained on the old one is stale)
+    with ``config`` and the old seed and inputs; its training goes on from what the old run
+    left (M's checkpoints, C's CMA-ES state). ``says``: the line that tells the user so."""
     from worldmodels.core.artifacts import lock_stage, read_json, release_stage, start_manifest
 
-    lock_stage(layout.rnn, "train-rnn")
+    lock_stage(directory, stage)
     try:
-        if read_json(layout.rnn / "manifest.json").get("run_id") != old["run_id"]:
-            raise WorldModelsError(f"{layout.rnn} changed while train-rnn started: run it again")
-        log(f"train-rnn: training the complete {old['config']['epochs']}-epoch M in "
-            f"{layout.rnn} further, to {config.epochs} epochs, from its checkpoint "
-            "(--force starts it over)")
-        return start_manifest(layout.rnn, "train-rnn", to_dict(config), old["seed"],
-                              old["inputs"])
+        if read_json(directory / "manifest.json").get("run_id") != old["run_id"]:
+            raise WorldModelsError(f"{directory} changed while {stage} started: run it again")
+        log(says)
+        return start_manifest(directory, stage, config, old["seed"], old["inputs"])
     except BaseException:
-        release_stage(layout.rnn)
+        release_stage(directory)
         raise
+
+
+def _continue_rnn(layout: Layout, config: RnnConfig, old: dict, log) -> dict:
+    """The manifest of the complete M ``old`` trained further, to ``config.epochs``, resumed
+    from each member's checkpoint by ``fit_rnn``."""
+    return _continue(layout.rnn, "train-rnn", to_dict(config), old, log,
+                     f"train-rnn: training the complete {old['config']['epochs']}-epoch M in "
+                     f"{layout.rnn} further, to {config.epochs} epochs, from its checkpoint "
+                     "(--force starts it over)")
 
 
 def _clear_rnn(layout: Layout) -> None:
@@ -345,14 +352,19 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
     inputs = _controller_inputs(layout, variant)
     current = {name: inputs[name] for name in ("vae", "rnn")}
     force = force or _stale(directory, "train-controller", current, log)
-    if done := _complete(directory, "train-controller", force, to_dict(config), seed, current):
+    further = None if force else _evolved_further(directory, config, seed, inputs)
+    if further is None and (done := _complete(directory, "train-controller", force,
+                                              to_dict(config), seed, current)):
         return done
     setup_tensorflow(seed, threads=1 if config.where == "real" else None)
     world = load_world(layout, need_vae=(config.where == "real" or checking),
                        burn_in=config.burn_in if config.where == "dream" else 0)
-    # With force, the outputs go only now (every check above has passed), under the lock.
-    manifest = _begin(directory, "train-controller", to_dict(config), seed, inputs, force, log,
-                      clear=lambda: _clear_controller(directory))
+    if further is not None:
+        manifest = _continue_controller(directory, config, *further, log)
+    else:
+        # With force, the outputs go only now (every check above has passed), under the lock.
+        manifest = _begin(directory, "train-controller", to_dict(config), seed, inputs, force,
+                          log, clear=lambda: _clear_controller(directory))
     spec = Controller(variant, world.z_size, world.hidden_size, world.env_id)
     for line in describe_training(spec, config):
         log(line)
@@ -375,3 +387,48 @@ def train_controller(layout: Layout, config: ControllerConfig, seed: int = 0,
                  [directory / f for f in ("best.npy", "mean.npy", "history.csv", "history.png",
                                           "manifest.json")],
                  best_fitness=best, history=history)
+
+
+def _evolved_further(directory: Path, config: ControllerConfig, seed: int,
+                     inputs: dict) -> tuple | None:
+    """The complete C that ``config`` asks to evolve for more generations, and nothing else
+    changed (the same seed, M, V and other options, no round of `iterate` on it, its CMA-ES
+    state at its last generation): its manifest and that state, which
+    ``_continue_controller`` goes on from. None otherwise (complete, resumed or started as
+    usual). CMA-ES's every draw and every generation's dreams derive from the seed and the
+    generation, so 60 generations then 40 more evolve C as 100 from the start would; the one
+    difference is a real check (`real_every`) at the old last generation when it was not one
+    of the longer run's."""
+    from worldmodels.core.artifacts import options_differ, read_json
+    from worldmodels.model.evolution import load_state
+
+    path = directory / "manifest.json"
+    if not path.exists():
+        return None
+    old = read_json(path, "add --force to `worldmodels train-controller` to start over")
+    if (old.get("status") != "complete" or _iterated(directory, "train-controller")
+            or options_differ(old, to_dict(config), seed, inputs) != ["config.generations"]):
+        return None
+    generations = old["config"]["generations"]
+    if not isinstance(generations, int) or config.generations <= generations:
+        return None
+    state = load_state(directory)
+    if state is None or state.run_id != old["run_id"] or len(state.history) != generations:
+        return None  # no state to go on from: --force evolves it anew
+    return old, state
+
+
+def _continue_controller(directory: Path, config: ControllerConfig, old: dict, state,
+                         log) -> dict:
+    """The manifest of the complete C ``old`` evolved further, to ``config.generations``: the
+    new run adopts the old run's CMA-ES state (its history and best so far kept), from which
+    ``evolve`` goes on."""
+    from worldmodels.model.evolution import adopt_state
+
+    manifest = _continue(directory, "train-controller", to_dict(config), old, log,
+                         f"train-controller: evolving the complete "
+                         f"{old['config']['generations']}-generation C in {directory} further, "
+                         f"to {config.generations} generations, from its CMA-ES state (--force "
+                         "starts it over)")
+    adopt_state(directory, state, manifest["run_id"])
+    return manifest
