@@ -214,24 +214,37 @@ def _trained_further(layout: Layout, config: RnnConfig, seed: int) -> dict | Non
     Every epoch's windows derive from (seed, epoch) and the learning rate is constant, so 20
     epochs then 10 more train M as 30 epochs from the start would."""
     from worldmodels.core import checkpoint
-    from worldmodels.core.artifacts import options_differ, read_json
+    from worldmodels.core.artifacts import read_json
 
-    path = layout.rnn / "manifest.json"
-    if not path.exists():
-        return None
-    old = read_json(path, "add --force to `worldmodels train-rnn` to start the stage over")
-    if (old.get("status") != "complete" or _iterated(layout.rnn, "train-rnn")
-            or options_differ(old, to_dict(config), seed, old.get("inputs", {}))
-            != ["config.epochs"]):
+    old = _asks_more(layout.rnn, "train-rnn", config, seed, None, "epochs")
+    if old is None:
         return None
     epochs = old["config"]["epochs"]
-    if not isinstance(epochs, int) or config.epochs <= epochs:
-        return None
     for member in range(config.members):
         progress = layout.rnn_member(member) / checkpoint.NAME / "progress.json"
         if not progress.is_file() or read_json(progress).get("epoch") != epochs:
             return None  # no checkpoint to go on from: --force trains it anew
     return old
+
+
+def _asks_more(directory: Path, stage: str, config, seed: int, inputs: dict | None,
+               field: str) -> dict | None:
+    """The manifest of the complete run in ``directory`` that ``config`` differs from only by a
+    larger ``field`` (epochs, generations), with the same seed and ``inputs`` (None: not
+    compared) and no round of `iterate` on it; None otherwise."""
+    from worldmodels.core.artifacts import options_differ, read_json
+
+    path = directory / "manifest.json"
+    if not path.exists():
+        return None
+    old = read_json(path, f"add --force to `worldmodels {stage}` to start the stage over")
+    if (old.get("status") != "complete" or _iterated(directory, stage)
+            or options_differ(old, to_dict(config), seed,
+                              old.get("inputs", {}) if inputs is None else inputs)
+            != [f"config.{field}"]):
+        return None
+    before = old["config"][field]
+    return old if isinstance(before, int) and getattr(config, field) > before else None
 
 
 def _continue(directory: Path, stage: str, config: dict, old: dict, log, says: str) -> dict:
@@ -399,21 +412,14 @@ def _evolved_further(directory: Path, config: ControllerConfig, seed: int,
     generation, so 60 generations then 40 more evolve C as 100 from the start would; the one
     difference is a real check (`real_every`) at the old last generation when it was not one
     of the longer run's."""
-    from worldmodels.core.artifacts import options_differ, read_json
     from worldmodels.model.evolution import load_state
 
-    path = directory / "manifest.json"
-    if not path.exists():
-        return None
-    old = read_json(path, "add --force to `worldmodels train-controller` to start over")
-    if (old.get("status") != "complete" or _iterated(directory, "train-controller")
-            or options_differ(old, to_dict(config), seed, inputs) != ["config.generations"]):
-        return None
-    generations = old["config"]["generations"]
-    if not isinstance(generations, int) or config.generations <= generations:
+    old = _asks_more(directory, "train-controller", config, seed, inputs, "generations")
+    if old is None:
         return None
     state = load_state(directory)
-    if state is None or state.run_id != old["run_id"] or len(state.history) != generations:
+    if (state is None or state.run_id != old["run_id"]
+            or len(state.history) != old["config"]["generations"]):
         return None  # no state to go on from: --force evolves it anew
     return old, state
 

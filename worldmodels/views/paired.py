@@ -15,6 +15,7 @@ import numpy as np
 
 from worldmodels.core.artifacts import read_json
 from worldmodels.errors import WorldModelsError
+from worldmodels.views.runs import _number
 
 SETTINGS = ("env", "noise")
 """What must agree for two episodes of one seed to be the same test."""
@@ -97,10 +98,6 @@ def paired(baseline: Path, candidate: Path, only: str = "*") -> dict:
         if len(rows) > 1 else None
     return {"baseline": str(baseline), "candidate": str(candidate), "pairs": rows,
             "pooled": pooled}
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.1f}"
 
 
 def markdown(result: dict) -> str:
