@@ -9,6 +9,7 @@ from worldmodels.model.rnn import (
     MDNRNN,
     REFERENCE_PARAMETERS,
     epoch_windows,
+    make_train_step,
     mdn_log_prob,
     rnn_loss,
 )
@@ -136,6 +137,28 @@ def test_a_field_added_later_is_no_difference_at_its_default():
     assert options_differ(old, {"epochs": 3, "reward_over_weight": 1.0}, 0, {}) == []
     assert options_differ(old, {"epochs": 3, "reward_over_weight": 5.0}, 0, {}) == \
         ["config.reward_over_weight"]
+
+
+def test_m_without_a_reward_loss_trains_quietly_and_leaves_its_reward_head_alone():
+    # TakeCover pays per step survived: reward_weight 0 trains no reward head. One Adam step
+    # must move the other heads, leave the reward head as it was, and warn about nothing.
+    import warnings
+
+    model = MDNRNN(4, 16, 2, action_size=1)
+    rng = np.random.default_rng(5)
+    inputs = tf.constant(rng.normal(size=(2, 6, 5)), tf.float32)
+    targets = {"z": tf.constant(rng.normal(size=(2, 6, 4)), tf.float32),
+               "reward": tf.ones((2, 6)), "done": tf.zeros((2, 6))}
+    before = {v.path: v.numpy().copy() for v in model.trainable_variables}
+    step = make_train_step(model, tf.keras.optimizers.Adam(1e-2, global_clipnorm=1.0),
+                           RnnConfig(reward_weight=0.0))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Gradients do not exist")
+        step(inputs, targets, tf.ones((2, 6)))
+    moved = {v.path for v in model.trainable_variables
+             if not np.array_equal(v.numpy(), before[v.path])}
+    assert {v.path for v in model.reward_head.trainable_variables}.isdisjoint(moved)
+    assert {v.path for v in model.mdn_head.trainable_variables} <= moved
 
 
 def test_rnn_step_matches_the_sequence_call():

@@ -196,8 +196,14 @@ def make_train_step(model: MDNRNN, optimizer, config: RnnConfig):
         with tf.GradientTape() as tape:
             predictions, _ = model(inputs, training=True)
             losses = rnn_loss(predictions, targets, mask, config)
-        gradients = tape.gradient(losses["loss"], model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        variables = model.trainable_variables
+        gradients = tape.gradient(losses["loss"], variables)
+        # An env paid per step survived trains no reward head (reward_weight 0): its gradient
+        # is None. Zero moves Adam nothing, keeps the optimizer's variables those of a model
+        # that trains every head (checkpoints stay interchangeable), and spares Keras's
+        # "Gradients do not exist" warning in every TakeCover run.
+        gradients = [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, variables)]
+        optimizer.apply_gradients(zip(gradients, variables))
         return losses
 
     return train_step
