@@ -15,7 +15,7 @@ import numpy as np
 
 from worldmodels.core.artifacts import read_json
 from worldmodels.errors import WorldModelsError
-from worldmodels.views.runs import _number
+from worldmodels.views.runs import number
 
 SETTINGS = ("env", "noise")
 """What must agree for two episodes of one seed to be the same test."""
@@ -107,7 +107,7 @@ def markdown(result: dict) -> str:
              "better / worse |", "|---|---|---|---|---|---|"]
     for row in result["pairs"] + ([result["pooled"]] if result["pooled"] else []):
         lines.append(f"| {row['evaluation']} | {row['episodes']} | "
-                     f"{_number(row['baseline_mean'])} | {_number(row['candidate_mean'])} | "
-                     f"{row['difference']:+,.1f} ({_number(row['paired_se'])}) | "
+                     f"{number(row['baseline_mean'])} | {number(row['candidate_mean'])} | "
+                     f"{row['difference']:+,.1f} ({number(row['paired_se'])}) | "
                      f"{row['better']} / {row['worse']} |")
     return "\n".join(lines) + "\n"

@@ -146,7 +146,9 @@ def _mean(values: list) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _number(value, digits: int = 1) -> str:
+def number(value, digits: int = 1) -> str:
+    """A figure for a table: one decimal (or ``digits``) with thousands separators; — when
+    missing."""
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
@@ -162,9 +164,9 @@ def markdown(rows: list[dict], pooled: list[dict] | None) -> str:
                                 if state != "complete"))
         lines.append(
             f"| {row['name']} | {row['preset'] or '—'} | {row['seed']} | {row['env'] or '—'} | "
-            f"{stage_text} | {_number(row['dream_mean'])} | {_number(row['real_mean'])} ± "
-            f"{_number(row['real_se'])} ({row['episodes']}) | "
-            f"{_number(row['rank_correlation'], 2)}"
+            f"{stage_text} | {number(row['dream_mean'])} | {number(row['real_mean'])} ± "
+            f"{number(row['real_se'])} ({row['episodes']}) | "
+            f"{number(row['rank_correlation'], 2)}"
             + (f" (≤ {row['rank_readable']:.2f})" if row.get("rank_readable") is not None else "")
             + f" | {row['recipe']} |")
     if pooled:
@@ -173,11 +175,11 @@ def markdown(rows: list[dict], pooled: list[dict] | None) -> str:
         for group in pooled:
             lines.append(
                 f"| {group['recipe']} | {', '.join(group['names'])} | "
-                f"{', '.join(str(s) for s in group['seeds'])} | {_number(group['real_mean'])} ± "
-                f"{_number(group['real_se_across_seeds'])} | "
-                f"{_number(group['real_std_across_seeds'])} | "
-                f"{', '.join(_number(v) for v in group['per_seed'])} | "
-                f"{_number(group['dream_mean'])} |")
+                f"{', '.join(str(s) for s in group['seeds'])} | {number(group['real_mean'])} ± "
+                f"{number(group['real_se_across_seeds'])} | "
+                f"{number(group['real_std_across_seeds'])} | "
+                f"{', '.join(number(v) for v in group['per_seed'])} | "
+                f"{number(group['dream_mean'])} |")
     return "\n".join(lines) + "\n"
 
 
